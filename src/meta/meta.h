@@ -1,0 +1,347 @@
+/*
+ * meta.h - cairn's metadata schema on etcd: tables, ranges, leaders,
+ * nodes and id counters, and the in-memory map the router routes with.
+ *
+ * Layout under a prefix P (default "/cairn"; several clusters may share an
+ * etcd with different prefixes). Values are small JSON objects so that
+ * `etcdctl get --prefix /cairn` is readable; binary range bounds are hex.
+ *   P/tables/<name>                 table: id, engine, replicas, state
+ *   P/ranges/<table id>/<range id>  range: [start, end), epoch, replicas,
+ *                                   state (normal | migrating from range)
+ *   P/leaders/<range id>            leader node and its Raft term
+ *   P/nodes/<node id>               node: address, capacity
+ *   P/live/<node id>                liveness: exists while the node's lease
+ *                                   is kept alive
+ *   P/ids/{node,table,range}        last id handed out (ids start at 1,
+ *                                   0 means "none", never reused)
+ * (ids in keys are 16 lower-case hex digits so keys sort by id.)
+ *
+ * The rule (MISSION.md, metadata manager; DESIGN.md): every change is one
+ * etcd transaction that compares the mod revision (or epoch/term) of what
+ * it read - there are no blind writes, so two controllers or routers can
+ * never interleave into a broken map. A compare that fails means somebody
+ * else changed the data first: functions return CAIRN_ERR_CONDITION (or
+ * retry internally where the operation is naturally retryable, such as id
+ * allocation, and say so).
+ *
+ * Threads: a `meta` handle is as thread-safe as its etcd client (it is).
+ * Every function taking a `meta *` BLOCKS on etcd (see etcd.h: call it
+ * from uv_queue_work or a thread, never on a loop thread). The meta_map_*
+ * lookups do no I/O and are fast; a meta_map is immutable once published
+ * by a meta_cache, so many threads may read one snapshot at once.
+ */
+#ifndef CAIRN_META_META_H
+#define CAIRN_META_META_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/limits.h"
+#include "meta/etcd.h"
+
+#define META_PREFIX_DEFAULT "/cairn"
+#define META_PREFIX_MAX 200
+#define META_MAX_REPLICAS 8 /* 5 plus room for a membership change */
+#define META_ADDR_MAX 128   /* "host:port" */
+
+typedef enum meta_engine { META_ENGINE_BTREE, META_ENGINE_LSM } meta_engine;
+
+typedef enum meta_table_state {
+    META_TABLE_CREATING, /* replicas being created; invisible to clients */
+    META_TABLE_READY,
+    META_TABLE_DROPPING, /* invisible; nodes delete data, then metadata goes */
+} meta_table_state;
+
+typedef enum meta_range_state {
+    META_RANGE_NORMAL,
+    META_RANGE_MIGRATING, /* copy from range `from` under way: dual read */
+} meta_range_state;
+
+typedef struct meta_table {
+    char name[CAIRN_TABLE_NAME_MAX + 1];
+    uint64_t id;
+    meta_engine engine;
+    int replicas; /* replication factor: 1, 3 or 5 */
+    meta_table_state state;
+    int64_t mod_revision; /* as read: what a change compares against */
+} meta_table;
+
+/* A range [start, end) of a table. An empty start is minus infinity, an
+ * empty end plus infinity (keys are at least 1 byte, so neither bound can
+ * be a real empty key). The bounds are owned (meta_range_clear). */
+typedef struct meta_range {
+    uint64_t id;
+    uint64_t table_id;
+    uint8_t *start;
+    size_t start_len;
+    uint8_t *end;
+    size_t end_len;
+    uint64_t epoch; /* +1 on every split, move or membership change */
+    uint64_t replicas[META_MAX_REPLICAS]; /* node ids */
+    int n_replicas;
+    meta_range_state state;
+    uint64_t from; /* MIGRATING: the source range id; else 0 */
+    int64_t mod_revision;
+} meta_range;
+
+typedef struct meta_leader {
+    uint64_t range_id;
+    uint64_t node_id;
+    uint64_t term; /* the Raft term the node became leader in */
+    int64_t mod_revision;
+} meta_leader;
+
+typedef struct meta_node {
+    uint64_t id;
+    char addr[META_ADDR_MAX];
+    uint64_t capacity; /* bytes the node offers */
+    bool live;         /* its lease-backed liveness key exists */
+    int64_t mod_revision;
+} meta_node;
+
+/* Free a range's bounds; the struct may be reused. */
+void meta_range_clear(meta_range *r);
+
+/* Deep copy (bounds included). 0 or CAIRN_ERR_NOMEM. */
+int meta_range_copy(meta_range *dst, const meta_range *src);
+
+/* Whether `key` lies in [r->start, r->end). */
+bool meta_range_contains(const meta_range *r, const void *key, size_t len);
+
+/* Table names: 1..CAIRN_TABLE_NAME_MAX bytes of [A-Za-z0-9_.-]
+ * (MISSION/issue "name rules"). 0 or CAIRN_ERR_INVALID. */
+int meta_table_name_check(const char *name);
+
+/* "btree"/"lsm" <-> meta_engine. parse: 0 or CAIRN_ERR_INVALID. */
+const char *meta_engine_name(meta_engine e);
+int meta_engine_parse(const char *s, meta_engine *out);
+
+/* ---- the handle ------------------------------------------------------- */
+
+typedef struct meta meta;
+
+/* A schema handle on client `c` (not owned; must outlive the handle) under
+ * `prefix` (NULL = META_PREFIX_DEFAULT; must start with '/', no trailing
+ * '/', at most META_PREFIX_MAX bytes). No I/O. */
+int meta_open(meta **out, etcd *c, const char *prefix);
+void meta_close(meta *m);
+etcd *meta_etcd(const meta *m);
+const char *meta_prefix(const meta *m);
+
+/* ---- ids --------------------------------------------------------------- */
+
+typedef enum meta_id_kind { META_ID_NODE, META_ID_TABLE, META_ID_RANGE } meta_id_kind;
+
+/* Allocate `n` consecutive fresh ids of `kind`: *first .. *first + n - 1.
+ * A compare-and-swap on the counter's mod revision; retried internally on
+ * conflict (up to 100 times, then CAIRN_ERR_BUSY). Ids are never reused,
+ * even across restarts and concurrent allocators. */
+int meta_alloc_ids(meta *m, meta_id_kind kind, uint64_t n, uint64_t *first);
+
+/* ---- the map ----------------------------------------------------------- */
+
+/* A consistent picture of all tables, ranges, leaders and nodes at one
+ * etcd revision. Reference-counted: a map from meta_load or
+ * meta_cache_acquire must be released with meta_map_release. A map that
+ * is shared (acquired from a cache) must not be changed. */
+typedef struct meta_map meta_map;
+
+/* Read everything under the prefix at one revision (one range read).
+ * *out has one reference. */
+int meta_load(meta *m, meta_map **out);
+
+void meta_map_retain(meta_map *map);
+void meta_map_release(meta_map *map);
+
+/* A private deep copy (one reference), e.g. to apply events to. */
+int meta_map_clone(const meta_map *map, meta_map **out);
+
+/* Apply watch events (keys under the map's prefix; others are ignored)
+ * and advance the map's revision. Invalidates pointers previously
+ * returned by lookups on this map. Malformed values are skipped (and
+ * counted in meta_map_skipped) rather than breaking the map. */
+int meta_map_apply(meta_map *map, const etcd_event *events, size_t n);
+
+int64_t meta_map_revision(const meta_map *map);
+size_t meta_map_skipped(const meta_map *map);
+
+/* Tables sorted by name (every state). */
+size_t meta_map_table_count(const meta_map *map);
+const meta_table *meta_map_table_at(const meta_map *map, size_t i);
+
+/* A table by name or id in any state; NULL if none. */
+const meta_table *meta_map_table(const meta_map *map, const char *name);
+const meta_table *meta_map_table_by_id(const meta_map *map, uint64_t id);
+
+/* The ranges of table `table_id`, sorted by start key (contiguous
+ * array of *n ranges; NULL/0 if none). For scans: the next range in key
+ * order is the next element. */
+const meta_range *meta_map_ranges(const meta_map *map, uint64_t table_id,
+                                  size_t *n);
+
+/* The range of table `table_id` that holds `key` (binary search); NULL if
+ * no range covers it (a gap, e.g. during a change). */
+const meta_range *meta_map_range_for(const meta_map *map, uint64_t table_id,
+                                     const void *key, size_t len);
+
+/* Routing: the range of READY table `table` holding `key`.
+ * CAIRN_ERR_NO_TABLE if there is no such table or it is not ready
+ * (creating or dropping tables are invisible), CAIRN_ERR_RANGE_NOT_FOUND
+ * if no range covers the key. */
+int meta_map_route(const meta_map *map, const char *table, const void *key,
+                   size_t len, const meta_range **out);
+
+/* A range by id (any table); NULL if none. */
+const meta_range *meta_map_range(const meta_map *map, uint64_t range_id);
+
+/* The recorded leader of a range; NULL if none recorded yet. */
+const meta_leader *meta_map_leader(const meta_map *map, uint64_t range_id);
+
+/* Nodes sorted by id, and one by id (NULL if unknown). */
+size_t meta_map_node_count(const meta_map *map);
+const meta_node *meta_map_node_at(const meta_map *map, size_t i);
+const meta_node *meta_map_node(const meta_map *map, uint64_t id);
+
+/* ---- the cache: a map kept fresh by a watch (the router's push) -------- */
+
+typedef struct meta_cache meta_cache;
+
+/* Called on the cache's watch thread after each new snapshot is published
+ * (use uv_async_send to wake a loop). May be NULL. */
+typedef void (*meta_cache_fn)(void *arg, int64_t revision);
+
+/* Load the map (blocking) and keep it fresh with a watch from the load's
+ * revision + 1. Each change publishes a new immutable snapshot; on a
+ * compaction it reloads. */
+int meta_cache_start(meta *m, meta_cache_fn changed, void *arg,
+                     meta_cache **out);
+
+/* Stop the watch (joins its thread); snapshots still held stay valid. */
+void meta_cache_stop(meta_cache *c);
+
+/* The current snapshot, with a reference for the caller (release it with
+ * meta_map_release). Never NULL. Non-blocking apart from a short mutex:
+ * safe on a loop thread. */
+meta_map *meta_cache_acquire(meta_cache *c);
+
+/* Re-read everything now (BLOCKS) and publish it if it is newer: for a
+ * router whose request was rejected as stale. */
+int meta_cache_refresh(meta_cache *c);
+
+/* ---- tables ------------------------------------------------------------ */
+
+typedef struct meta_table_spec {
+    const char *name;
+    meta_engine engine;
+    int replicas;                 /* 1, 3 or 5 */
+    const uint8_t *const *splits; /* n_splits split keys, strictly */
+    const size_t *split_lens;     /* increasing, each 1..CAIRN_KEY_MAX */
+    size_t n_splits;              /* bytes: n_splits + 1 ranges */
+} meta_table_spec;
+
+/* Create a table in state CREATING with its ranges ([-inf, s1), [s1, s2),
+ * ..., [sn, +inf); epoch 1), in one transaction that also allocates the
+ * table id and the range ids and checks the name is free. Placement: each
+ * range gets `replicas` distinct live nodes, those hosting the fewest
+ * replicas first. *out (if not NULL) = the table as written.
+ * CAIRN_ERR_INVALID (name, replicas, engine, splits), CAIRN_ERR_EXISTS
+ * (the name is taken, in any state), CAIRN_ERR_TRYAGAIN (fewer live nodes
+ * than replicas). The caller (controller) then creates the replicas and
+ * calls meta_table_set_ready - or meta_table_delete to roll back. */
+int meta_table_create(meta *m, const meta_table_spec *spec, meta_table *out);
+
+/* Read one table (any state). CAIRN_ERR_NO_TABLE if absent. */
+int meta_table_get(meta *m, const char *name, meta_table *out);
+
+/* CREATING -> READY, only if the table still has id `id` and is still
+ * CREATING. CAIRN_ERR_NO_TABLE, CAIRN_ERR_CONDITION (other state). */
+int meta_table_set_ready(meta *m, const char *name, uint64_t id);
+
+/* READY or CREATING -> DROPPING: from this revision the table is invisible
+ * to routing. *out (if not NULL) = the table as it is now (its id names the
+ * ranges to delete). CAIRN_ERR_NO_TABLE if absent or already dropping. */
+int meta_table_drop(meta *m, const char *name, meta_table *out);
+
+/* Remove a table's metadata (the table, its ranges and their leaders) in
+ * one transaction, only if the name still has id `id` and the table is
+ * DROPPING or CREATING (a rolled-back create). CAIRN_ERR_NO_TABLE,
+ * CAIRN_ERR_CONDITION (READY, or changed meanwhile). */
+int meta_table_delete(meta *m, const char *name, uint64_t id);
+
+/* ---- ranges (the controller) -------------------------------------------- */
+
+/* Read one range. CAIRN_ERR_RANGE_NOT_FOUND if absent. *out owns its
+ * bounds (meta_range_clear). */
+int meta_range_get(meta *m, uint64_t table_id, uint64_t range_id,
+                   meta_range *out);
+
+/* Replace range `read` (as read: its mod_revision is compared) with
+ * `next` (same id and table; next->epoch must be greater than
+ * read->epoch). CAIRN_ERR_CONDITION if the range changed since it was
+ * read (re-read and decide again), CAIRN_ERR_STALE_EPOCH if next's epoch
+ * is not greater, CAIRN_ERR_INVALID for a malformed range. */
+int meta_range_update(meta *m, const meta_range *read, const meta_range *next);
+
+/* Convenience: `read` with replicas replaced by nodes[0..n) and the epoch
+ * bumped, written with meta_range_update. */
+int meta_range_set_replicas(meta *m, const meta_range *read,
+                            const uint64_t *nodes, int n);
+
+/* ---- leaders ----------------------------------------------------------- */
+
+/* Record that `node_id` leads `range_id` in Raft term `term` - called by
+ * the new leader. Read-compare-write: succeeds if no leader is recorded or
+ * the recorded term is older (or the same term and node: idempotent);
+ * CAIRN_ERR_CONDITION if a newer term (or another node in the same term)
+ * is recorded: an older term never overwrites a newer one. Retries
+ * internally if a concurrent writer changed the key between read and
+ * write. */
+int meta_leader_set(meta *m, uint64_t range_id, uint64_t node_id,
+                    uint64_t term);
+
+/* Read one leader record; CAIRN_ERR_NOT_FOUND if none. */
+int meta_leader_get(meta *m, uint64_t range_id, meta_leader *out);
+
+/* ---- nodes ------------------------------------------------------------- */
+
+/* Write node `id`'s record (address, capacity; compare on the mod
+ * revision read) and its liveness key attached to `lease` (the key goes
+ * when the lease expires). `id` comes from meta_alloc_ids(META_ID_NODE)
+ * the first time and is kept by the node forever after. */
+int meta_node_register(meta *m, uint64_t id, const char *addr,
+                       uint64_t capacity, int64_t lease);
+
+/* Keeps a node registered: a thread that grants a lease of `ttl_s`
+ * seconds, registers (meta_node_register), refreshes the lease every
+ * ttl_s/3, and when etcd was unreachable long enough for the lease to
+ * expire, grants a new one and registers again as soon as etcd answers.
+ * Never blocks the caller (the first registration happens on the thread).
+ */
+typedef struct meta_node_keeper meta_node_keeper;
+
+int meta_node_keeper_start(meta *m, uint64_t id, const char *addr,
+                           uint64_t capacity, int ttl_s,
+                           meta_node_keeper **out);
+
+/* Wait until the node is registered, up to timeout_ms. 0 or
+ * CAIRN_ERR_TIMEOUT. */
+int meta_node_keeper_wait(meta_node_keeper *k, int timeout_ms);
+
+/* Stop the thread; with `revoke`, revoke the lease (the node disappears
+ * from the live set at once, for a clean shutdown). */
+void meta_node_keeper_stop(meta_node_keeper *k, bool revoke);
+
+/* ---- backup ------------------------------------------------------------ */
+
+/* Write every key under the prefix (except liveness keys, which belong to
+ * leases) at one revision to `path` as JSON lines, keys relative to the
+ * prefix. *n_keys (if not NULL) = keys written. */
+int meta_backup(meta *m, const char *path, size_t *n_keys);
+
+/* Load a backup into this handle's prefix, which must be empty (else
+ * CAIRN_ERR_EXISTS); each write compares that its key is absent.
+ * CAIRN_ERR_CORRUPT for a malformed file. */
+int meta_restore(meta *m, const char *path, size_t *n_keys);
+
+#endif
