@@ -1,0 +1,204 @@
+/*
+ * rpc.h - the cairn RPC: binary, length-prefixed frames between routers (or
+ * admin tools) and nodes.
+ *
+ * A node has one TCP port for everything. Every connection opens with a
+ * handshake saying what it carries (DESIGN.md, "cairn node"):
+ *
+ *     "CRN1" | kind (1 byte)                      kind RPC_CONN_CLIENT
+ *     "CRN1" | kind | range id (8) | sender node id (8) | addr len (2) | addr
+ *                                                 kind RPC_CONN_RAFT
+ *
+ * A Raft connection carries the Raft traffic of one range from one node to
+ * another, so every Raft message names its range through its connection.
+ * A client connection then carries frames, all integers big-endian:
+ *
+ *     length (4, bytes after this field) | type (1) | request id (8) | body
+ *
+ * Requests name (range id, epoch) first, so that a node rejects misrouted
+ * requests before anything else (RANGE_NOT_FOUND, STALE_EPOCH). Replies have
+ * type RPC_REPLY and echo the request id (a client may pipeline; replies of
+ * different ranges may come back out of order). Their body starts with the
+ * status (4, a signed cairn_err code, 0 on success) and an error message;
+ * NOT_LEADER also carries the leader the node knows (id 0 if none).
+ *
+ * Strings inside a body are length (4) | bytes. Decoding never copies: the
+ * decoded structs point into the frame, which must outlive them. Decoders
+ * check every length against the frame and return CAIRN_ERR_PROTO on any
+ * malformed input (they are fuzzed by tests/unit/proto/test_rpc.c).
+ */
+#ifndef CAIRN_RPC_H
+#define CAIRN_RPC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../common/buf.h"
+#include "../common/seq.h"
+
+#define RPC_MAGIC "CRN1"
+#define RPC_MAGIC_LEN 4
+#define RPC_CONN_CLIENT 1
+#define RPC_CONN_RAFT 2
+
+/* Largest frame accepted (header included): a 1 MiB value plus its key and
+ * headers fits many times; scans stop adding entries before RPC_SCAN_BYTES. */
+#define RPC_FRAME_MAX (16u * 1024 * 1024)
+#define RPC_SCAN_BYTES (4u * 1024 * 1024)
+#define RPC_HEADER_LEN 13 /* length + type + request id */
+#define RPC_MAX_PEERS 7
+#define RPC_ADDR_MAX 255
+
+typedef enum rpc_type {
+    RPC_REPLY = 0,
+    RPC_PING = 1,
+    RPC_PUT = 2,
+    RPC_DEL = 3,
+    RPC_GET = 4,
+    RPC_SCAN = 5,
+    RPC_CREATE_REPLICA = 16,
+    RPC_ADD_REPLICA = 17,
+    RPC_REMOVE_REPLICA = 18,
+    RPC_TRANSFER_LEADER = 19,
+    RPC_METRICS = 20,
+    RPC_TYPE_MAX_ = 21
+} rpc_type;
+
+/* Condition of a put, checked when the write is applied (atomically). */
+typedef enum rpc_cond {
+    RPC_COND_NONE = 0,
+    RPC_COND_IFSEQ = 1,    /* only if the key's current sequencer is `seq` */
+    RPC_COND_IFABSENT = 2, /* only if the key is absent or a tombstone */
+} rpc_cond;
+
+typedef struct rpc_bytes {
+    const uint8_t *p;
+    size_t len;
+} rpc_bytes;
+
+typedef struct rpc_peer {
+    uint64_t id;
+    rpc_bytes addr; /* "host:port" */
+} rpc_peer;
+
+/* A decoded request. Which fields are meaningful depends on `type`:
+ *   PUT      range_id epoch key value cond cond_seq
+ *   DEL      range_id epoch key
+ *   GET      range_id epoch key
+ *   SCAN     range_id epoch key (start) end limit
+ *   CREATE_REPLICA range_id epoch table_id engine key (start) end
+ *            bootstrap peers
+ *   ADD_REPLICA    range_id node_id addr
+ *   REMOVE_REPLICA range_id node_id
+ *   TRANSFER_LEADER range_id node_id (0 = any voter)
+ *   METRICS  range_id (0 = every range)
+ *   PING     nothing */
+typedef struct rpc_request {
+    rpc_type type;
+    uint64_t id;
+    uint64_t range_id;
+    uint64_t epoch;
+    rpc_bytes key;
+    rpc_bytes value;
+    rpc_bytes end;
+    rpc_cond cond;
+    seq cond_seq;
+    uint32_t limit;
+    uint64_t table_id;
+    uint8_t engine;
+    bool bootstrap;
+    uint64_t node_id;
+    rpc_bytes addr;
+    unsigned n_peers;
+    rpc_peer peers[RPC_MAX_PEERS];
+} rpc_request;
+
+/* A decoded reply. `leader_*` only for NOT_LEADER; `seq` for PUT, DEL and a
+ * found GET; `value` for GET, and the JSON text of admin replies; scan
+ * entries are read with rpc_scan_next() from `scan`. */
+typedef struct rpc_reply {
+    uint64_t id;
+    int status;
+    rpc_bytes message;
+    uint64_t leader_id;
+    rpc_bytes leader_addr;
+    seq seq;
+    rpc_bytes value;
+    uint32_t scan_count;
+    bool scan_more; /* the scan stopped at its byte budget, not its end */
+    rpc_bytes scan;  /* the encoded entries */
+} rpc_reply;
+
+typedef struct rpc_scan_entry {
+    rpc_bytes key;
+    seq seq;
+    rpc_bytes value;
+} rpc_scan_entry;
+
+/* ---- handshake -------------------------------------------------------- */
+
+/* Append the handshake of a client connection. */
+int rpc_hello_client(buf *out);
+
+/* Append the handshake of a Raft connection for `range_id` from node
+ * `from_id` whose address is `addr`. */
+int rpc_hello_raft(buf *out, uint64_t range_id, uint64_t from_id,
+                   const char *addr);
+
+/* Parse a handshake at the start of `p`. Returns the bytes it used, 0 if
+ * more bytes are needed, or CAIRN_ERR_PROTO. `addr` is NUL-terminated and
+ * empty for a client connection. */
+typedef struct rpc_hello {
+    int kind;
+    uint64_t range_id;
+    uint64_t from_id;
+    char addr[RPC_ADDR_MAX + 1];
+} rpc_hello;
+int rpc_hello_parse(const uint8_t *p, size_t len, rpc_hello *out);
+
+/* ---- frames ----------------------------------------------------------- */
+
+/* Length of the complete frame at the start of `p`: 0 if more bytes are
+ * needed, CAIRN_ERR_PROTO if the length is below the header or above
+ * RPC_FRAME_MAX (the connection must then be closed). */
+long rpc_frame_len(const uint8_t *p, size_t len);
+
+/* Type of the complete frame `p` (no validation beyond the header). */
+rpc_type rpc_frame_type(const uint8_t *p);
+
+/* Append one encoded request frame (the fields of `req` its type uses). */
+int rpc_encode_request(buf *out, const rpc_request *req);
+
+/* Decode one complete request frame of `len` bytes. */
+int rpc_decode_request(const uint8_t *p, size_t len, rpc_request *out);
+
+/* Replies. Each appends one complete frame to `out`. */
+int rpc_reply_error(buf *out, uint64_t id, int status, const char *message);
+int rpc_reply_not_leader(buf *out, uint64_t id, uint64_t leader_id,
+                         const char *leader_addr);
+int rpc_reply_ok(buf *out, uint64_t id);
+int rpc_reply_seq(buf *out, uint64_t id, const seq *s);
+int rpc_reply_value(buf *out, uint64_t id, const seq *s, const void *value,
+                    size_t value_len);
+int rpc_reply_text(buf *out, uint64_t id, const char *text, size_t len);
+
+/* A scan reply is built in three steps: begin, one add per entry, end.
+ * `mark` remembers where the frame starts; no other frame may be appended
+ * to `out` in between. */
+int rpc_reply_scan_begin(buf *out, uint64_t id, size_t *mark);
+int rpc_reply_scan_add(buf *out, const void *key, size_t key_len,
+                       const seq *s, const void *value, size_t value_len);
+void rpc_reply_scan_end(buf *out, size_t mark, uint32_t count, bool more);
+
+/* Decode one complete reply frame. The kind of body (seq, value, text,
+ * scan) is not self-describing: `for_type` is the type of the request it
+ * answers. */
+int rpc_decode_reply(const uint8_t *p, size_t len, rpc_type for_type,
+                     rpc_reply *out);
+
+/* Next entry of a decoded scan reply: 1 and *out filled, 0 at the end,
+ * CAIRN_ERR_PROTO if malformed. `*pos` starts at 0. */
+int rpc_scan_next(const rpc_reply *r, size_t *pos, rpc_scan_entry *out);
+
+#endif

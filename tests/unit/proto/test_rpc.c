@@ -1,0 +1,332 @@
+/* Tests for src/proto/rpc.h: every request and reply round-trips, and every
+ * truncated or corrupted frame is refused instead of read out of bounds. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/err.h"
+#include "proto/rpc.h"
+
+static rpc_bytes B(const char *s)
+{
+    rpc_bytes b = {(const uint8_t *)s, strlen(s)};
+    return b;
+}
+
+static void assert_bytes(rpc_bytes b, const char *s)
+{
+    assert_int_equal(b.len, strlen(s));
+    if (b.len)
+        assert_memory_equal(b.p, s, b.len);
+}
+
+/* Every strict prefix of a frame must be refused (never read past it). */
+static void assert_prefixes_refused(const buf *f)
+{
+    rpc_request q;
+    rpc_reply r;
+    for (size_t n = 0; n < f->len; n++) {
+        uint8_t *copy = malloc(n ? n : 1);
+        memcpy(copy, f->data, n);
+        assert_int_equal(rpc_decode_request(copy, n, &q), CAIRN_ERR_PROTO);
+        assert_int_equal(rpc_decode_reply(copy, n, RPC_GET, &r),
+                         CAIRN_ERR_PROTO);
+        free(copy);
+    }
+}
+
+static void test_put_round_trip(void **state)
+{
+    (void)state;
+    buf f = BUF_INIT;
+    rpc_request q = {.type = RPC_PUT, .id = 77, .range_id = 5, .epoch = 3};
+    q.key = B("alpha");
+    q.value = B("value-1");
+    q.cond = RPC_COND_IFSEQ;
+    q.cond_seq = seq_make(123456789, 7, 2);
+    assert_int_equal(rpc_encode_request(&f, &q), 0);
+    assert_int_equal(rpc_frame_len(f.data, f.len), (long)f.len);
+    assert_int_equal(rpc_frame_len(f.data, f.len - 1), 0);
+    assert_int_equal(rpc_frame_type(f.data), RPC_PUT);
+
+    rpc_request d;
+    assert_int_equal(rpc_decode_request(f.data, f.len, &d), 0);
+    assert_int_equal(d.type, RPC_PUT);
+    assert_int_equal(d.id, 77);
+    assert_int_equal(d.range_id, 5);
+    assert_int_equal(d.epoch, 3);
+    assert_bytes(d.key, "alpha");
+    assert_bytes(d.value, "value-1");
+    assert_int_equal(d.cond, RPC_COND_IFSEQ);
+    assert_int_equal(seq_cmp(&d.cond_seq, &q.cond_seq), 0);
+    assert_prefixes_refused(&f);
+    buf_free(&f);
+}
+
+static void test_scan_and_get_requests(void **state)
+{
+    (void)state;
+    buf f = BUF_INIT;
+    rpc_request q = {.type = RPC_SCAN, .id = 1, .range_id = 9, .epoch = 1};
+    q.key = B("a");
+    q.end = B("");
+    q.limit = 100;
+    assert_int_equal(rpc_encode_request(&f, &q), 0);
+    size_t first = f.len;
+    rpc_request g = {.type = RPC_GET, .id = 2, .range_id = 9, .epoch = 1};
+    g.key = B("k");
+    assert_int_equal(rpc_encode_request(&f, &g), 0);
+
+    rpc_request d;
+    assert_int_equal(rpc_frame_len(f.data, f.len), (long)first);
+    assert_int_equal(rpc_decode_request(f.data, first, &d), 0);
+    assert_int_equal(d.type, RPC_SCAN);
+    assert_bytes(d.key, "a");
+    assert_int_equal(d.end.len, 0);
+    assert_int_equal(d.limit, 100);
+    assert_int_equal(rpc_decode_request(f.data + first, f.len - first, &d), 0);
+    assert_int_equal(d.type, RPC_GET);
+    assert_int_equal(d.id, 2);
+    assert_bytes(d.key, "k");
+    buf_free(&f);
+}
+
+static void test_create_replica_with_peers(void **state)
+{
+    (void)state;
+    buf f = BUF_INIT;
+    rpc_request q = {.type = RPC_CREATE_REPLICA, .id = 3, .range_id = 12,
+                     .epoch = 1, .table_id = 4, .engine = 2,
+                     .bootstrap = true, .n_peers = 3};
+    q.key = B("");
+    q.end = B("m");
+    const char *addrs[] = {"127.0.0.1:7001", "127.0.0.1:7002",
+                           "127.0.0.1:7003"};
+    for (unsigned i = 0; i < 3; i++) {
+        q.peers[i].id = i + 1;
+        q.peers[i].addr = B(addrs[i]);
+    }
+    assert_int_equal(rpc_encode_request(&f, &q), 0);
+    rpc_request d;
+    assert_int_equal(rpc_decode_request(f.data, f.len, &d), 0);
+    assert_int_equal(d.table_id, 4);
+    assert_int_equal(d.engine, 2);
+    assert_true(d.bootstrap);
+    assert_bytes(d.end, "m");
+    assert_int_equal(d.n_peers, 3);
+    for (unsigned i = 0; i < 3; i++) {
+        assert_int_equal(d.peers[i].id, i + 1);
+        assert_bytes(d.peers[i].addr, addrs[i]);
+    }
+    assert_prefixes_refused(&f);
+
+    q.n_peers = RPC_MAX_PEERS + 1;
+    size_t before = f.len;
+    assert_int_equal(rpc_encode_request(&f, &q), CAIRN_ERR_INVALID);
+    assert_int_equal(f.len, before); /* nothing half-written */
+    buf_free(&f);
+}
+
+static void test_admin_requests(void **state)
+{
+    (void)state;
+    buf f = BUF_INIT;
+    rpc_request q = {.type = RPC_ADD_REPLICA, .id = 4, .range_id = 8,
+                     .node_id = 6};
+    q.addr = B("127.0.0.1:9000");
+    assert_int_equal(rpc_encode_request(&f, &q), 0);
+    rpc_request d;
+    assert_int_equal(rpc_decode_request(f.data, f.len, &d), 0);
+    assert_int_equal(d.node_id, 6);
+    assert_bytes(d.addr, "127.0.0.1:9000");
+    buf_reset(&f);
+    rpc_request m = {.type = RPC_METRICS, .id = 5, .range_id = 0};
+    assert_int_equal(rpc_encode_request(&f, &m), 0);
+    assert_int_equal(rpc_decode_request(f.data, f.len, &d), 0);
+    assert_int_equal(d.type, RPC_METRICS);
+    buf_free(&f);
+}
+
+static void test_bad_frames_refused(void **state)
+{
+    (void)state;
+    uint8_t tiny[4] = {0, 0, 0, 2}; /* length below the header */
+    assert_int_equal(rpc_frame_len(tiny, 4), CAIRN_ERR_PROTO);
+    uint8_t huge[4] = {0xff, 0xff, 0xff, 0xff};
+    assert_int_equal(rpc_frame_len(huge, 4), CAIRN_ERR_PROTO);
+
+    buf f = BUF_INIT;
+    rpc_request q = {.type = RPC_GET, .id = 1, .range_id = 1};
+    q.key = B("k");
+    assert_int_equal(rpc_encode_request(&f, &q), 0);
+    rpc_request d;
+    f.data[4] = 99; /* unknown type */
+    assert_int_equal(rpc_decode_request(f.data, f.len, &d), CAIRN_ERR_PROTO);
+    f.data[4] = RPC_GET;
+    f.data[f.len - 4] = 0xff; /* key length past the end (last 4+1 bytes) */
+    assert_int_equal(rpc_decode_request(f.data, f.len, &d), CAIRN_ERR_PROTO);
+    buf_free(&f);
+
+    /* Trailing garbage after a valid body is refused too. */
+    buf g = BUF_INIT;
+    rpc_request p = {.type = RPC_PING, .id = 9};
+    assert_int_equal(rpc_encode_request(&g, &p), 0);
+    assert_int_equal(buf_append_u8(&g, 0), 0);
+    be_put_u32(g.data, (uint32_t)(g.len - 4));
+    assert_int_equal(rpc_decode_request(g.data, g.len, &d), CAIRN_ERR_PROTO);
+    buf_free(&g);
+}
+
+/* Random bytes never crash the decoders (run under ASan in CI). */
+static void test_random_bytes(void **state)
+{
+    (void)state;
+    uint8_t frame[64];
+    unsigned s = 12345;
+    for (int i = 0; i < 20000; i++) {
+        size_t n = RPC_HEADER_LEN + (size_t)(i % 40);
+        for (size_t j = 0; j < n; j++) {
+            s = s * 1103515245u + 12345u;
+            frame[j] = (uint8_t)(s >> 16);
+        }
+        be_put_u32(frame, (uint32_t)(n - 4));
+        frame[4] = (uint8_t)(i % RPC_TYPE_MAX_);
+        rpc_request q;
+        rpc_reply r;
+        (void)rpc_decode_request(frame, n, &q);
+        if (rpc_decode_reply(frame, n, (rpc_type)(i % 6), &r) == 0 &&
+            r.scan.len) {
+            size_t pos = 0;
+            rpc_scan_entry e;
+            while (rpc_scan_next(&r, &pos, &e) == 1)
+                ;
+        }
+    }
+}
+
+static void test_replies(void **state)
+{
+    (void)state;
+    buf f = BUF_INIT;
+    rpc_reply r;
+    seq s = seq_make(1000, 1, 3);
+
+    assert_int_equal(rpc_reply_seq(&f, 10, &s), 0);
+    assert_int_equal(rpc_decode_reply(f.data, f.len, RPC_PUT, &r), 0);
+    assert_int_equal(r.id, 10);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(seq_cmp(&r.seq, &s), 0);
+    buf_reset(&f);
+
+    assert_int_equal(rpc_reply_value(&f, 11, &s, "v", 1), 0);
+    assert_int_equal(rpc_decode_reply(f.data, f.len, RPC_GET, &r), 0);
+    assert_bytes(r.value, "v");
+    assert_prefixes_refused(&f);
+    buf_reset(&f);
+
+    assert_int_equal(rpc_reply_not_leader(&f, 12, 2, "127.0.0.1:7002"), 0);
+    assert_int_equal(rpc_decode_reply(f.data, f.len, RPC_GET, &r), 0);
+    assert_int_equal(r.status, CAIRN_ERR_NOT_LEADER);
+    assert_int_equal(r.leader_id, 2);
+    assert_bytes(r.leader_addr, "127.0.0.1:7002");
+    buf_reset(&f);
+
+    assert_int_equal(rpc_reply_error(&f, 13, CAIRN_ERR_STALE_EPOCH,
+                                     "epoch 3, range is at 4"), 0);
+    assert_int_equal(rpc_decode_reply(f.data, f.len, RPC_PUT, &r), 0);
+    assert_int_equal(r.status, CAIRN_ERR_STALE_EPOCH);
+    assert_bytes(r.message, "epoch 3, range is at 4");
+    assert_int_equal(rpc_reply_error(&f, 1, 0, "x"), CAIRN_ERR_INVALID);
+    buf_reset(&f);
+
+    assert_int_equal(rpc_reply_text(&f, 14, "{\"a\":1}", 7), 0);
+    assert_int_equal(rpc_decode_reply(f.data, f.len, RPC_METRICS, &r), 0);
+    assert_bytes(r.value, "{\"a\":1}");
+    buf_free(&f);
+}
+
+static void test_scan_reply(void **state)
+{
+    (void)state;
+    buf f = BUF_INIT;
+    assert_int_equal(buf_append_str(&f, "prefix"), 0); /* mark is not 0 */
+    size_t mark;
+    assert_int_equal(rpc_reply_scan_begin(&f, 20, &mark), 0);
+    char key[8];
+    for (int i = 0; i < 5; i++) {
+        seq s = seq_make(100 + (uint64_t)i, 0, 1);
+        snprintf(key, sizeof key, "k%d", i);
+        assert_int_equal(
+            rpc_reply_scan_add(&f, key, strlen(key), &s, "val", 3), 0);
+    }
+    rpc_reply_scan_end(&f, mark, 5, true);
+
+    rpc_reply r;
+    assert_int_equal(rpc_frame_len(f.data + mark, f.len - mark),
+                     (long)(f.len - mark));
+    assert_int_equal(rpc_decode_reply(f.data + mark, f.len - mark, RPC_SCAN,
+                                      &r), 0);
+    assert_int_equal(r.id, 20);
+    assert_int_equal(r.scan_count, 5);
+    assert_true(r.scan_more);
+    size_t pos = 0;
+    rpc_scan_entry e;
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(rpc_scan_next(&r, &pos, &e), 1);
+        snprintf(key, sizeof key, "k%d", i);
+        assert_bytes(e.key, key);
+        assert_bytes(e.value, "val");
+        assert_int_equal(seq_time(&e.seq), 100 + (uint64_t)i);
+    }
+    assert_int_equal(rpc_scan_next(&r, &pos, &e), 0);
+    buf_free(&f);
+}
+
+static void test_handshakes(void **state)
+{
+    (void)state;
+    buf f = BUF_INIT;
+    rpc_hello h;
+    assert_int_equal(rpc_hello_client(&f), 0);
+    assert_int_equal(rpc_hello_parse(f.data, 3, &h), 0);
+    assert_int_equal(rpc_hello_parse(f.data, f.len, &h), 5);
+    assert_int_equal(h.kind, RPC_CONN_CLIENT);
+    buf_reset(&f);
+
+    assert_int_equal(rpc_hello_raft(&f, 42, 3, "127.0.0.1:7003"), 0);
+    for (size_t n = 0; n < f.len; n++)
+        assert_int_equal(rpc_hello_parse(f.data, n, &h), 0);
+    assert_int_equal(rpc_hello_parse(f.data, f.len, &h), (int)f.len);
+    assert_int_equal(h.kind, RPC_CONN_RAFT);
+    assert_int_equal(h.range_id, 42);
+    assert_int_equal(h.from_id, 3);
+    assert_string_equal(h.addr, "127.0.0.1:7003");
+
+    f.data[0] = 'X';
+    assert_int_equal(rpc_hello_parse(f.data, f.len, &h), CAIRN_ERR_PROTO);
+    assert_int_equal(rpc_hello_parse((const uint8_t *)"GET ", 4, &h),
+                     CAIRN_ERR_PROTO);
+    buf_free(&f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_put_round_trip),
+        cmocka_unit_test(test_scan_and_get_requests),
+        cmocka_unit_test(test_create_replica_with_peers),
+        cmocka_unit_test(test_admin_requests),
+        cmocka_unit_test(test_bad_frames_refused),
+        cmocka_unit_test(test_random_bytes),
+        cmocka_unit_test(test_replies),
+        cmocka_unit_test(test_scan_reply),
+        cmocka_unit_test(test_handshakes),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
