@@ -119,7 +119,7 @@ static int number_line(resp_parser *p, const uint8_t *data, size_t len,
                        const char *what, int64_t *v)
 {
     size_t eol;
-    switch (resp_find_crlf(data, len, p->line, RESP_NUM_LINE_MAX, &p->scan,
+    switch (resp_find_crlf(data, len, p->line + 1, RESP_NUM_LINE_MAX, &p->scan,
                            &eol)) {
     case RESP_LINE_MORE:
         return 0;

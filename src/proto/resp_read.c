@@ -212,7 +212,7 @@ static int parse_line(resp_reader *r, const uint8_t *data, size_t len)
     bool text = t == '+' || t == '-';
     size_t max = text ? r->lim.inline_max : RESP_NUM_LINE_MAX;
     size_t eol;
-    switch (resp_find_crlf(data, len, r->line, max, &r->scan, &eol)) {
+    switch (resp_find_crlf(data, len, r->line + 1, max, &r->scan, &eol)) {
     case RESP_LINE_MORE:
         return R_MORE;
     case RESP_LINE_TOOLONG:
