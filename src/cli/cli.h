@@ -17,5 +17,6 @@ struct cli_command {
 
 int cmd_version(int argc, char **argv);
 int cmd_dev(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 #endif

@@ -12,6 +12,7 @@
 static const struct cli_command commands[] = {
     {"version", "print the version", cmd_version},
     {"dev", "start a local cluster under ./data", cmd_dev},
+    {"bench", "YCSB-style load against a RESP server", cmd_bench},
 };
 
 static int usage(FILE *out)
