@@ -60,6 +60,10 @@ typedef struct engine_batch engine_batch;
 typedef struct engine_view engine_view;
 typedef struct engine_iter engine_iter;
 
+/* Most bytes in a range's meta blob (engine_batch_set_meta gives
+ * CAIRN_ERR_TOOBIG beyond it): it holds bounds and an epoch, not data. */
+#define ENGINE_META_MAX (64 * 1024)
+
 typedef struct engine_options {
     /* LMDB map size in bytes (the most the store can hold); 0 = default
      * (documented in docs/ARCHITECTURE.md). Ignored by RocksDB. */
