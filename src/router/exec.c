@@ -1,0 +1,385 @@
+/*
+ * exec.c - executing parsed commands and formatting their replies.
+ *
+ * Commands that need no node (PING, ECHO, COMMAND, CONFIG GET, INFO, ...)
+ * are answered at once. Key commands become ops (op.c); the Redis fan-out
+ * commands (MGET, MSET, DEL, EXISTS) become one op per key, answered when
+ * the last one finishes - they are not atomic across keys (MISSION.md: no
+ * multi-key transactions). Replies follow Redis where Redis has the
+ * command, so redis-cli and redis-benchmark work unchanged.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/err.h"
+#include "router/router_int.h"
+
+void router_reply_status(struct rreq *q, int status, const char *msg)
+{
+    if (msg == NULL || msg[0] == '\0')
+        msg = cairn_err_message(status);
+    resp_write_error(&q->out, cairn_err_word(status), "%s", msg);
+}
+
+/* The error of a node reply (its message if it has one). */
+static void reply_rep_error(struct rreq *q, int status, const rpc_reply *rep)
+{
+    char msg[256] = "";
+    if (rep != NULL && rep->message.len > 0) {
+        size_t n = rep->message.len < sizeof msg - 1 ? rep->message.len
+                                                      : sizeof msg - 1;
+        memcpy(msg, rep->message.p, n);
+        msg[n] = '\0';
+    }
+    router_reply_status(q, status, msg);
+}
+
+static void finish(struct router *r, struct rreq *q)
+{
+    if (q->out.len > 0 && q->out.data[0] == '-')
+        r->stat_errors++;
+    router_req_finish(q);
+}
+
+/* The table a key command names, if it exists and is ready; otherwise the
+ * reply is -NOTABLE and NULL is returned. */
+static const router_table *ready_table(struct router *r, struct rreq *q)
+{
+    const router_table *t =
+        router_cache_table(r->cache, q->cmd.table.p, q->cmd.table.len);
+    if (t != NULL && t->state == ROUTER_TABLE_READY)
+        return t;
+    resp_write_error(&q->out, "NOTABLE", "no such table '%.*s'",
+                     (int)q->cmd.table.len, (const char *)q->cmd.table.p);
+    finish(r, q);
+    return NULL;
+}
+
+/* ---- single-key commands ---- */
+
+static void get_done(struct rop *op, int status, const rpc_reply *rep)
+{
+    struct rreq *q = op->req;
+    if (q == NULL)
+        return;
+    if (status == CAIRN_ERR_NOT_FOUND) {
+        resp_write_nil(&q->out);
+    } else if (status != 0) {
+        reply_rep_error(q, status, rep);
+    } else if (q->cmd.withseq) {
+        char hex[SEQ_HEX_LEN + 1];
+        seq_to_hex(&rep->seq, hex);
+        resp_write_array(&q->out, 2);
+        resp_write_bulk(&q->out, rep->value.p, rep->value.len);
+        resp_write_bulk_str(&q->out, hex);
+    } else {
+        resp_write_bulk(&q->out, rep->value.p, rep->value.len);
+    }
+    finish(op->r, q);
+}
+
+static void put_done(struct rop *op, int status, const rpc_reply *rep)
+{
+    struct rreq *q = op->req;
+    if (q == NULL)
+        return;
+    bool redis = q->cmd.kind == RCMD_SET;
+    if (status == 0 && redis) {
+        resp_write_simple(&q->out, "OK");
+    } else if (status == 0) {
+        char hex[SEQ_HEX_LEN + 1];
+        seq_to_hex(&rep->seq, hex);
+        resp_write_bulk_str(&q->out, hex);
+    } else if (status == CAIRN_ERR_CONDITION && redis) {
+        resp_write_nil(&q->out); /* SET NX on an existing key, as Redis */
+    } else {
+        reply_rep_error(q, status, rep);
+    }
+    finish(op->r, q);
+}
+
+static void del_done(struct rop *op, int status, const rpc_reply *rep)
+{
+    struct rreq *q = op->req;
+    if (q == NULL)
+        return;
+    if (status == 0 || status == CAIRN_ERR_NOT_FOUND)
+        resp_write_int(&q->out, status == 0);
+    else
+        reply_rep_error(q, status, rep);
+    finish(op->r, q);
+}
+
+static void start_key_op(struct router *r, struct rreq *q, rpc_type type,
+                         rop_done_fn done)
+{
+    const router_table *t = ready_table(r, q);
+    if (t == NULL)
+        return;
+    struct rop *op = router_op_new(r, q, type, t->id, done);
+    if (op == NULL) {
+        router_reply_status(q, CAIRN_ERR_NOMEM, NULL);
+        finish(r, q);
+        return;
+    }
+    op->key = q->cmd.key.p;
+    op->key_len = q->cmd.key.len;
+    if (type == RPC_PUT) {
+        op->value = q->cmd.value.p;
+        op->value_len = q->cmd.value.len;
+        op->cond = q->cmd.cond == ROUTER_COND_IFSEQ      ? RPC_COND_IFSEQ
+                   : q->cmd.cond == ROUTER_COND_IFABSENT ? RPC_COND_IFABSENT
+                                                         : RPC_COND_NONE;
+        op->cond_seq = q->cmd.ifseq;
+    }
+    router_op_start(op);
+}
+
+/* ---- fan-out commands: MGET, MSET, DEL, EXISTS ---- */
+
+static void fan_note_error(struct rreq *q, int status, const rpc_reply *rep)
+{
+    if (q->first_err != 0)
+        return;
+    q->first_err = status;
+    size_t n = 0;
+    if (rep != NULL) {
+        n = rep->message.len < sizeof q->first_msg - 1
+                ? rep->message.len
+                : sizeof q->first_msg - 1;
+        memcpy(q->first_msg, rep->message.p, n);
+    }
+    q->first_msg[n] = '\0';
+}
+
+static void fan_reply(struct rreq *q)
+{
+    if (q->first_err != 0) {
+        router_reply_status(q, q->first_err, q->first_msg);
+        return;
+    }
+    switch (q->cmd.kind) {
+    case RCMD_MSET:
+        resp_write_simple(&q->out, "OK");
+        break;
+    case RCMD_MGET:
+        resp_write_array(&q->out, q->cmd.nargs);
+        for (size_t i = 0; i < q->cmd.nargs; i++) {
+            if (q->parts[i].status == 0)
+                resp_write_bulk(&q->out, q->parts[i].value, q->parts[i].len);
+            else
+                resp_write_nil(&q->out);
+        }
+        break;
+    default:
+        resp_write_int(&q->out, q->count);
+    }
+}
+
+static void fan_done(struct rop *op, int status, const rpc_reply *rep)
+{
+    struct rreq *q = op->req;
+    if (q == NULL)
+        return;
+    if (status != 0 && status != CAIRN_ERR_NOT_FOUND) {
+        fan_note_error(q, status, rep);
+    } else if (q->cmd.kind == RCMD_MGET) {
+        struct rpart *p = &q->parts[op->idx];
+        p->status = status;
+        if (status == 0 && rep->value.len > 0) {
+            p->value = malloc(rep->value.len);
+            if (p->value == NULL)
+                fan_note_error(q, CAIRN_ERR_NOMEM, NULL);
+            else
+                memcpy(p->value, rep->value.p, rep->value.len);
+        }
+        p->len = rep->value.len;
+    } else if (status == 0 && q->cmd.kind != RCMD_MSET) {
+        q->count++; /* DEL: deleted a live value; EXISTS: found */
+    }
+    if (q->pending > 0)
+        return;
+    fan_reply(q);
+    if (q->parts != NULL)
+        for (size_t i = 0; i < q->cmd.nargs; i++)
+            free(q->parts[i].value);
+    finish(op->r, q);
+}
+
+static void start_fan_out(struct router *r, struct rreq *q)
+{
+    const router_table *t = ready_table(r, q);
+    if (t == NULL)
+        return;
+    size_t n = q->cmd.nargs;
+    rpc_type type = q->cmd.kind == RCMD_MSET  ? RPC_PUT
+                    : q->cmd.kind == RCMD_DEL ? RPC_DEL
+                                              : RPC_GET;
+    if (q->cmd.kind == RCMD_MGET &&
+        (q->parts = calloc(n, sizeof *q->parts)) == NULL) {
+        router_reply_status(q, CAIRN_ERR_NOMEM, NULL);
+        finish(r, q);
+        return;
+    }
+    struct rop **ops = calloc(n, sizeof *ops);
+    for (size_t i = 0; ops != NULL && i < n; i++) {
+        const router_arg *a = &q->cmd.args[i * q->cmd.stride];
+        ops[i] = router_op_new(r, q, type, t->id, fan_done);
+        if (ops[i] == NULL)
+            break;
+        ops[i]->idx = i;
+        ops[i]->key = a->p;
+        ops[i]->key_len = a->len;
+        if (type == RPC_PUT) {
+            ops[i]->value = a[1].p;
+            ops[i]->value_len = a[1].len;
+        }
+    }
+    if (ops == NULL || ops[n - 1] == NULL) {
+        /* Out of memory: the ops made so far fail one by one. */
+        fan_note_error(q, CAIRN_ERR_NOMEM, NULL);
+    }
+    /* All ops exist before any starts, so the reply waits for the last. */
+    for (size_t i = 0; ops != NULL && i < n && ops[i] != NULL; i++)
+        router_op_start(ops[i]);
+    if (ops == NULL || (n > 0 && ops[n - 1] == NULL)) {
+        if (q->pending == 0) {
+            fan_reply(q);
+            finish(r, q);
+        }
+    }
+    free(ops);
+}
+
+/* ---- commands answered by the router itself ---- */
+
+static void reply_config_get(struct rreq *q)
+{
+    /* redis-benchmark asks for these two; nothing else is configurable
+     * through RESP. */
+    static const char *const cfg[][2] = {{"save", ""}, {"appendonly", "no"}};
+    const router_arg *pat = &q->cmd.value;
+    bool all = pat->len == 1 && pat->p[0] == '*';
+    size_t n = 0;
+    buf items = BUF_INIT;
+    for (size_t i = 0; i < 2; i++) {
+        if (!all && (pat->len != strlen(cfg[i][0]) ||
+                     strncasecmp((const char *)pat->p, cfg[i][0],
+                                 pat->len) != 0))
+            continue;
+        resp_write_bulk_str(&items, cfg[i][0]);
+        resp_write_bulk_str(&items, cfg[i][1]);
+        n += 2;
+    }
+    resp_write_array(&q->out, n);
+    buf_append(&q->out, items.data, items.len);
+    buf_free(&items);
+}
+
+static void reply_info(struct router *r, struct rreq *q)
+{
+    buf t = BUF_INIT;
+    buf_appendf(&t,
+                "# Server\r\nredis_version:7.0.0\r\ncairn_role:router\r\n"
+                "tcp_port:%d\r\n"
+                "# Clients\r\nconnected_clients:%zu\r\n"
+                "# Stats\r\ntotal_connections_received:%llu\r\n"
+                "total_commands_processed:%llu\r\n"
+                "total_error_replies:%llu\r\n"
+                "# Router\r\nmeta_revision:%lld\r\nmeta_refreshes:%llu\r\n"
+                "tables:%zu\r\nnode_connections_retries:%llu\r\n"
+                "timeouts:%llu\r\n",
+                r->port, r->nclients,
+                (unsigned long long)r->stat_connections,
+                (unsigned long long)r->stat_commands,
+                (unsigned long long)r->stat_errors,
+                (long long)router_cache_revision(r->cache),
+                (unsigned long long)r->stat_refreshes,
+                router_cache_table_count(r->cache),
+                (unsigned long long)r->stat_retries,
+                (unsigned long long)r->stat_timeouts);
+    resp_write_bulk(&q->out, t.data, t.len);
+    buf_free(&t);
+}
+
+static bool exec_local(struct router *r, struct rreq *q)
+{
+    switch (q->cmd.kind) {
+    case RCMD_PING:
+        if (q->cmd.has_value)
+            resp_write_bulk(&q->out, q->cmd.value.p, q->cmd.value.len);
+        else
+            resp_write_simple(&q->out, "PONG");
+        return true;
+    case RCMD_ECHO:
+        resp_write_bulk(&q->out, q->cmd.value.p, q->cmd.value.len);
+        return true;
+    case RCMD_QUIT:
+        resp_write_simple(&q->out, "OK");
+        q->close_after = true;
+        if (q->c)
+            q->c->stop_input = true;
+        return true;
+    case RCMD_SELECT:
+    case RCMD_CLIENT:
+        resp_write_simple(&q->out, "OK");
+        return true;
+    case RCMD_COMMAND:
+        resp_write_array(&q->out, 0); /* no command docs: clients cope */
+        return true;
+    case RCMD_COMMAND_COUNT:
+        resp_write_int(&q->out, (int64_t)router_cmd_count());
+        return true;
+    case RCMD_CONFIG_GET:
+        reply_config_get(q);
+        return true;
+    case RCMD_INFO:
+        reply_info(r, q);
+        return true;
+    default:
+        return false;
+    }
+}
+
+void router_exec(struct router *r, struct rreq *q)
+{
+    router_cmd_error err;
+    if (router_cmd_parse(q->argv, q->argc, &q->cmd, &err) != 0) {
+        resp_write_error(&q->out, err.word, "%s", err.msg);
+        finish(r, q);
+        return;
+    }
+    if (exec_local(r, q)) {
+        finish(r, q);
+        return;
+    }
+    switch (q->cmd.kind) {
+    case RCMD_GET:
+    case RCMD_KV_GET:
+        start_key_op(r, q, RPC_GET, get_done);
+        break;
+    case RCMD_SET:
+    case RCMD_KV_PUT:
+        start_key_op(r, q, RPC_PUT, put_done);
+        break;
+    case RCMD_KV_DEL:
+        start_key_op(r, q, RPC_DEL, del_done);
+        break;
+    case RCMD_DEL:
+    case RCMD_EXISTS:
+    case RCMD_MGET:
+    case RCMD_MSET:
+        start_fan_out(r, q);
+        break;
+    case RCMD_KV_SCAN: {
+        const router_table *t = ready_table(r, q);
+        if (t != NULL)
+            router_scan_start(r, q, t);
+        break;
+    }
+    default:
+        router_table_cmd(r, q);
+    }
+}

@@ -1,0 +1,328 @@
+/*
+ * op.c - one routed RPC: find the range and its leader, send, and decide
+ * what a rejection means (DESIGN.md, "cairn router"; issue 4):
+ *  - NOT_LEADER with a hint: remember the hint and go there at once;
+ *  - STALE_EPOCH, RANGE_NOT_FOUND, KEY_OUT_OF_RANGE, TRYAGAIN, no range in
+ *    the cache, no address, a connection that failed before the request
+ *    was sent: re-read the metadata and retry after a backoff that doubles
+ *    from ROUTER_BACKOFF_MIN_MS up to ROUTER_BACKOFF_MAX_MS;
+ *  - the deadline passes: -TRYAGAIN naming the last reason, except that a
+ *    write already handed to a node is -TIMEOUT (outcome unknown) - it is
+ *    never re-sent, since it may have been applied.
+ * Every op ends in exactly one call of op->done.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "router/router_int.h"
+
+static void op_attempt(struct rop *op);
+
+static void ticker_cb(uv_timer_t *t)
+{
+    router_op_tick(t->data);
+}
+
+static void ticker_ensure(struct router *r)
+{
+    if (r->ticking || r->stopping)
+        return;
+    r->ticking = true;
+    uv_timer_start(&r->ticker, ticker_cb, ROUTER_TICK_MS, ROUTER_TICK_MS);
+}
+
+struct rop *router_op_new(struct router *r, struct rreq *q, rpc_type type,
+                          uint64_t table_id, rop_done_fn done)
+{
+    struct rop *op = calloc(1, sizeof *op);
+    if (op == NULL)
+        return NULL;
+    op->r = r;
+    op->req = q;
+    op->type = type;
+    op->table_id = table_id;
+    op->done = done;
+    op->is_write = type == RPC_PUT || type == RPC_DEL;
+    op->deadline = router_now(r) + (uint64_t)r->cfg.deadline_ms;
+    op->next = r->ops;
+    if (r->ops)
+        r->ops->prev = op;
+    r->ops = op;
+    if (q)
+        q->pending++;
+    ticker_ensure(r);
+    return op;
+}
+
+static void op_unlink(struct rop *op)
+{
+    struct router *r = op->r;
+    if (op->prev)
+        op->prev->next = op->next;
+    else
+        r->ops = op->next;
+    if (op->next)
+        op->next->prev = op->prev;
+}
+
+static void op_finish(struct rop *op, int status, const rpc_reply *rep)
+{
+    if (op->conn)
+        router_pool_detach(op);
+    op_unlink(op);
+    if (op->req)
+        op->req->pending--;
+    if (status == CAIRN_ERR_TIMEOUT)
+        op->r->stat_timeouts++;
+    op->done(op, status, rep);
+    free(op->rend);
+    free(op);
+}
+
+/* Finish with an error and a message of our own. */
+static void op_fail(struct rop *op, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void op_fail(struct rop *op, int status, const char *fmt, ...)
+{
+    rpc_reply rep;
+    memset(&rep, 0, sizeof rep);
+    char msg[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    rep.status = status;
+    rep.message.p = (const uint8_t *)msg;
+    rep.message.len = strlen(msg);
+    op_finish(op, status, &rep);
+}
+
+static void give_up(struct rop *op)
+{
+    op_fail(op, CAIRN_ERR_TRYAGAIN, "no answer within %d ms (last: %s %s)",
+            op->r->cfg.deadline_ms, cairn_err_word(op->last_err),
+            op->last_msg);
+}
+
+/* Remember why, maybe refresh, and try again after a backoff - or give up
+ * if the deadline would pass first. */
+static void retry_later(struct rop *op, int err, const char *msg,
+                        bool refresh)
+{
+    struct router *r = op->r;
+    op->last_err = err;
+    snprintf(op->last_msg, sizeof op->last_msg, "%s", msg);
+    if (refresh)
+        router_view_refresh(r);
+    uint64_t wait = ROUTER_BACKOFF_MIN_MS;
+    for (int i = 0; i < op->attempts && wait < ROUTER_BACKOFF_MAX_MS; i++)
+        wait *= 2;
+    if (wait > ROUTER_BACKOFF_MAX_MS)
+        wait = ROUTER_BACKOFF_MAX_MS;
+    op->attempts++;
+    r->stat_retries++;
+    uint64_t now = router_now(r);
+    if (now + wait >= op->deadline) {
+        give_up(op);
+        return;
+    }
+    op->retry_at = now + wait;
+    ticker_ensure(r);
+}
+
+/* Which replica to try: the known leader, else each replica in turn (a
+ * follower answers NOT_LEADER with the leader it knows). */
+static uint64_t pick_node(const router_range *rg, int attempts)
+{
+    if (rg->leader != 0)
+        return rg->leader;
+    if (rg->nreplicas == 0)
+        return 0;
+    return rg->replicas[(size_t)attempts % (size_t)rg->nreplicas];
+}
+
+/* A scan RPC reads up to the end of its range; the page goes on from
+ * there (scan.c), so the op keeps its own copy of that end. */
+static int note_range_end(struct rop *op, const router_range *rg)
+{
+    free(op->rend);
+    op->rend = NULL;
+    op->rend_len = rg->end_len;
+    if (rg->end_len == 0)
+        return 0;
+    op->rend = malloc(rg->end_len);
+    if (op->rend == NULL)
+        return CAIRN_ERR_NOMEM;
+    memcpy(op->rend, rg->end, rg->end_len);
+    return 0;
+}
+
+static void op_attempt(struct rop *op)
+{
+    struct router *r = op->r;
+    const router_table *t = router_cache_table_by_id(r->cache, op->table_id);
+    if (t == NULL || t->state != ROUTER_TABLE_READY) {
+        op_fail(op, CAIRN_ERR_NO_TABLE, "table was dropped");
+        return;
+    }
+    const router_range *rg = router_cache_lookup(t, op->key, op->key_len);
+    if (rg == NULL) {
+        retry_later(op, CAIRN_ERR_RANGE_NOT_FOUND, "no range holds the key",
+                    true);
+        return;
+    }
+    uint64_t node = pick_node(rg, op->attempts);
+    const char *addr = router_cache_node_addr(r->cache, node);
+    if (addr == NULL) {
+        retry_later(op, CAIRN_ERR_TRYAGAIN, "no known replica address",
+                    true);
+        return;
+    }
+    if (op->type == RPC_SCAN && note_range_end(op, rg) != 0) {
+        op_fail(op, CAIRN_ERR_NOMEM, "out of memory");
+        return;
+    }
+    op->range_id = rg->id;
+    op->epoch = rg->epoch;
+    op->node_id = node;
+    op->rpc_id = ++r->next_rpc_id;
+    op->sent = false;
+    int rc = router_pool_send(r, addr, op);
+    if (rc != 0)
+        retry_later(op, rc, "cannot reach the node", true);
+}
+
+void router_op_start(struct rop *op)
+{
+    op_attempt(op);
+}
+
+void router_op_cancel_req(struct router *r, struct rreq *q)
+{
+    for (struct rop *op = r->ops; op != NULL; op = op->next) {
+        if (op->req != q || op->dead)
+            continue;
+        if (op->conn)
+            router_pool_detach(op);
+        op->dead = true;
+        op->req = NULL;
+        op->retry_at = 0;
+    }
+}
+
+static void follow_hint(struct rop *op, const rpc_reply *rep)
+{
+    struct router *r = op->r;
+    char msg[96];
+    snprintf(msg, sizeof msg, "node %llu is not the leader",
+             (unsigned long long)op->node_id);
+    if (rep->leader_id != 0 && rep->leader_addr.len > 0 &&
+        rep->leader_addr.len <= ROUTER_ADDR_MAX) {
+        char addr[ROUTER_ADDR_MAX + 1];
+        memcpy(addr, rep->leader_addr.p, rep->leader_addr.len);
+        addr[rep->leader_addr.len] = '\0';
+        router_cache_add_node(r->cache, rep->leader_id, addr);
+    }
+    router_range *rg = router_cache_range(r->cache, op->range_id);
+    /* Hints that keep bouncing (two nodes each naming the other during an
+     * election) fall back to the backoff below. */
+    if (rep->leader_id != 0 && rep->leader_id != op->node_id &&
+        op->attempts < 8) {
+        if (rg)
+            router_cache_set_leader(r->cache, op->range_id, rep->leader_id,
+                                    0);
+        op->last_err = CAIRN_ERR_NOT_LEADER;
+        snprintf(op->last_msg, sizeof op->last_msg, "%s", msg);
+        op->attempts++;
+        r->stat_retries++;
+        op_attempt(op); /* the hint is fresher than anything we have */
+        return;
+    }
+    /* No hint (an election is running): ask around after a backoff. */
+    if (rg && rg->leader == op->node_id)
+        rg->leader = 0;
+    retry_later(op, CAIRN_ERR_NOT_LEADER, msg, true);
+}
+
+void router_op_reply(struct rop *op, const rpc_reply *rep)
+{
+    char msg[96];
+    switch (rep->status) {
+    case CAIRN_ERR_NOT_LEADER:
+        follow_hint(op, rep);
+        return;
+    case CAIRN_ERR_STALE_EPOCH:
+    case CAIRN_ERR_RANGE_NOT_FOUND:
+    case CAIRN_ERR_KEY_OUT_OF_RANGE:
+    case CAIRN_ERR_TRYAGAIN:
+    case CAIRN_ERR_SHUTDOWN:
+        /* The node refused before doing anything: safe to retry. */
+        snprintf(msg, sizeof msg, "node %llu: %.*s",
+                 (unsigned long long)op->node_id,
+                 (int)(rep->message.len < 60 ? rep->message.len : 60),
+                 (const char *)rep->message.p);
+        retry_later(op, rep->status, msg, true);
+        return;
+    default:
+        op_finish(op, rep->status, rep);
+    }
+}
+
+void router_op_conn_failed(struct rop *op, int err)
+{
+    if (op->sent && op->is_write) {
+        op_fail(op, CAIRN_ERR_TIMEOUT,
+                "connection to node %llu lost after the write was sent; "
+                "outcome unknown",
+                (unsigned long long)op->node_id);
+        return;
+    }
+    retry_later(op, err, "connection to the node failed", true);
+}
+
+void router_op_tick(struct router *r)
+{
+    uint64_t now = router_now(r);
+    struct rop *op = r->ops;
+    while (op != NULL) {
+        struct rop *next = op->next;
+        if (op->dead) {
+            op_unlink(op);
+            free(op->rend);
+            free(op);
+        } else if (op->retry_at != 0 && op->retry_at <= now) {
+            op->retry_at = 0;
+            op_attempt(op);
+        } else if (now >= op->deadline) {
+            if (op->conn && op->sent && op->is_write)
+                op_fail(op, CAIRN_ERR_TIMEOUT,
+                        "write sent to node %llu not answered within %d "
+                        "ms; outcome unknown",
+                        (unsigned long long)op->node_id,
+                        r->cfg.deadline_ms);
+            else
+                give_up(op);
+        }
+        op = next;
+    }
+    if (r->ops == NULL && r->ticking) {
+        r->ticking = false;
+        uv_timer_stop(&r->ticker);
+    }
+}
+
+void router_op_free_all(struct router *r)
+{
+    while (r->ops != NULL) {
+        struct rop *op = r->ops;
+        if (op->conn)
+            router_pool_detach(op);
+        op_unlink(op);
+        free(op->rend);
+        free(op);
+    }
+}

@@ -1,0 +1,300 @@
+/*
+ * pool.c - pooled, pipelined connections from the router to nodes.
+ *
+ * One connection per node address, shared by every client: requests are
+ * framed with a request id (proto/rpc.h) and written back to back; replies
+ * are matched by id, so a node may answer them in any order. Writes are
+ * batched: while one write is on the socket, new frames collect in `out`
+ * and go together when it completes.
+ *
+ * An op counts as sent once the write carrying its frame was handed to the
+ * socket; if the connection then dies, a sent write's outcome is unknown
+ * (op.c answers -TIMEOUT), while anything unsent is safely retried.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "router/router_int.h"
+
+struct nwrite {
+    uv_write_t req;
+    struct nconn *conn;
+    uint8_t *data;
+};
+
+static void conn_fail(struct nconn *n, int err);
+static void on_write(uv_write_t *req, int status);
+
+static void conn_flush(struct nconn *n)
+{
+    if (!n->connected || n->writing || n->closing || n->out.len == 0)
+        return;
+    struct nwrite *w = malloc(sizeof *w);
+    if (w == NULL) {
+        conn_fail(n, CAIRN_ERR_NOMEM);
+        return;
+    }
+    w->conn = n;
+    w->data = n->out.data;
+    uv_buf_t b = uv_buf_init((char *)n->out.data, (unsigned)n->out.len);
+    n->out = (buf)BUF_INIT;
+    /* Every frame in `out` belongs to an unsent op at the tail. */
+    for (struct rop *op = n->tail; op != NULL && !op->sent; op = op->cprev)
+        op->sent = true;
+    n->writing = true;
+    if (uv_write(&w->req, (uv_stream_t *)&n->tcp, &b, 1,
+                 on_write) != 0) {
+        free(w->data);
+        free(w);
+        n->writing = false;
+        conn_fail(n, CAIRN_ERR_IO);
+    }
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    struct nwrite *w = (struct nwrite *)req;
+    struct nconn *n = w->conn;
+    free(w->data);
+    free(w);
+    n->writing = false;
+    if (status < 0) {
+        conn_fail(n, CAIRN_ERR_IO);
+        return;
+    }
+    conn_flush(n);
+}
+
+static void on_conn_closed(uv_handle_t *h)
+{
+    struct nconn *n = h->data;
+    buf_free(&n->out);
+    buf_free(&n->in);
+    free(n);
+}
+
+/* The connection is gone: every op on it is retried or, for a sent write,
+ * answered -TIMEOUT. New sends to the address open a new connection. */
+static void conn_fail(struct nconn *n, int err)
+{
+    if (n->closing)
+        return;
+    n->closing = true;
+    struct router *r = n->r;
+    for (struct nconn **p = &r->conns; *p != NULL; p = &(*p)->next)
+        if (*p == n) {
+            *p = n->next;
+            break;
+        }
+    uv_close((uv_handle_t *)&n->tcp, on_conn_closed);
+    while (n->head != NULL) {
+        struct rop *op = n->head;
+        router_pool_detach(op);
+        router_op_conn_failed(op, err);
+    }
+}
+
+static struct rop *find_op(struct nconn *n, uint64_t id)
+{
+    for (struct rop *op = n->head; op != NULL; op = op->cnext)
+        if (op->rpc_id == id)
+            return op;
+    return NULL;
+}
+
+static void handle_frame(struct nconn *n, const uint8_t *p, size_t len)
+{
+    struct rop *op = find_op(n, be_get_u64(p + 5));
+    if (op == NULL)
+        return; /* its op timed out or was cancelled: drop the reply */
+    rpc_reply rep;
+    if (rpc_decode_reply(p, len, op->type, &rep) != 0) {
+        conn_fail(n, CAIRN_ERR_PROTO);
+        return;
+    }
+    router_pool_detach(op);
+    router_op_reply(op, &rep);
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *out)
+{
+    struct nconn *n = h->data;
+    if (buf_reserve(&n->in, 65536) != 0) {
+        *out = uv_buf_init(NULL, 0);
+        return;
+    }
+    *out = uv_buf_init((char *)n->in.data + n->in.len,
+                       (unsigned)(n->in.cap - n->in.len));
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+    struct nconn *n = s->data;
+    if (nread < 0) {
+        conn_fail(n, CAIRN_ERR_IO);
+        return;
+    }
+    n->in.len += (size_t)nread;
+    size_t off = 0;
+    while (!n->closing) {
+        long flen = rpc_frame_len(n->in.data + off, n->in.len - off);
+        if (flen == 0)
+            break;
+        if (flen < 0) {
+            conn_fail(n, CAIRN_ERR_PROTO);
+            return;
+        }
+        handle_frame(n, n->in.data + off, (size_t)flen);
+        off += (size_t)flen;
+    }
+    if (n->closing)
+        return;
+    buf_consume(&n->in, off);
+    if (n->in.len == 0 && n->in.cap > (1u << 20))
+        buf_free(&n->in); /* let a large scan reply's memory go */
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+    struct nconn *n = req->data;
+    if (n->closing)
+        return;
+    if (status < 0) {
+        conn_fail(n, CAIRN_ERR_IO);
+        return;
+    }
+    n->connected = true;
+    uv_tcp_nodelay(&n->tcp, 1);
+    uv_read_start((uv_stream_t *)&n->tcp, on_alloc, on_read);
+    conn_flush(n);
+}
+
+/* "host:port" -> sockaddr (numeric addresses; nodes register them). */
+static int parse_addr(const char *addr, struct sockaddr_storage *sa)
+{
+    const char *colon = strrchr(addr, ':');
+    if (colon == NULL || colon == addr || colon - addr > 63)
+        return CAIRN_ERR_INVALID;
+    char host[64];
+    size_t hl = (size_t)(colon - addr);
+    memcpy(host, addr, hl);
+    host[hl] = '\0';
+    if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') {
+        memmove(host, host + 1, hl - 2);
+        host[hl - 2] = '\0';
+    }
+    int port = atoi(colon + 1);
+    if (port <= 0 || port > 65535)
+        return CAIRN_ERR_INVALID;
+    if (strcmp(host, "localhost") == 0)
+        strcpy(host, "127.0.0.1");
+    if (uv_ip4_addr(host, port, (struct sockaddr_in *)sa) == 0 ||
+        uv_ip6_addr(host, port, (struct sockaddr_in6 *)sa) == 0)
+        return 0;
+    return CAIRN_ERR_INVALID;
+}
+
+static struct nconn *conn_open(struct router *r, const char *addr)
+{
+    struct sockaddr_storage sa;
+    if (strlen(addr) > ROUTER_ADDR_MAX || parse_addr(addr, &sa) != 0)
+        return NULL;
+    struct nconn *n = calloc(1, sizeof *n);
+    if (n == NULL)
+        return NULL;
+    n->r = r;
+    strcpy(n->addr, addr);
+    if (rpc_hello_client(&n->out) != 0) {
+        free(n);
+        return NULL;
+    }
+    uv_tcp_init(&r->loop, &n->tcp);
+    n->tcp.data = n;
+    n->connect_req.data = n;
+    n->next = r->conns;
+    r->conns = n;
+    if (uv_tcp_connect(&n->connect_req, &n->tcp,
+                       (const struct sockaddr *)&sa, on_connect) != 0) {
+        n->closing = true;
+        r->conns = n->next;
+        uv_close((uv_handle_t *)&n->tcp, on_conn_closed);
+        return NULL;
+    }
+    return n;
+}
+
+static void fill_request(const struct rop *op, rpc_request *req)
+{
+    memset(req, 0, sizeof *req);
+    req->type = op->type;
+    req->id = op->rpc_id;
+    req->range_id = op->range_id;
+    req->epoch = op->epoch;
+    req->key.p = op->key;
+    req->key.len = op->key_len;
+    req->value.p = op->value;
+    req->value.len = op->value_len;
+    req->end.p = op->end;
+    req->end.len = op->end_len;
+    /* A scan stops at the end of the range it is sent to. */
+    if (op->type == RPC_SCAN && op->rend_len > 0 &&
+        (op->end_len == 0 || router_key_cmp(op->rend, op->rend_len, op->end,
+                                            op->end_len) < 0)) {
+        req->end.p = op->rend;
+        req->end.len = op->rend_len;
+    }
+    req->cond = op->cond;
+    req->cond_seq = op->cond_seq;
+    req->limit = op->limit;
+}
+
+int router_pool_send(struct router *r, const char *addr, struct rop *op)
+{
+    struct nconn *n = r->conns;
+    while (n != NULL && strcmp(n->addr, addr) != 0)
+        n = n->next;
+    if (n == NULL && (n = conn_open(r, addr)) == NULL)
+        return CAIRN_ERR_IO;
+    rpc_request req;
+    fill_request(op, &req);
+    int rc = rpc_encode_request(&n->out, &req);
+    if (rc != 0)
+        return rc;
+    op->conn = n;
+    op->cnext = NULL;
+    op->cprev = n->tail;
+    if (n->tail)
+        n->tail->cnext = op;
+    else
+        n->head = op;
+    n->tail = op;
+    n->ninflight++;
+    conn_flush(n);
+    return 0;
+}
+
+void router_pool_detach(struct rop *op)
+{
+    struct nconn *n = op->conn;
+    if (n == NULL)
+        return;
+    if (op->cprev)
+        op->cprev->cnext = op->cnext;
+    else
+        n->head = op->cnext;
+    if (op->cnext)
+        op->cnext->cprev = op->cprev;
+    else
+        n->tail = op->cprev;
+    n->ninflight--;
+    op->conn = NULL;
+    op->cnext = op->cprev = NULL;
+}
+
+void router_pool_close_all(struct router *r)
+{
+    while (r->conns != NULL)
+        conn_fail(r->conns, CAIRN_ERR_SHUTDOWN);
+}

@@ -1,0 +1,248 @@
+/*
+ * router_int.h - internals shared by the router's files (not a public API).
+ *
+ *   server.c   listener, client connections, in-order reply queue,
+ *              backpressure
+ *   exec.c     executing parsed commands, formatting replies
+ *   scan.c     KV.SCAN paging across ranges
+ *   tables.c   TABLE.* commands (metadata on worker threads)
+ *   op.c       one routed RPC: route, send, retry, deadline
+ *   pool.c     pooled, pipelined connections to nodes
+ *   view.c     the routing cache built from metadata snapshots
+ *
+ * Object lifetimes, all on the loop thread:
+ *   client  owns its queue of reqs; freed after its handle closed and no
+ *           worker-thread job refers to one of its reqs.
+ *   req     one client command; owns a copy of its arguments and its reply
+ *           bytes; done when its reply is complete, freed once written.
+ *   op      one RPC on behalf of a req (a req may have many: MGET, SCAN);
+ *           lives in the router's op list until it finishes, is cancelled
+ *           (client gone) or times out.
+ */
+#ifndef CAIRN_ROUTER_INT_H
+#define CAIRN_ROUTER_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "common/buf.h"
+#include "common/seq.h"
+#include "meta/meta.h"
+#include "proto/resp.h"
+#include "proto/rpc.h"
+#include "router/cache.h"
+#include "router/command.h"
+#include "router/router.h"
+
+/* Per-client bounds (issue 4: bounded per-client memory, backpressure). */
+#define ROUTER_CLIENT_MAX_REQS 512           /* queued commands */
+#define ROUTER_CLIENT_MAX_OUT (8u << 20)     /* reply bytes not yet written */
+#define ROUTER_CLIENT_MESSAGE_MAX (64u << 20) /* one command */
+/* A scan page stops growing at this many bytes of keys and values. */
+#define ROUTER_SCAN_PAGE_BYTES (4u << 20)
+/* Retry backoff: first wait, cap. */
+#define ROUTER_BACKOFF_MIN_MS 5
+#define ROUTER_BACKOFF_MAX_MS 400
+#define ROUTER_TICK_MS 5
+
+struct router;
+struct rclient;
+struct rreq;
+struct rop;
+struct nconn;
+
+typedef void (*rop_done_fn)(struct rop *op, int status, const rpc_reply *rep);
+
+/* One routed RPC. */
+struct rop {
+    struct rop *next, *prev;   /* router's list of live ops */
+    struct rop *cnext, *cprev; /* the node connection's in-flight list */
+    struct router *r;
+    struct rreq *req;
+    size_t idx;                /* which part of req (MGET key index) */
+    rop_done_fn done;
+
+    rpc_type type;
+    uint64_t table_id;
+    const uint8_t *key;        /* owned by req (or by `own`) */
+    size_t key_len;
+    const uint8_t *value;
+    size_t value_len;
+    rpc_cond cond;
+    seq cond_seq;
+    const uint8_t *end;        /* SCAN upper bound (0 = unbounded) */
+    size_t end_len;
+    uint8_t *rend;             /* SCAN: end of the range it was sent to */
+    size_t rend_len;           /* (owned; 0 = the last range) */
+    uint32_t limit;
+    uint64_t range_id;         /* filled when routed */
+    uint64_t epoch;
+
+    struct nconn *conn;        /* in this connection's in-flight list */
+    uint64_t rpc_id;
+    bool sent;                 /* its frame was handed to the socket */
+    bool is_write;
+    bool dead;                 /* cancelled: freed by the next tick */
+    uint64_t node_id;          /* where it was sent */
+    int attempts;
+    uint64_t retry_at;         /* loop ms; 0 = not waiting */
+    uint64_t deadline;         /* loop ms */
+    int last_err;              /* why the last attempt failed */
+    char last_msg[96];
+};
+
+/* A node connection (pool.c). */
+struct nconn {
+    struct nconn *next;
+    struct router *r;
+    char addr[ROUTER_ADDR_MAX + 1];
+    uv_tcp_t tcp;
+    uv_connect_t connect_req;
+    bool connected, closing, writing;
+    buf out;                   /* frames not yet handed to the socket */
+    buf in;
+    struct rop *head, *tail;   /* in flight, in send order */
+    size_t ninflight;
+};
+
+/* One client command. */
+struct rreq {
+    struct rreq *next;
+    struct rclient *c;         /* NULL once the client is gone */
+    router_cmd cmd;            /* points into argv/argmem */
+    router_arg *argv;
+    size_t argc;
+    uint8_t *argmem;
+    buf out;                   /* the reply */
+    bool done;
+    bool close_after;          /* QUIT, protocol error */
+    size_t pending;            /* ops not finished */
+    int first_err;             /* fan-out: first error seen */
+    char first_msg[128];
+    int64_t count;             /* DEL/EXISTS: sum */
+    struct rpart *parts;       /* MGET: one result per key */
+    struct rscan *scan;        /* KV.SCAN state */
+    struct rtablejob *job;     /* TABLE.* running on a worker thread */
+};
+
+/* One part of a fan-out reply (MGET). */
+struct rpart {
+    int status;
+    uint8_t *value;
+    size_t len;
+};
+
+struct rclient {
+    struct rclient *next, *prev;
+    struct router *r;
+    uv_tcp_t tcp;
+    resp_parser *parser;
+    buf in;
+    struct rreq *head, *tail;
+    size_t nreqs;
+    size_t out_bytes;          /* handed to uv_write, not yet written */
+    bool reading, processing, closing, stop_input;
+};
+
+struct router {
+    router_config cfg;
+    char host[64];
+    char prefix[META_PREFIX_MAX + 1];
+    char etcd_urls[1024];
+    uv_loop_t loop;
+    uv_tcp_t listener;
+    int port;
+    uv_signal_t sigint, sigterm;
+    uv_async_t wake;           /* meta changed, or stop requested */
+    uv_timer_t ticker;
+    bool ticking;
+    volatile int stop_requested;
+    volatile int meta_dirty;
+    bool stopping;
+
+    etcd *etcd;
+    meta *meta;
+    meta_cache *mcache;
+    router_cache *cache;       /* current routing view */
+    bool refreshing, refresh_again;
+    uv_work_t refresh_work;
+    int refresh_rc;
+
+    struct nconn *conns;
+    struct rop *ops;           /* live ops */
+    uint64_t next_rpc_id;
+    struct rclient *clients;
+    size_t nclients;
+    size_t njobs;
+
+    /* INFO counters */
+    uint64_t stat_commands, stat_errors, stat_retries, stat_timeouts;
+    uint64_t stat_refreshes, stat_connections;
+};
+
+/* ---- server.c ---- */
+/* A req's reply is complete: write what can be written, in order. */
+void router_req_finish(struct rreq *q);
+/* Free a req that is no longer queued (client gone). */
+void router_req_free(struct rreq *q);
+int router_server_start(struct router *r);
+void router_server_stop(struct router *r);
+
+/* ---- exec.c ---- */
+/* Execute a parsed command; the reply arrives via router_req_finish. */
+void router_exec(struct router *r, struct rreq *q);
+/* Write the error reply of a failed op to a req. */
+void router_reply_status(struct rreq *q, int status, const char *msg);
+
+/* ---- scan.c ---- */
+void router_scan_start(struct router *r, struct rreq *q,
+                       const router_table *t);
+void router_scan_free(struct rreq *q);
+
+/* ---- tables.c ---- */
+void router_table_cmd(struct router *r, struct rreq *q);
+
+/* ---- op.c ---- */
+/* A new op for `q` (not yet started); NULL when out of memory. */
+struct rop *router_op_new(struct router *r, struct rreq *q, rpc_type type,
+                          uint64_t table_id, rop_done_fn done);
+/* Route and send (or wait for a retry). Calls op->done exactly once. */
+void router_op_start(struct rop *op);
+/* Drop every op of a req without calling done (its client is gone). */
+void router_op_cancel_req(struct router *r, struct rreq *q);
+/* The loop ticker: retries that are due, deadlines that passed. */
+void router_op_tick(struct router *r);
+/* A reply for `op` arrived on its connection (pool.c). */
+void router_op_reply(struct rop *op, const rpc_reply *rep);
+/* Its connection died: retry, or -TIMEOUT for a sent write. */
+void router_op_conn_failed(struct rop *op, int err);
+void router_op_free_all(struct router *r);
+
+/* ---- pool.c ---- */
+/* Queue op's frame on the connection to `addr`. 0 or an error (the op
+ * was not sent). */
+int router_pool_send(struct router *r, const char *addr, struct rop *op);
+/* Remove an op from its connection's in-flight list (reply ignored). */
+void router_pool_detach(struct rop *op);
+void router_pool_close_all(struct router *r);
+
+/* ---- view.c ---- */
+/* Rebuild the routing cache from the meta cache's current snapshot. */
+void router_view_update(struct router *r);
+/* Ask for a metadata re-read (coalesced; runs on a worker thread). */
+void router_view_refresh(struct router *r);
+
+/* ---- router.c ---- */
+/* A worker-thread job (refresh, TABLE.*) finished, on the loop thread. */
+void router_job_done(struct router *r);
+
+/* Loop time in ms. */
+static inline uint64_t router_now(struct router *r)
+{
+    return uv_now(&r->loop);
+}
+
+#endif

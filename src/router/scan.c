@@ -1,0 +1,206 @@
+/*
+ * scan.c - KV.SCAN: one page of [start, end) in key order, across ranges.
+ *
+ * A page is a series of SCAN RPCs, each to the leader of the range holding
+ * the current key (linearizable per range), clipped to that range's end.
+ * The page stops at LIMIT entries or ROUTER_SCAN_PAGE_BYTES of keys and
+ * values, whichever comes first. One entry more than the page is read: its
+ * key is the next cursor (an inclusive start), so a cursor always names a
+ * key that existed, and the last page is the one whose cursor is empty.
+ * When a node stops early (its byte budget), the next RPC starts again at
+ * the last key seen and skips it.
+ *
+ * The page is held in memory until it is complete, bounded by the limits
+ * above; RESP puts the cursor first, so nothing can be written earlier.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "router/router_int.h"
+
+struct rscan {
+    uint64_t table_id;
+    buf cur;        /* where the next RPC starts (inclusive; empty = -inf) */
+    buf skip;       /* a key already returned, skipped if seen again */
+    uint32_t count; /* entries in the page */
+    size_t bytes;
+    buf entries;    /* RESP bulk key, bulk value, ... */
+    buf cursor;     /* text of the next cursor, empty at the end */
+};
+
+void router_scan_free(struct rreq *q)
+{
+    struct rscan *s = q->scan;
+    if (s == NULL)
+        return;
+    buf_free(&s->cur);
+    buf_free(&s->skip);
+    buf_free(&s->entries);
+    buf_free(&s->cursor);
+    free(s);
+    q->scan = NULL;
+}
+
+static void scan_reply(struct router *r, struct rreq *q)
+{
+    struct rscan *s = q->scan;
+    resp_write_array(&q->out, 2);
+    resp_write_bulk(&q->out, s->cursor.data, s->cursor.len);
+    resp_write_array(&q->out, (size_t)s->count * 2);
+    buf_append(&q->out, s->entries.data, s->entries.len);
+    router_scan_free(q);
+    router_req_finish(q);
+}
+
+static void scan_fail(struct router *r, struct rreq *q, int status,
+                      const char *msg)
+{
+    router_scan_free(q);
+    router_reply_status(q, status, msg);
+    r->stat_errors++;
+    router_req_finish(q);
+}
+
+static void scan_done(struct rop *op, int status, const rpc_reply *rep);
+
+static bool key_at_or_past_end(const struct rreq *q, const uint8_t *k,
+                               size_t len)
+{
+    const router_arg *end = &q->cmd.end;
+    return end->len > 0 && router_key_cmp(k, len, end->p, end->len) >= 0;
+}
+
+/* Send the next RPC of the page. */
+static void scan_step(struct router *r, struct rreq *q)
+{
+    struct rscan *s = q->scan;
+    struct rop *op = router_op_new(r, q, RPC_SCAN, s->table_id, scan_done);
+    if (op == NULL) {
+        scan_fail(r, q, CAIRN_ERR_NOMEM, NULL);
+        return;
+    }
+    op->key = s->cur.data;
+    op->key_len = s->cur.len;
+    op->end = q->cmd.end.p;
+    op->end_len = q->cmd.end.len;
+    /* The rest of the page, one more for the cursor, one more for a key
+     * that is skipped. */
+    op->limit = q->cmd.limit - s->count + 1 + (s->skip.len > 0);
+    router_op_start(op);
+}
+
+static int set_buf(buf *b, const uint8_t *p, size_t n)
+{
+    buf_reset(b);
+    return buf_append(b, p, n);
+}
+
+/* Take one entry; false when the page is full (then the cursor is set). */
+static bool scan_take(struct rscan *s, const struct rreq *q,
+                      const rpc_scan_entry *e)
+{
+    if (s->count >= q->cmd.limit || s->bytes >= ROUTER_SCAN_PAGE_BYTES) {
+        router_cursor_encode(s->table_id, e->key.p, e->key.len, &s->cursor);
+        return false;
+    }
+    resp_write_bulk(&s->entries, e->key.p, e->key.len);
+    resp_write_bulk(&s->entries, e->value.p, e->value.len);
+    s->count++;
+    s->bytes += e->key.len + e->value.len;
+    set_buf(&s->skip, e->key.p, e->key.len);
+    return true;
+}
+
+static void scan_done(struct rop *op, int status, const rpc_reply *rep)
+{
+    struct rreq *q = op->req;
+    struct router *r = op->r;
+    if (q == NULL)
+        return;
+    struct rscan *s = q->scan;
+    if (status != 0) {
+        char msg[160] = "";
+        size_t n = rep->message.len < sizeof msg - 1 ? rep->message.len
+                                                     : sizeof msg - 1;
+        memcpy(msg, rep->message.p, n);
+        msg[n] = '\0';
+        scan_fail(r, q, status, msg);
+        return;
+    }
+    size_t pos = 0;
+    uint32_t seen = 0;
+    rpc_scan_entry e;
+    int rc;
+    bool had_skip = s->skip.len > 0;
+    buf prev_skip = s->skip; /* compare against the key we resumed at */
+    s->skip = (buf)BUF_INIT;
+    bool full = false;
+    while (!full && (rc = rpc_scan_next(rep, &pos, &e)) == 1) {
+        seen++;
+        if (had_skip && seen == 1 &&
+            router_key_cmp(e.key.p, e.key.len, prev_skip.data,
+                           prev_skip.len) == 0)
+            continue;
+        full = !scan_take(s, q, &e);
+    }
+    if (s->skip.len == 0 && had_skip) { /* nothing new: keep the old one */
+        buf_free(&s->skip);
+        s->skip = prev_skip;
+    } else {
+        buf_free(&prev_skip);
+    }
+    if (!full && rc < 0) {
+        scan_fail(r, q, CAIRN_ERR_PROTO, "malformed scan reply from node");
+        return;
+    }
+    if (full) {
+        scan_reply(r, q);
+        return;
+    }
+    if (rep->scan_more || seen >= op->limit) {
+        /* The node stopped early: resume at the last key, skipping it. */
+        set_buf(&s->cur, s->skip.data, s->skip.len);
+        scan_step(r, q);
+        return;
+    }
+    /* This range is exhausted up to its end (or the scan's). */
+    if (op->rend_len == 0 || key_at_or_past_end(q, op->rend, op->rend_len)) {
+        scan_reply(r, q); /* the end: empty cursor */
+        return;
+    }
+    set_buf(&s->cur, op->rend, op->rend_len);
+    buf_reset(&s->skip);
+    scan_step(r, q);
+}
+
+void router_scan_start(struct router *r, struct rreq *q,
+                       const router_table *t)
+{
+    struct rscan *s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        router_reply_status(q, CAIRN_ERR_NOMEM, NULL);
+        router_req_finish(q);
+        return;
+    }
+    q->scan = s;
+    s->table_id = t->id;
+    if (q->cmd.has_cursor && q->cmd.cursor.table_id != t->id) {
+        scan_fail(r, q, CAIRN_ERR_INVALID,
+                  "scan cursor belongs to another table");
+        return;
+    }
+    const uint8_t *from = q->cmd.has_cursor ? q->cmd.cursor.key
+                                            : q->cmd.start.p;
+    size_t from_len = q->cmd.has_cursor ? q->cmd.cursor.key_len
+                                        : q->cmd.start.len;
+    if (set_buf(&s->cur, from, from_len) != 0) {
+        scan_fail(r, q, CAIRN_ERR_NOMEM, NULL);
+        return;
+    }
+    if (from_len > 0 && key_at_or_past_end(q, from, from_len)) {
+        scan_reply(r, q); /* empty interval */
+        return;
+    }
+    scan_step(r, q);
+}

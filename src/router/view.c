@@ -1,0 +1,141 @@
+/*
+ * view.c - the routing cache as the loop sees it, rebuilt from the
+ * metadata library's snapshots (meta/meta.h).
+ *
+ * Two ways a fresher snapshot arrives: the etcd watch (the push: meta_cache
+ * publishes, its thread wakes the loop through uv_async) and a refresh the
+ * router asks for when a node rejected a request as misrouted (a blocking
+ * re-read, so it runs on a libuv worker thread). Refreshes are coalesced:
+ * at most one runs, and requests arriving meanwhile cause one more.
+ */
+#include <string.h>
+
+#include "common/err.h"
+#include "router/router_int.h"
+
+static router_table_state table_state(meta_table_state s)
+{
+    switch (s) {
+    case META_TABLE_READY:
+        return ROUTER_TABLE_READY;
+    case META_TABLE_CREATING:
+        return ROUTER_TABLE_CREATING;
+    default:
+        return ROUTER_TABLE_DROPPING;
+    }
+}
+
+static int add_ranges(router_cache *c, const meta_map *map, uint64_t tid)
+{
+    size_t n = 0;
+    const meta_range *rs = meta_map_ranges(map, tid, &n);
+    for (size_t i = 0; i < n; i++) {
+        const meta_range *m = &rs[i];
+        router_range rg;
+        memset(&rg, 0, sizeof rg);
+        rg.id = m->id;
+        rg.epoch = m->epoch;
+        rg.start = m->start;
+        rg.start_len = m->start_len;
+        rg.end = m->end;
+        rg.end_len = m->end_len;
+        rg.nreplicas = m->n_replicas < ROUTER_REPLICAS_MAX
+                           ? m->n_replicas
+                           : ROUTER_REPLICAS_MAX;
+        for (int j = 0; j < rg.nreplicas; j++)
+            rg.replicas[j] = m->replicas[j];
+        rg.migrating = m->state == META_RANGE_MIGRATING;
+        rg.migrating_from = m->from;
+        const meta_leader *l = meta_map_leader(map, m->id);
+        if (l != NULL) {
+            rg.leader = l->node_id;
+            rg.leader_term = l->term;
+        }
+        int rc = router_cache_add_range(c, tid, &rg);
+        if (rc != 0 && rc != CAIRN_ERR_EXISTS)
+            return rc;
+    }
+    return 0;
+}
+
+/* A routing cache holding everything in `map`. NULL when out of memory. */
+static router_cache *build(const meta_map *map)
+{
+    router_cache *c = router_cache_new(meta_map_revision(map));
+    if (c == NULL)
+        return NULL;
+    for (size_t i = 0; i < meta_map_table_count(map); i++) {
+        const meta_table *t = meta_map_table_at(map, i);
+        if (router_cache_add_table(c, t->name, t->id, (int)t->engine,
+                                   t->replicas, table_state(t->state)) != 0)
+            continue;
+        if (add_ranges(c, map, t->id) != 0) {
+            router_cache_free(c);
+            return NULL;
+        }
+    }
+    for (size_t i = 0; i < meta_map_node_count(map); i++) {
+        const meta_node *n = meta_map_node_at(map, i);
+        if (n->addr[0] != '\0')
+            router_cache_add_node(c, n->id, n->addr);
+    }
+    router_cache_seal(c);
+    return c;
+}
+
+void router_view_update(struct router *r)
+{
+    if (r->mcache == NULL)
+        return;
+    meta_map *map = meta_cache_acquire(r->mcache);
+    if (r->cache != NULL &&
+        meta_map_revision(map) <= router_cache_revision(r->cache)) {
+        meta_map_release(map);
+        return;
+    }
+    router_cache *c = build(map);
+    meta_map_release(map);
+    if (c == NULL)
+        return; /* keep the old view; the next change tries again */
+    router_cache_free(r->cache);
+    r->cache = c;
+}
+
+static void refresh_work(uv_work_t *w)
+{
+    struct router *r = w->data;
+    r->refresh_rc = meta_cache_refresh(r->mcache);
+}
+
+static void refresh_after(uv_work_t *w, int status)
+{
+    struct router *r = w->data;
+    r->refreshing = false;
+    router_job_done(r);
+    if (r->stopping)
+        return;
+    router_view_update(r);
+    if (r->refresh_again) {
+        r->refresh_again = false;
+        router_view_refresh(r);
+    }
+}
+
+void router_view_refresh(struct router *r)
+{
+    if (r->stopping || r->mcache == NULL)
+        return;
+    if (r->refreshing) {
+        r->refresh_again = true;
+        return;
+    }
+    r->refreshing = true;
+    r->stat_refreshes++;
+    r->refresh_work.data = r;
+    r->njobs++;
+    if (uv_queue_work(&r->loop, &r->refresh_work, refresh_work,
+                      refresh_after) != 0) {
+        r->refreshing = false;
+        r->njobs--;
+    }
+}
