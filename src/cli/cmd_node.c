@@ -1,0 +1,96 @@
+/*
+ * cmd_node.c - `cairn node`: run a storage node (src/node/node.h).
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "node/node.h"
+
+static int usage(FILE *out)
+{
+    fprintf(out,
+            "usage: cairn node --id N --listen HOST:PORT --dir DIR [options]\n"
+            "\n"
+            "Hosts range replicas; one port serves the cairn RPC and the Raft\n"
+            "traffic of every range.\n"
+            "\n"
+            "  --id N                  node id (> 0, never reused)\n"
+            "  --listen HOST:PORT      address to listen on; peers use it too\n"
+            "  --dir DIR               data directory (created if missing)\n"
+            "  --bootstrap RANGE:PEERS start range RANGE with voters PEERS\n"
+            "                          (ID=HOST:PORT,...): table 1, unbounded,\n"
+            "                          epoch 1; every voter passes the same flag\n"
+            "  --engine btree|lsm      index store of the bootstrap range\n"
+            "  --election-ms N         election timeout (default 1000)\n"
+            "  --heartbeat-ms N        heartbeat interval (default 100)\n"
+            "  --snapshot-threshold N  entries between snapshots (4096)\n"
+            "  --snapshot-trailing N   entries kept after a snapshot (1024)\n"
+            "  --segment-size BYTES    Raft log segment size (8 MiB)\n"
+            "  --snapshot-cap BYTES    largest range/snapshot (64 MiB)\n");
+    return out == stdout ? 0 : 2;
+}
+
+static int parse_boot(const char *arg, node_options *o)
+{
+    char *end;
+    o->boot_range = strtoull(arg, &end, 10);
+    if (o->boot_range == 0 || *end != ':')
+        return -1;
+    return node_parse_peers(end + 1, o->boot_peers, &o->boot_n_peers);
+}
+
+int cmd_node(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"id", required_argument, NULL, 'i'},
+        {"listen", required_argument, NULL, 'l'},
+        {"dir", required_argument, NULL, 'd'},
+        {"bootstrap", required_argument, NULL, 'b'},
+        {"engine", required_argument, NULL, 'e'},
+        {"election-ms", required_argument, NULL, 'E'},
+        {"heartbeat-ms", required_argument, NULL, 'H'},
+        {"snapshot-threshold", required_argument, NULL, 'T'},
+        {"snapshot-trailing", required_argument, NULL, 'R'},
+        {"segment-size", required_argument, NULL, 'S'},
+        {"snapshot-cap", required_argument, NULL, 'C'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    node_options o;
+    memset(&o, 0, sizeof o);
+    rep_options_default(&o.rep);
+    o.boot_engine = ENGINE_BTREE;
+    int c;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'i': o.id = strtoull(optarg, NULL, 10); break;
+        case 'l': o.listen = optarg; break;
+        case 'd': o.dir = optarg; break;
+        case 'b':
+            if (parse_boot(optarg, &o) != 0) {
+                fprintf(stderr, "cairn node: bad --bootstrap '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case 'e':
+            if (engine_kind_parse(optarg, &o.boot_engine) != 0)
+                return usage(stderr);
+            break;
+        case 'E': o.rep.election_ms = (unsigned)atoi(optarg); break;
+        case 'H': o.rep.heartbeat_ms = (unsigned)atoi(optarg); break;
+        case 'T': o.rep.snapshot_threshold = (unsigned)atoi(optarg); break;
+        case 'R': o.rep.snapshot_trailing = (unsigned)atoi(optarg); break;
+        case 'S': o.rep.segment_size = strtoull(optarg, NULL, 10); break;
+        case 'C': o.rep.snapshot_cap = strtoull(optarg, NULL, 10); break;
+        case 'h': return usage(stdout);
+        default: return usage(stderr);
+        }
+    }
+    if (o.id == 0 || o.listen == NULL || o.dir == NULL || optind != argc)
+        return usage(stderr);
+    return node_run(&o);
+}

@@ -1,0 +1,49 @@
+/*
+ * node.h - the `cairn node` process: hosts range replicas on one libuv loop
+ * and serves the cairn RPC and the Raft traffic of all of them on one TCP
+ * port (DESIGN.md, "cairn node").
+ *
+ * Data directory layout:
+ *
+ *     DIR/lmdb/            the node's LMDB index store (btree tables)
+ *     DIR/rocks/           the node's RocksDB index store (lsm tables)
+ *     DIR/raft/<range id>/ each replica's Raft log segments, snapshots and
+ *                          term/vote files (libraft raft_uv)
+ *
+ * A replica exists on a node when an index store holds its meta blob; on
+ * start the node opens every such replica, which replays only its log after
+ * the stored applied index (replica.h).
+ *
+ * Every request names (range id, epoch) and is rejected with a precise code
+ * before anything else: RANGE_NOT_FOUND, STALE_EPOCH, KEY_OUT_OF_RANGE, and
+ * NOT_LEADER with the leader this replica knows.
+ */
+#ifndef CAIRN_NODE_H
+#define CAIRN_NODE_H
+
+#include <stdint.h>
+
+#include "../replication/entry.h"
+#include "../replication/replica.h"
+
+typedef struct node_options {
+    uint64_t id;
+    const char *listen; /* "host:port", also the address peers use */
+    const char *dir;
+    rep_options rep;
+    /* Optional static bootstrap of one range (before the metadata manager
+     * exists): range id and voters; table 1, unbounded, epoch 1. */
+    uint64_t boot_range;
+    engine_kind boot_engine;
+    unsigned boot_n_peers;
+    range_peer boot_peers[RANGE_MAX_PEERS];
+} node_options;
+
+/* Run a node until SIGINT or SIGTERM; returns the process exit status
+ * (0 clean stop, 1 failure to start, with the reason on stderr). */
+int node_run(const node_options *opts);
+
+/* Parse "ID=HOST:PORT,ID=HOST:PORT,..." into peers. 0 or CAIRN_ERR_INVALID. */
+int node_parse_peers(const char *text, range_peer *peers, unsigned *n);
+
+#endif

@@ -1,0 +1,421 @@
+/*
+ * entry.c - log entries, range meta and snapshots of a range (entry.h).
+ */
+#include "entry.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/err.h"
+#include "../common/limits.h"
+
+#define SNAP_MAGIC "CSN1"
+
+/* ---- bounds-checked reading ------------------------------------------ */
+
+typedef struct rdr {
+    const uint8_t *p;
+    size_t len;
+    size_t pos;
+    bool bad;
+} rdr;
+
+static const uint8_t *take(rdr *r, size_t n)
+{
+    if (r->bad || r->len - r->pos < n) {
+        r->bad = true;
+        return NULL;
+    }
+    const uint8_t *p = r->p + r->pos;
+    r->pos += n;
+    return p;
+}
+
+static uint8_t take_u8(rdr *r)
+{
+    const uint8_t *p = take(r, 1);
+    return p ? *p : 0;
+}
+
+static uint32_t take_u32(rdr *r)
+{
+    const uint8_t *p = take(r, 4);
+    return p ? be_get_u32(p) : 0;
+}
+
+static uint64_t take_u64(rdr *r)
+{
+    const uint8_t *p = take(r, 8);
+    return p ? be_get_u64(p) : 0;
+}
+
+static const uint8_t *take_str(rdr *r, size_t *len)
+{
+    *len = take_u32(r);
+    return take(r, *len);
+}
+
+static void take_seq(rdr *r, seq *s)
+{
+    const uint8_t *p = take(r, SEQ_LEN);
+    if (p)
+        memcpy(s->bytes, p, SEQ_LEN);
+}
+
+static int put_str(buf *b, const void *p, size_t n)
+{
+    int rc = buf_append_u32(b, (uint32_t)n);
+    return rc == 0 && n ? buf_append(b, p, n) : rc;
+}
+
+/* ---- command entries -------------------------------------------------- */
+
+size_t entry_op_size(size_t key_len, size_t value_len)
+{
+    return ENTRY_OP_FIXED + key_len + value_len;
+}
+
+int entry_put_header(buf *out, uint64_t nonce, uint64_t proposal,
+                     uint32_t n_ops)
+{
+    int rc = buf_append_u8(out, 1);
+    if (rc == 0)
+        rc = buf_append_u64(out, nonce);
+    if (rc == 0)
+        rc = buf_append_u64(out, proposal);
+    if (rc == 0)
+        rc = buf_append_u32(out, n_ops);
+    return rc;
+}
+
+int entry_put_op(buf *out, const entry_op *op)
+{
+    int rc = buf_reserve(out, entry_op_size(op->key_len, op->value_len));
+    if (rc != 0)
+        return rc;
+    buf_append_u8(out, op->kind);
+    buf_append_u8(out, op->cond);
+    buf_append(out, op->cond_seq.bytes, SEQ_LEN);
+    buf_append(out, op->seq.bytes, SEQ_LEN);
+    put_str(out, op->key, op->key_len);
+    return put_str(out, op->value, op->value_len);
+}
+
+static int read_op(rdr *r, entry_op *op)
+{
+    op->kind = take_u8(r);
+    op->cond = take_u8(r);
+    take_seq(r, &op->cond_seq);
+    take_seq(r, &op->seq);
+    op->key = take_str(r, &op->key_len);
+    op->value = take_str(r, &op->value_len);
+    if (r->bad)
+        return CAIRN_ERR_CORRUPT;
+    if ((op->kind != ENTRY_OP_PUT && op->kind != ENTRY_OP_DEL) ||
+        op->cond > ENTRY_COND_IFABSENT || op->key_len < CAIRN_KEY_MIN ||
+        op->key_len > CAIRN_KEY_MAX || op->value_len > CAIRN_VALUE_MAX)
+        return CAIRN_ERR_CORRUPT;
+    return 0;
+}
+
+int entry_parse(const void *p, size_t len, entry_reader *out)
+{
+    rdr r = {p, len, 0, false};
+    memset(out, 0, sizeof *out);
+    if (take_u8(&r) != 1)
+        return CAIRN_ERR_CORRUPT;
+    out->nonce = take_u64(&r);
+    out->proposal = take_u64(&r);
+    out->n_ops = take_u32(&r);
+    if (r.bad)
+        return CAIRN_ERR_CORRUPT;
+    out->p = p;
+    out->len = len;
+    out->pos = r.pos;
+    for (uint32_t i = 0; i < out->n_ops; i++) {
+        entry_op op;
+        if (read_op(&r, &op) != 0)
+            return CAIRN_ERR_CORRUPT;
+    }
+    return r.pos == len ? 0 : CAIRN_ERR_CORRUPT;
+}
+
+int entry_next(entry_reader *er, entry_op *op)
+{
+    if (er->pos >= er->len)
+        return 0;
+    rdr r = {er->p, er->len, er->pos, false};
+    if (read_op(&r, op) != 0)
+        return CAIRN_ERR_CORRUPT;
+    er->pos = r.pos;
+    return 1;
+}
+
+/* What the key holds as of the ops of this entry applied so far (searched
+ * newest first), else as of the store. 1 found, 0 absent, or an error. */
+static int current_seq(engine *e, uint64_t range_id, const entry_op *done,
+                       size_t n_done, const entry_op *op, seq *s,
+                       bool *tombstone, buf *scratch)
+{
+    for (size_t i = n_done; i-- > 0;) {
+        if (done[i].key_len == op->key_len &&
+            memcmp(done[i].key, op->key, op->key_len) == 0) {
+            *s = done[i].seq;
+            *tombstone = done[i].kind == ENTRY_OP_DEL;
+            return 1;
+        }
+    }
+    int rc = engine_get(e, NULL, range_id, op->key, op->key_len, s,
+                        tombstone, scratch);
+    if (rc == CAIRN_ERR_NOT_FOUND)
+        return 0;
+    return rc == 0 ? 1 : rc;
+}
+
+static int check_cond(engine *e, uint64_t range_id, const entry_op *done,
+                      size_t n_done, const entry_op *op, buf *scratch)
+{
+    if (op->cond == ENTRY_COND_NONE)
+        return 0;
+    seq cur;
+    bool tomb = false;
+    int found = current_seq(e, range_id, done, n_done, op, &cur, &tomb,
+                            scratch);
+    if (found < 0)
+        return found;
+    if (op->cond == ENTRY_COND_IFABSENT)
+        return (found == 0 || tomb) ? 0 : CAIRN_ERR_CONDITION;
+    return (found == 1 && seq_cmp(&cur, &op->cond_seq) == 0)
+               ? 0
+               : CAIRN_ERR_CONDITION;
+}
+
+static int add_op(engine_batch *b, uint64_t range_id, const entry_op *op)
+{
+    if (op->kind == ENTRY_OP_DEL)
+        return engine_batch_tombstone(b, range_id, op->key, op->key_len,
+                                      &op->seq);
+    return engine_batch_put(b, range_id, op->key, op->key_len, &op->seq,
+                            op->value, op->value_len);
+}
+
+int entry_apply(engine *e, engine_batch *batch, uint64_t range_id,
+                uint64_t index, const void *p, size_t len,
+                entry_result *results, seq_clock *clock)
+{
+    entry_reader er;
+    int rc = entry_parse(p, len, &er);
+    if (rc != 0)
+        return rc;
+    entry_op *done = calloc(er.n_ops ? er.n_ops : 1, sizeof *done);
+    buf scratch = BUF_INIT;
+    size_t n_done = 0;
+    if (done == NULL)
+        return CAIRN_ERR_NOMEM;
+    engine_batch_clear(batch);
+    entry_op op;
+    for (uint32_t i = 0; rc == 0 && entry_next(&er, &op) == 1; i++) {
+        int st = check_cond(e, range_id, done, n_done, &op, &scratch);
+        if (st != 0 && st != CAIRN_ERR_CONDITION) {
+            rc = st;
+            break;
+        }
+        if (results) {
+            results[i].status = st;
+            results[i].seq = op.seq;
+        }
+        if (clock)
+            seq_observe(clock, &op.seq);
+        if (st == 0) {
+            rc = add_op(batch, range_id, &op);
+            done[n_done++] = op;
+        }
+    }
+    if (rc == 0)
+        rc = engine_batch_set_applied(batch, range_id, index);
+    if (rc == 0)
+        rc = engine_write(e, batch);
+    engine_batch_clear(batch);
+    buf_free(&scratch);
+    free(done);
+    return rc;
+}
+
+/* ---- range meta ------------------------------------------------------- */
+
+int range_meta_encode(const range_meta *m, buf *out)
+{
+    int rc = buf_append_u8(out, 1);
+    if (rc == 0)
+        rc = buf_append_u64(out, m->table_id);
+    if (rc == 0)
+        rc = buf_append_u8(out, (uint8_t)m->engine);
+    if (rc == 0)
+        rc = buf_append_u64(out, m->epoch);
+    if (rc == 0)
+        rc = put_str(out, m->start.data, m->start.len);
+    if (rc == 0)
+        rc = put_str(out, m->end.data, m->end.len);
+    if (rc == 0)
+        rc = buf_append_u8(out, (uint8_t)m->n_peers);
+    for (unsigned i = 0; rc == 0 && i < m->n_peers; i++) {
+        rc = buf_append_u64(out, m->peers[i].id);
+        if (rc == 0)
+            rc = put_str(out, m->peers[i].addr, strlen(m->peers[i].addr));
+    }
+    return rc;
+}
+
+int range_meta_decode(const void *p, size_t len, range_meta *m)
+{
+    rdr r = {p, len, 0, false};
+    size_t n;
+    const uint8_t *s;
+    if (take_u8(&r) != 1)
+        return CAIRN_ERR_CORRUPT;
+    m->table_id = take_u64(&r);
+    m->engine = (engine_kind)take_u8(&r);
+    m->epoch = take_u64(&r);
+    buf_reset(&m->start);
+    buf_reset(&m->end);
+    s = take_str(&r, &n);
+    if (s && buf_append(&m->start, s, n) != 0)
+        return CAIRN_ERR_NOMEM;
+    s = take_str(&r, &n);
+    if (s && buf_append(&m->end, s, n) != 0)
+        return CAIRN_ERR_NOMEM;
+    m->n_peers = take_u8(&r);
+    if (m->n_peers > RANGE_MAX_PEERS)
+        return CAIRN_ERR_CORRUPT;
+    for (unsigned i = 0; i < m->n_peers && !r.bad; i++) {
+        m->peers[i].id = take_u64(&r);
+        s = take_str(&r, &n);
+        if (s == NULL || n >= sizeof m->peers[i].addr)
+            return CAIRN_ERR_CORRUPT;
+        memcpy(m->peers[i].addr, s, n);
+        m->peers[i].addr[n] = '\0';
+    }
+    return (r.bad || r.pos != len) ? CAIRN_ERR_CORRUPT : 0;
+}
+
+void range_meta_free(range_meta *m)
+{
+    buf_free(&m->start);
+    buf_free(&m->end);
+}
+
+static int cmp_bytes(const void *a, size_t an, const void *b, size_t bn)
+{
+    size_t n = an < bn ? an : bn;
+    int c = n ? memcmp(a, b, n) : 0;
+    if (c != 0)
+        return c;
+    return an < bn ? -1 : an > bn;
+}
+
+bool range_meta_contains(const range_meta *m, const void *key,
+                         size_t key_len)
+{
+    if (cmp_bytes(key, key_len, m->start.data, m->start.len) < 0)
+        return false;
+    return m->end.len == 0 ||
+           cmp_bytes(key, key_len, m->end.data, m->end.len) < 0;
+}
+
+/* ---- snapshots -------------------------------------------------------- */
+
+int snapshot_encode(engine *e, engine_view *view, uint64_t range_id,
+                    uint64_t applied, size_t cap, buf *out)
+{
+    buf meta = BUF_INIT;
+    engine_iter *it = NULL;
+    int rc = engine_get_meta(e, view, range_id, &meta);
+    if (rc == 0)
+        rc = buf_append(out, SNAP_MAGIC, 4);
+    if (rc == 0)
+        rc = buf_append_u64(out, applied);
+    if (rc == 0)
+        rc = put_str(out, meta.data, meta.len);
+    size_t count_at = out->len;
+    if (rc == 0)
+        rc = buf_append_u64(out, 0);
+    if (rc == 0)
+        rc = engine_iter_open(e, view, range_id, NULL, 0, NULL, 0, 0,
+                              ENGINE_ITER_TOMBSTONES, &it);
+    uint64_t count = 0;
+    engine_entry en;
+    while (rc == 0 && (rc = engine_iter_next(it, &en)) == 1) {
+        rc = put_str(out, en.key, en.key_len);
+        if (rc == 0)
+            rc = buf_append(out, en.seq.bytes, SEQ_LEN);
+        if (rc == 0)
+            rc = buf_append_u8(out, en.tombstone ? 1 : 0);
+        if (rc == 0)
+            rc = put_str(out, en.value, en.value_len);
+        if (rc == 0 && out->len > cap)
+            rc = CAIRN_ERR_SNAPSHOT_TOOBIG;
+        count++;
+    }
+    if (it)
+        engine_iter_close(it);
+    buf_free(&meta);
+    if (rc == 0)
+        be_put_u64(out->data + count_at, count);
+    return rc;
+}
+
+int snapshot_index(const void *p, size_t len, uint64_t *applied_out)
+{
+    if (len < 12 || memcmp(p, SNAP_MAGIC, 4) != 0)
+        return CAIRN_ERR_CORRUPT;
+    *applied_out = be_get_u64((const uint8_t *)p + 4);
+    return 0;
+}
+
+static int restore_records(rdr *r, engine_batch *b, uint64_t range_id)
+{
+    uint64_t count = take_u64(r);
+    int rc = 0;
+    for (uint64_t i = 0; rc == 0 && i < count && !r->bad; i++) {
+        size_t kn, vn;
+        const uint8_t *k = take_str(r, &kn);
+        seq s = seq_zero();
+        take_seq(r, &s);
+        uint8_t flags = take_u8(r);
+        const uint8_t *v = take_str(r, &vn);
+        if (r->bad)
+            break;
+        if (flags & 1)
+            rc = engine_batch_tombstone(b, range_id, k, kn, &s);
+        else
+            rc = engine_batch_put(b, range_id, k, kn, &s, v, vn);
+    }
+    if (rc == 0 && (r->bad || r->pos != r->len))
+        rc = CAIRN_ERR_CORRUPT;
+    return rc;
+}
+
+int snapshot_restore(engine *e, uint64_t range_id, const void *p, size_t len)
+{
+    rdr r = {p, len, 0, false};
+    const uint8_t *magic = take(&r, 4);
+    if (magic == NULL || memcmp(magic, SNAP_MAGIC, 4) != 0)
+        return CAIRN_ERR_CORRUPT;
+    uint64_t applied = take_u64(&r);
+    size_t meta_len;
+    const uint8_t *meta = take_str(&r, &meta_len);
+    if (r.bad)
+        return CAIRN_ERR_CORRUPT;
+    engine_batch *b = engine_batch_new();
+    if (b == NULL)
+        return CAIRN_ERR_NOMEM;
+    int rc = restore_records(&r, b, range_id);
+    if (rc == 0 && meta_len)
+        rc = engine_batch_set_meta(b, range_id, meta, meta_len);
+    if (rc == 0)
+        rc = engine_batch_set_applied(b, range_id, applied);
+    if (rc == 0)
+        rc = engine_write(e, b);
+    engine_batch_free(b);
+    return rc;
+}

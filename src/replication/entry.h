@@ -1,0 +1,147 @@
+/*
+ * entry.h - what a range replica writes into its Raft log, its index-store
+ * meta blob and its snapshots, and how an entry is applied.
+ *
+ * Command entry (one raft_apply; the group commit of many client writes):
+ *
+ *     version (1) = 1 | proposer nonce (8) | proposal id (8) | n ops (4)
+ *     op: kind (1) | cond (1) | cond seq (16) | seq (16) | key str | value str
+ *
+ * where str = length (4) | bytes and every integer is big-endian. The nonce
+ * and id let the proposing node find the waiters of its own entries when it
+ * applies them; every other replica ignores them.
+ *
+ * Range meta (the engine's per-range meta blob, written with the data):
+ *
+ *     version (1) = 1 | table id (8) | engine (1) | epoch (8) | start str |
+ *     end str (empty = unbounded) | n peers (1) | peer: id (8) | addr str
+ *
+ * Snapshot (produced from the index store, DESIGN.md "Storage on a node"):
+ *
+ *     "CSN1" | applied index (8) | meta str | n records (8) |
+ *     record: key str | seq (16) | flags (1, bit 0 = tombstone) | value str
+ */
+#ifndef CAIRN_REP_ENTRY_H
+#define CAIRN_REP_ENTRY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../common/buf.h"
+#include "../common/seq.h"
+#include "../storage/engine.h"
+
+#define ENTRY_OP_PUT 1
+#define ENTRY_OP_DEL 2
+
+#define ENTRY_COND_NONE 0
+#define ENTRY_COND_IFSEQ 1
+#define ENTRY_COND_IFABSENT 2
+
+#define ENTRY_HEADER_LEN 21
+#define ENTRY_OP_FIXED 42 /* op bytes besides key and value */
+
+typedef struct entry_op {
+    uint8_t kind;
+    uint8_t cond;
+    seq cond_seq;
+    seq seq;
+    const uint8_t *key;
+    size_t key_len;
+    const uint8_t *value;
+    size_t value_len;
+} entry_op;
+
+/* Bytes one op takes in an entry. */
+size_t entry_op_size(size_t key_len, size_t value_len);
+
+/* Append an entry header / one op to `out`. */
+int entry_put_header(buf *out, uint64_t nonce, uint64_t proposal,
+                     uint32_t n_ops);
+int entry_put_op(buf *out, const entry_op *op);
+
+/* Decoding: entry_parse checks the header and every op's bounds up front so
+ * that applying never meets a malformed op halfway. */
+typedef struct entry_reader {
+    const uint8_t *p;
+    size_t len;
+    size_t pos;
+    uint64_t nonce;
+    uint64_t proposal;
+    uint32_t n_ops;
+} entry_reader;
+
+/* 0, or CAIRN_ERR_CORRUPT if the entry is malformed anywhere. */
+int entry_parse(const void *p, size_t len, entry_reader *out);
+
+/* Next op: 1 and *op filled, 0 after the last. Only after entry_parse. */
+int entry_next(entry_reader *r, entry_op *op);
+
+/* Outcome of one applied op, for the proposer's waiter. */
+typedef struct entry_result {
+    int status; /* 0 or CAIRN_ERR_CONDITION */
+    seq seq;    /* the op's sequencer */
+} entry_result;
+
+/* Apply one command entry to range `range_id` of `e` as log index `index`,
+ * in one atomic engine batch that also records `index` as the applied
+ * index (the rule that makes replay after a crash apply nothing twice).
+ * Conditions are evaluated here, against the state the entry applies to,
+ * including earlier ops of the same entry: that makes a conditional put
+ * atomic. `results` (n_ops of them) may be NULL. Every op's sequencer is
+ * passed to `clock` (seq_observe) if not NULL. */
+int entry_apply(engine *e, engine_batch *batch, uint64_t range_id,
+                uint64_t index, const void *p, size_t len,
+                entry_result *results, seq_clock *clock);
+
+/* ---- range meta ------------------------------------------------------- */
+
+#define RANGE_MAX_PEERS 7
+
+typedef struct range_peer {
+    uint64_t id;
+    char addr[256];
+} range_peer;
+
+typedef struct range_meta {
+    uint64_t range_id; /* not encoded: it is the engine key */
+    uint64_t table_id;
+    engine_kind engine;
+    uint64_t epoch;
+    buf start;
+    buf end; /* empty = unbounded */
+    unsigned n_peers;
+    range_peer peers[RANGE_MAX_PEERS];
+} range_meta;
+
+int range_meta_encode(const range_meta *m, buf *out);
+
+/* Fills `m` (whose bufs must be initialised); CAIRN_ERR_CORRUPT if bad. */
+int range_meta_decode(const void *p, size_t len, range_meta *m);
+void range_meta_free(range_meta *m);
+
+/* Whether `key` lies in the range's [start, end). */
+bool range_meta_contains(const range_meta *m, const void *key,
+                         size_t key_len);
+
+/* ---- snapshots -------------------------------------------------------- */
+
+/* Encode range `range_id` as of `view`: its meta blob, every record
+ * (tombstones included) and `applied`. CAIRN_ERR_SNAPSHOT_TOOBIG if the
+ * encoding would exceed `cap` bytes (nothing is lost: the log is simply not
+ * compacted). */
+int snapshot_encode(engine *e, engine_view *view, uint64_t range_id,
+                    uint64_t applied, size_t cap, buf *out);
+
+/* The applied index a snapshot carries, without applying it. */
+int snapshot_index(const void *p, size_t len, uint64_t *applied_out);
+
+/* Write a snapshot into range `range_id` in one atomic batch: every record,
+ * the meta blob and the applied index. The records overwrite what the range
+ * holds; no key is ever removed from a range (a delete is a tombstone), so
+ * the keys a replica holds at an older index are a subset of the snapshot's
+ * and overwriting is exact. */
+int snapshot_restore(engine *e, uint64_t range_id, const void *p, size_t len);
+
+#endif

@@ -1,0 +1,945 @@
+/*
+ * replica.c - a range replica: libraft + the index-store state machine
+ * (replica.h).
+ */
+#include "replica.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <raft.h>
+#include <raft/uv.h>
+
+#include "../common/err.h"
+#include "../common/limits.h"
+
+#define LAG_RING 1024 /* (index, time) of recent proposals, for lag seconds */
+
+typedef struct waiter {
+    rep_write_cb wcb;
+    rep_read_cb rcb;
+    void *arg;
+    /* queued write: op fields, key and value at offsets into r->stage */
+    uint8_t kind, cond;
+    seq cond_seq;
+    size_t off, key_len, value_len;
+} waiter;
+
+typedef struct wvec {
+    waiter *v;
+    size_t n, cap;
+} wvec;
+
+typedef struct proposal {
+    struct raft_apply req;
+    replica *r;
+    uint64_t id;
+    size_t n;
+    waiter *w;
+    entry_result *res;
+    struct proposal *next, *prev;
+} proposal;
+
+typedef struct admin_req {
+    struct raft_change change;
+    struct raft_transfer transfer;
+    replica *r;
+    uint64_t id;
+    rep_admin_cb cb;
+    void *arg;
+    bool promote; /* add: promote to voter once added */
+} admin_req;
+
+struct replica {
+    rep_env *env;
+    range_meta meta;
+    uint64_t range_id;
+    engine *eng;
+    engine_batch *batch;
+    struct raft raft;
+    struct raft_io io;
+    struct raft_uv_transport transport;
+    struct raft_fsm fsm;
+    bool raft_inited, io_inited;
+    char dir[PATH_MAX];
+    uint64_t applied; /* the index store's applied index for this range */
+
+    uv_check_t flush; /* group commit: runs once per loop iteration */
+    wvec writes;      /* queued writes */
+    buf stage;        /* their keys and values */
+    wvec reads;       /* queued reads */
+    wvec reading;     /* reads waiting for the barrier in flight */
+    struct raft_barrier barrier;
+    bool barrier_busy;
+    raft_term barrier_term;
+    raft_term ready_term; /* a barrier of this term has committed */
+    proposal *props;      /* proposals in flight */
+    uint64_t next_prop;
+
+    uint64_t size_bytes, size_keys;
+    uint64_t size_checked_ms;
+    struct { raft_index index; uint64_t ms; } lag[LAG_RING];
+    unsigned lag_pos;
+    uint64_t n_writes, n_entries, n_reads, n_barriers, n_snapshots;
+
+    bool closing;
+    void (*close_cb)(void *);
+    void *close_arg;
+};
+
+void rep_options_default(rep_options *o)
+{
+    o->election_ms = 1000;
+    o->heartbeat_ms = 100;
+    o->snapshot_threshold = 4096;
+    o->snapshot_trailing = 1024;
+    o->segment_size = 8u << 20;
+    o->snapshot_cap = 64u << 20;
+    o->entry_max = 1u << 20;
+}
+
+static uint64_t now_ms(replica *r) { return uv_now(r->env->loop); }
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static int wvec_push(wvec *v, const waiter *w)
+{
+    if (v->n == v->cap) {
+        size_t cap = v->cap ? v->cap * 2 : 16;
+        waiter *nv = realloc(v->v, cap * sizeof *nv);
+        if (nv == NULL)
+            return CAIRN_ERR_NOMEM;
+        v->v = nv;
+        v->cap = cap;
+    }
+    v->v[v->n++] = *w;
+    return 0;
+}
+
+static void wvec_swap(wvec *a, wvec *b)
+{
+    wvec t = *a;
+    *a = *b;
+    *b = t;
+}
+
+static void flush_cb(uv_check_t *h);
+
+static void schedule_flush(replica *r)
+{
+    if (!r->closing && !uv_is_active((uv_handle_t *)&r->flush))
+        uv_check_start(&r->flush, flush_cb);
+}
+
+/* Fail every waiter of `v` with `status` and empty it. The callbacks may
+ * queue new requests on the replica, so work on a private copy. */
+static void fail_waiters(wvec *v, int status)
+{
+    wvec mine = *v;
+    memset(v, 0, sizeof *v);
+    for (size_t i = 0; i < mine.n; i++) {
+        if (mine.v[i].wcb)
+            mine.v[i].wcb(mine.v[i].arg, status, NULL);
+        else
+            mine.v[i].rcb(mine.v[i].arg, status);
+    }
+    free(mine.v);
+}
+
+static int map_raft_err(int rv)
+{
+    switch (rv) {
+    case 0:
+        return 0;
+    case RAFT_NOTLEADER:
+        return CAIRN_ERR_NOT_LEADER;
+    case RAFT_LEADERSHIPLOST:
+        return CAIRN_ERR_TIMEOUT;
+    case RAFT_SHUTDOWN:
+    case RAFT_CANCELED:
+        return CAIRN_ERR_SHUTDOWN;
+    case RAFT_NOMEM:
+        return CAIRN_ERR_NOMEM;
+    case RAFT_BUSY:
+    case RAFT_CANTCHANGE:
+        return CAIRN_ERR_BUSY;
+    case RAFT_BADID:
+    case RAFT_NOTFOUND:
+    case RAFT_DUPLICATEID:
+    case RAFT_DUPLICATEADDRESS:
+    case RAFT_BADROLE:
+        return CAIRN_ERR_INVALID;
+    default:
+        return CAIRN_ERR_IO;
+    }
+}
+
+static void lag_note(replica *r, raft_index index)
+{
+    r->lag[r->lag_pos % LAG_RING].index = index;
+    r->lag[r->lag_pos % LAG_RING].ms = now_ms(r);
+    r->lag_pos++;
+}
+
+/* ---- the state machine ------------------------------------------------ */
+
+static proposal *find_proposal(replica *r, const void *p, size_t len)
+{
+    entry_reader er;
+    if (len < ENTRY_HEADER_LEN || entry_parse(p, len, &er) != 0)
+        return NULL;
+    if (er.nonce != r->env->nonce)
+        return NULL;
+    for (proposal *x = r->props; x; x = x->next)
+        if (x->id == er.proposal)
+            return x;
+    return NULL;
+}
+
+/* Entries at or below the stored applied index were applied before a
+ * restart: only their sequencers are observed again (seq.h rule 4). */
+static void observe_only(replica *r, const void *p, size_t len)
+{
+    entry_reader er;
+    entry_op op;
+    if (entry_parse(p, len, &er) != 0)
+        return;
+    while (entry_next(&er, &op) == 1)
+        seq_observe(r->env->clock, &op.seq);
+}
+
+static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *b,
+                     void **result)
+{
+    replica *r = fsm->data;
+    uint64_t index = r->raft.last_applied + 1;
+    *result = NULL;
+    if (index <= r->applied) {
+        observe_only(r, b->base, b->len);
+        return 0;
+    }
+    proposal *prop = find_proposal(r, b->base, b->len);
+    int rc = entry_apply(r->eng, r->batch, r->range_id, index, b->base,
+                         b->len, prop ? prop->res : NULL, r->env->clock);
+    if (rc != 0) {
+        /* The index store refused a committed entry: continuing would let
+         * this replica diverge. Stop; a restart replays from the store's
+         * applied index. */
+        fprintf(stderr,
+                "cairn node: range %llu: applying entry %llu failed: %s; "
+                "stopping\n",
+                (unsigned long long)r->range_id, (unsigned long long)index,
+                cairn_err_message(rc));
+        abort();
+    }
+    r->applied = index;
+    return 0;
+}
+
+static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[],
+                        unsigned *n_bufs)
+{
+    replica *r = fsm->data;
+    /* During replay the store can be ahead of libraft; a snapshot labelled
+     * with libraft's index must hold exactly that state. Try later. */
+    if (r->applied > r->raft.last_applied)
+        return RAFT_BUSY;
+    if (engine_sync(r->eng) != 0)
+        return RAFT_IOERR;
+    buf out = BUF_INIT;
+    engine_view *view = NULL;
+    int rc = engine_view_open(r->eng, &view);
+    if (rc == 0)
+        rc = snapshot_encode(r->eng, view, r->range_id,
+                             r->raft.last_applied, r->env->opts.snapshot_cap,
+                             &out);
+    if (view)
+        engine_view_close(view);
+    struct raft_buffer *rb = rc == 0 ? raft_malloc(sizeof *rb) : NULL;
+    void *base = rb ? raft_malloc(out.len ? out.len : 1) : NULL;
+    if (base == NULL) {
+        raft_free(rb);
+        if (rc == CAIRN_ERR_SNAPSHOT_TOOBIG)
+            fprintf(stderr, "cairn node: range %llu is larger than the "
+                    "snapshot cap (%zu bytes): log not compacted\n",
+                    (unsigned long long)r->range_id,
+                    r->env->opts.snapshot_cap);
+        buf_free(&out);
+        return rc == CAIRN_ERR_SNAPSHOT_TOOBIG ? RAFT_TOOBIG : RAFT_NOMEM;
+    }
+    memcpy(base, out.data, out.len);
+    rb->base = base;
+    rb->len = out.len;
+    buf_free(&out);
+    *bufs = rb;
+    *n_bufs = 1;
+    r->n_snapshots++;
+    return 0;
+}
+
+static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *b)
+{
+    replica *r = fsm->data;
+    uint64_t index;
+    int rc = snapshot_index(b->base, b->len, &index);
+    if (rc != 0)
+        return RAFT_CORRUPT;
+    if (index > r->applied) {
+        rc = snapshot_restore(r->eng, r->range_id, b->base, b->len);
+        if (rc != 0) {
+            fprintf(stderr, "cairn node: range %llu: restoring snapshot "
+                    "%llu failed: %s\n", (unsigned long long)r->range_id,
+                    (unsigned long long)index, cairn_err_message(rc));
+            return RAFT_IOERR;
+        }
+        r->applied = index;
+        buf meta = BUF_INIT;
+        if (engine_get_meta(r->eng, NULL, r->range_id, &meta) == 0)
+            range_meta_decode(meta.data, meta.len, &r->meta);
+        buf_free(&meta);
+    }
+    raft_free(b->base);
+    return 0;
+}
+
+/* ---- proposals -------------------------------------------------------- */
+
+static void prop_unlink(replica *r, proposal *p)
+{
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        r->props = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+}
+
+static void prop_free(proposal *p)
+{
+    free(p->w);
+    free(p->res);
+    free(p);
+}
+
+static void applied_cb(struct raft_apply *req, int status, void *result)
+{
+    proposal *p = req->data;
+    replica *r = p->r;
+    int st = map_raft_err(status);
+    prop_unlink(r, p);
+    for (size_t i = 0; i < p->n; i++) {
+        if (st != 0)
+            p->w[i].wcb(p->w[i].arg, st, NULL);
+        else
+            p->w[i].wcb(p->w[i].arg, p->res[i].status, &p->res[i].seq);
+    }
+    prop_free(p);
+}
+
+/* Encode writes [from, to) of `q` (keys and values in `stage`) as one
+ * entry and propose it. */
+static void propose(replica *r, const wvec *q, const buf *stage, size_t from,
+                    size_t to, size_t bytes)
+{
+    proposal *p = calloc(1, sizeof *p);
+    size_t n = to - from;
+    buf e = BUF_INIT;
+    int rc = CAIRN_ERR_NOMEM;
+    if (p)
+        p->w = malloc(n * sizeof *p->w), p->res = calloc(n, sizeof *p->res);
+    if (p && p->w && p->res && buf_reserve(&e, bytes) == 0) {
+        p->r = r;
+        p->n = n;
+        p->id = ++r->next_prop;
+        rc = entry_put_header(&e, r->env->nonce, p->id, (uint32_t)n);
+        for (size_t i = 0; rc == 0 && i < n; i++) {
+            const waiter *w = &q->v[from + i];
+            entry_op op = {.kind = w->kind, .cond = w->cond,
+                           .cond_seq = w->cond_seq,
+                           .seq = seq_next(r->env->clock),
+                           .key = stage->data + w->off,
+                           .key_len = w->key_len,
+                           .value = stage->data + w->off + w->key_len,
+                           .value_len = w->value_len};
+            p->w[i] = *w;
+            rc = entry_put_op(&e, &op);
+        }
+    }
+    struct raft_buffer rb = {NULL, e.len};
+    if (rc == 0 && (rb.base = raft_malloc(e.len)) == NULL)
+        rc = CAIRN_ERR_NOMEM;
+    if (rc == 0) {
+        memcpy(rb.base, e.data, e.len);
+        p->req.data = p;
+        p->next = r->props;
+        if (r->props)
+            r->props->prev = p;
+        r->props = p;
+        int rv = raft_apply(&r->raft, &p->req, &rb, 1, applied_cb);
+        if (rv != 0) {
+            raft_free(rb.base);
+            prop_unlink(r, p);
+            rc = map_raft_err(rv);
+        } else {
+            r->n_entries++;
+            r->n_writes += n;
+            lag_note(r, raft_last_index(&r->raft));
+        }
+    }
+    buf_free(&e);
+    if (rc != 0) {
+        for (size_t i = from; i < to; i++)
+            q->v[i].wcb(q->v[i].arg, rc, NULL);
+        if (p)
+            prop_free(p);
+    }
+}
+
+/* Pack the queued writes into entries of at most entry_max bytes each.
+ * Callbacks may queue new writes: they go to a fresh queue. */
+static void propose_writes(replica *r)
+{
+    wvec q = r->writes;
+    buf stage = r->stage;
+    size_t from = 0, bytes = ENTRY_HEADER_LEN;
+    memset(&r->writes, 0, sizeof r->writes);
+    memset(&r->stage, 0, sizeof r->stage);
+    for (size_t i = 0; i < q.n; i++) {
+        size_t sz = entry_op_size(q.v[i].key_len, q.v[i].value_len);
+        if (i > from && bytes + sz > r->env->opts.entry_max) {
+            propose(r, &q, &stage, from, i, bytes);
+            from = i;
+            bytes = ENTRY_HEADER_LEN;
+        }
+        bytes += sz;
+    }
+    if (q.n > from)
+        propose(r, &q, &stage, from, q.n, bytes);
+    free(q.v);
+    buf_free(&stage);
+}
+
+/* ---- barriers (reads, and a new leader's first entry) ---------------- */
+
+static void barrier_cb(struct raft_barrier *req, int status)
+{
+    replica *r = req->data;
+    r->barrier_busy = false;
+    r->n_barriers++;
+    if (status == 0 && r->raft.state == RAFT_LEADER &&
+        r->raft.current_term == r->barrier_term) {
+        r->ready_term = r->barrier_term;
+        wvec mine = r->reading;
+        memset(&r->reading, 0, sizeof r->reading);
+        r->n_reads += mine.n;
+        for (size_t i = 0; i < mine.n; i++)
+            mine.v[i].rcb(mine.v[i].arg, 0);
+        free(mine.v);
+    } else {
+        fail_waiters(&r->reading, r->closing ? CAIRN_ERR_SHUTDOWN
+                                             : CAIRN_ERR_NOT_LEADER);
+    }
+    if (r->reads.n || r->writes.n)
+        schedule_flush(r);
+}
+
+static void start_barrier(replica *r)
+{
+    wvec_swap(&r->reads, &r->reading);
+    r->barrier.data = r;
+    r->barrier_term = r->raft.current_term;
+    int rv = raft_barrier(&r->raft, &r->barrier, barrier_cb);
+    if (rv != 0) {
+        fail_waiters(&r->reading, map_raft_err(rv) == CAIRN_ERR_TIMEOUT
+                                      ? CAIRN_ERR_NOT_LEADER
+                                      : map_raft_err(rv));
+        return;
+    }
+    r->barrier_busy = true;
+    lag_note(r, raft_last_index(&r->raft));
+}
+
+static void refresh_size(replica *r)
+{
+    uint64_t now = now_ms(r);
+    if (now - r->size_checked_ms < 1000 && r->size_checked_ms != 0)
+        return;
+    r->size_checked_ms = now;
+    engine_range_stats(r->eng, r->range_id, &r->size_bytes, &r->size_keys);
+}
+
+static void flush_cb(uv_check_t *h)
+{
+    replica *r = h->data;
+    uv_check_stop(h);
+    if (r->closing)
+        return;
+    if (r->raft.state != RAFT_LEADER) {
+        fail_waiters(&r->writes, CAIRN_ERR_NOT_LEADER);
+        buf_reset(&r->stage);
+        fail_waiters(&r->reads, CAIRN_ERR_NOT_LEADER);
+        return;
+    }
+    bool ready = r->ready_term == r->raft.current_term;
+    if (!r->barrier_busy && (r->reads.n || (r->writes.n && !ready)))
+        start_barrier(r);
+    if (r->writes.n && ready)
+        propose_writes(r);
+}
+
+/* ---- public: requests ------------------------------------------------- */
+
+void replica_leader(replica *r, uint64_t *id, const char **address)
+{
+    raft_id lid = 0;
+    const char *addr = NULL;
+    raft_leader(&r->raft, &lid, &addr);
+    *id = lid;
+    *address = addr;
+}
+
+int replica_check_key(const replica *r, const void *key, size_t len)
+{
+    if (len < CAIRN_KEY_MIN)
+        return CAIRN_ERR_KEY_EMPTY;
+    if (len > CAIRN_KEY_MAX)
+        return CAIRN_ERR_KEY_TOOBIG;
+    if (!range_meta_contains(&r->meta, key, len))
+        return CAIRN_ERR_KEY_OUT_OF_RANGE;
+    return 0;
+}
+
+int replica_write(replica *r, int kind, const void *key, size_t key_len,
+                  const void *value, size_t value_len, int cond,
+                  const seq *cond_seq, rep_write_cb cb, void *arg)
+{
+    if (r->closing)
+        return CAIRN_ERR_SHUTDOWN;
+    if (r->raft.state != RAFT_LEADER)
+        return CAIRN_ERR_NOT_LEADER;
+    if (value_len > CAIRN_VALUE_MAX)
+        return CAIRN_ERR_TOOBIG;
+    if (kind == ENTRY_OP_PUT) {
+        refresh_size(r);
+        if (r->size_bytes > r->env->opts.snapshot_cap)
+            return CAIRN_ERR_SNAPSHOT_TOOBIG;
+    }
+    waiter w = {.wcb = cb, .arg = arg, .kind = (uint8_t)kind,
+                .cond = (uint8_t)cond, .off = r->stage.len,
+                .key_len = key_len, .value_len = value_len};
+    w.cond_seq = cond_seq ? *cond_seq : seq_zero();
+    if (buf_append(&r->stage, key, key_len) != 0 ||
+        buf_append(&r->stage, value, value_len) != 0 ||
+        wvec_push(&r->writes, &w) != 0) {
+        r->stage.len = w.off;
+        return CAIRN_ERR_NOMEM;
+    }
+    schedule_flush(r);
+    return 0;
+}
+
+int replica_read(replica *r, rep_read_cb cb, void *arg)
+{
+    if (r->closing)
+        return CAIRN_ERR_SHUTDOWN;
+    if (r->raft.state != RAFT_LEADER)
+        return CAIRN_ERR_NOT_LEADER;
+    waiter w = {.rcb = cb, .arg = arg};
+    int rc = wvec_push(&r->reads, &w);
+    if (rc == 0)
+        schedule_flush(r);
+    return rc;
+}
+
+const range_meta *replica_meta(const replica *r) { return &r->meta; }
+engine *replica_engine(const replica *r) { return r->eng; }
+
+/* ---- membership and leadership ---------------------------------------- */
+
+static admin_req *admin_new(replica *r, uint64_t id, rep_admin_cb cb,
+                            void *arg)
+{
+    admin_req *a = calloc(1, sizeof *a);
+    if (a) {
+        a->r = r;
+        a->id = id;
+        a->cb = cb;
+        a->arg = arg;
+        a->change.data = a;
+        a->transfer.data = a;
+    }
+    return a;
+}
+
+static void admin_done(admin_req *a, int rv, const char *what)
+{
+    char msg[300];
+    int st = map_raft_err(rv);
+    if (st != 0)
+        snprintf(msg, sizeof msg, "%s: %s", what, raft_strerror(rv));
+    else
+        snprintf(msg, sizeof msg, "%s: done", what);
+    a->cb(a->arg, st, msg);
+    free(a);
+}
+
+static void promoted_cb(struct raft_change *req, int status)
+{
+    admin_done(req->data, status, "promote to voter");
+}
+
+static void standby_cb(struct raft_change *req, int status)
+{
+    admin_req *a = req->data;
+    if (status != 0) {
+        admin_done(a, status, "assign standby");
+        return;
+    }
+    /* libraft catches the standby up before it commits the promotion. */
+    int rv = raft_assign(&a->r->raft, &a->change, a->id, RAFT_VOTER,
+                         promoted_cb);
+    if (rv != 0)
+        admin_done(a, rv, "promote to voter");
+}
+
+static void added_cb(struct raft_change *req, int status)
+{
+    admin_req *a = req->data;
+    if (status != 0) {
+        admin_done(a, status, "add");
+        return;
+    }
+    int rv = raft_assign(&a->r->raft, &a->change, a->id, RAFT_STANDBY,
+                         standby_cb);
+    if (rv != 0)
+        admin_done(a, rv, "assign standby");
+}
+
+int replica_add(replica *r, uint64_t id, const char *address,
+                rep_admin_cb cb, void *arg)
+{
+    if (r->raft.state != RAFT_LEADER)
+        return CAIRN_ERR_NOT_LEADER;
+    admin_req *a = admin_new(r, id, cb, arg);
+    if (a == NULL)
+        return CAIRN_ERR_NOMEM;
+    int rv = raft_add(&r->raft, &a->change, id, address, added_cb);
+    if (rv != 0) {
+        free(a);
+        return map_raft_err(rv);
+    }
+    return 0;
+}
+
+static void removed_cb(struct raft_change *req, int status)
+{
+    admin_done(req->data, status, "remove");
+}
+
+int replica_remove(replica *r, uint64_t id, rep_admin_cb cb, void *arg)
+{
+    if (r->raft.state != RAFT_LEADER)
+        return CAIRN_ERR_NOT_LEADER;
+    admin_req *a = admin_new(r, id, cb, arg);
+    if (a == NULL)
+        return CAIRN_ERR_NOMEM;
+    int rv = raft_remove(&r->raft, &a->change, id, removed_cb);
+    if (rv != 0) {
+        free(a);
+        return map_raft_err(rv);
+    }
+    return 0;
+}
+
+static void transferred_cb(struct raft_transfer *req)
+{
+    admin_req *a = req->data;
+    raft_id lid = 0;
+    const char *addr = NULL;
+    raft_leader(&a->r->raft, &lid, &addr);
+    bool ok = a->id ? lid == a->id : (lid != 0 && lid != a->r->raft.id);
+    char msg[128];
+    snprintf(msg, sizeof msg, "leader is now %llu", (unsigned long long)lid);
+    a->cb(a->arg, ok ? 0 : CAIRN_ERR_TIMEOUT, msg);
+    free(a);
+}
+
+int replica_transfer(replica *r, uint64_t id, rep_admin_cb cb, void *arg)
+{
+    if (r->raft.state != RAFT_LEADER)
+        return CAIRN_ERR_NOT_LEADER;
+    admin_req *a = admin_new(r, id, cb, arg);
+    if (a == NULL)
+        return CAIRN_ERR_NOMEM;
+    int rv = raft_transfer(&r->raft, &a->transfer, id, transferred_cb);
+    if (rv != 0) {
+        free(a);
+        return map_raft_err(rv);
+    }
+    return 0;
+}
+
+/* ---- metrics ---------------------------------------------------------- */
+
+static const char *role_name(int state)
+{
+    switch (state) {
+    case RAFT_LEADER:
+        return "leader";
+    case RAFT_CANDIDATE:
+        return "candidate";
+    case RAFT_FOLLOWER:
+        return "follower";
+    default:
+        return "unavailable";
+    }
+}
+
+/* Seconds since the oldest entry above `match` was proposed (0 if none). */
+static double lag_seconds(replica *r, raft_index match)
+{
+    uint64_t oldest = 0;
+    unsigned n = r->lag_pos < LAG_RING ? r->lag_pos : LAG_RING;
+    for (unsigned i = 0; i < n; i++) {
+        unsigned k = (r->lag_pos - 1 - i) % LAG_RING;
+        if (r->lag[k].index <= match)
+            break;
+        oldest = r->lag[k].ms;
+    }
+    return oldest ? (double)(now_ms(r) - oldest) / 1000.0 : 0.0;
+}
+
+static int metrics_followers(replica *r, buf *out)
+{
+    int rc = buf_append_str(out, ",\"followers\":[");
+    raft_index last = raft_last_index(&r->raft);
+    for (unsigned i = 0, n = 0; rc == 0 && i < r->raft.configuration.n; i++) {
+        const struct raft_server *s = &r->raft.configuration.servers[i];
+        if (s->id == r->raft.id)
+            continue;
+        raft_index match = r->raft.state == RAFT_LEADER
+                               ? r->raft.leader_state.progress[i].match_index
+                               : 0;
+        rc = buf_appendf(out,
+                         "%s{\"id\":%llu,\"address\":\"%s\",\"role\":\"%s\","
+                         "\"match_index\":%llu,\"lag_entries\":%llu,"
+                         "\"lag_seconds\":%.3f}",
+                         n++ ? "," : "", (unsigned long long)s->id,
+                         s->address,
+                         s->role == RAFT_VOTER     ? "voter"
+                         : s->role == RAFT_STANDBY ? "standby"
+                                                   : "spare",
+                         (unsigned long long)match,
+                         (unsigned long long)(last > match ? last - match : 0),
+                         lag_seconds(r, match));
+    }
+    return rc ? rc : buf_append_str(out, "]");
+}
+
+int replica_metrics(replica *r, buf *out)
+{
+    struct raft_log *log = &r->raft.log;
+    size_t n_log = log->back >= log->front ? log->back - log->front
+                                           : log->size - log->front + log->back;
+    uint64_t log_bytes = 0;
+    for (size_t i = 0; i < n_log; i++)
+        log_bytes += log->entries[(log->front + i) % log->size].buf.len;
+    uint64_t lid;
+    const char *laddr;
+    replica_leader(r, &lid, &laddr);
+    r->size_checked_ms = 0;
+    refresh_size(r);
+    int rc = buf_appendf(
+        out,
+        "{\"range\":%llu,\"table\":%llu,\"engine\":\"%s\",\"epoch\":%llu,"
+        "\"role\":\"%s\",\"term\":%llu,\"leader\":%llu,"
+        "\"commit_index\":%llu,\"applied_index\":%llu,"
+        "\"store_applied_index\":%llu,\"last_index\":%llu,"
+        "\"snapshot_index\":%llu,\"log_entries\":%zu,\"log_bytes\":%llu,"
+        "\"range_bytes\":%llu,\"range_keys\":%llu,\"writes\":%llu,"
+        "\"entries\":%llu,\"reads\":%llu,\"barriers\":%llu,"
+        "\"snapshots\":%llu",
+        (unsigned long long)r->range_id,
+        (unsigned long long)r->meta.table_id, engine_kind_name(r->meta.engine),
+        (unsigned long long)r->meta.epoch, role_name(r->raft.state),
+        (unsigned long long)r->raft.current_term, (unsigned long long)lid,
+        (unsigned long long)r->raft.commit_index,
+        (unsigned long long)r->raft.last_applied,
+        (unsigned long long)r->applied,
+        (unsigned long long)raft_last_index(&r->raft),
+        (unsigned long long)log->snapshot.last_index, n_log,
+        (unsigned long long)log_bytes, (unsigned long long)r->size_bytes,
+        (unsigned long long)r->size_keys, (unsigned long long)r->n_writes,
+        (unsigned long long)r->n_entries, (unsigned long long)r->n_reads,
+        (unsigned long long)r->n_barriers, (unsigned long long)r->n_snapshots);
+    if (rc == 0)
+        rc = metrics_followers(r, out);
+    return rc ? rc : buf_append_str(out, "}");
+}
+
+/* ---- open and close --------------------------------------------------- */
+
+static int copy_meta(range_meta *dst, const range_meta *src)
+{
+    *dst = *src;
+    memset(&dst->start, 0, sizeof dst->start);
+    memset(&dst->end, 0, sizeof dst->end);
+    if (buf_append(&dst->start, src->start.data, src->start.len) != 0 ||
+        buf_append(&dst->end, src->end.data, src->end.len) != 0)
+        return CAIRN_ERR_NOMEM;
+    return 0;
+}
+
+static void free_replica(replica *r)
+{
+    range_meta_free(&r->meta);
+    if (r->batch)
+        engine_batch_free(r->batch);
+    free(r->writes.v);
+    free(r->reads.v);
+    free(r->reading.v);
+    buf_free(&r->stage);
+    free(r);
+}
+
+static void flush_closed(uv_handle_t *h)
+{
+    replica *r = h->data;
+    void (*cb)(void *) = r->close_cb;
+    void *arg = r->close_arg;
+    free_replica(r);
+    if (cb)
+        cb(arg);
+}
+
+static void raft_closed(struct raft *raft)
+{
+    replica *r = raft->data;
+    /* Whatever libraft did not answer cannot be answered any more. */
+    while (r->props) {
+        proposal *p = r->props;
+        prop_unlink(r, p);
+        for (size_t i = 0; i < p->n; i++)
+            p->w[i].wcb(p->w[i].arg, CAIRN_ERR_SHUTDOWN, NULL);
+        prop_free(p);
+    }
+    fail_waiters(&r->reading, CAIRN_ERR_SHUTDOWN);
+    raft_uv_close(&r->io);
+    rep_transport_release(&r->transport);
+    uv_close((uv_handle_t *)&r->flush, flush_closed);
+}
+
+void replica_close(replica *r, void (*cb)(void *arg), void *arg)
+{
+    r->closing = true;
+    r->close_cb = cb;
+    r->close_arg = arg;
+    uv_check_stop(&r->flush);
+    fail_waiters(&r->writes, CAIRN_ERR_SHUTDOWN);
+    fail_waiters(&r->reads, CAIRN_ERR_SHUTDOWN);
+    raft_close(&r->raft, raft_closed);
+}
+
+static int set_err(char *err, int rc, const char *fmt, const char *detail)
+{
+    if (err)
+        snprintf(err, 256, fmt, detail);
+    return rc;
+}
+
+static int init_raft(replica *r, char *err)
+{
+    rep_env *env = r->env;
+    int rv = rep_transport_init(&r->transport, env->hub, r->range_id);
+    if (rv != 0)
+        return set_err(err, CAIRN_ERR_NOMEM, "%s", "out of memory");
+    rv = raft_uv_init(&r->io, env->loop, r->dir, &r->transport);
+    if (rv != 0) {
+        set_err(err, CAIRN_ERR_IO, "raft log: %s", r->io.errmsg);
+        rep_transport_release(&r->transport);
+        return CAIRN_ERR_IO;
+    }
+    r->io_inited = true;
+    raft_uv_set_segment_size(&r->io, env->opts.segment_size);
+    raft_uv_set_connect_retry_delay(&r->io, 100);
+    raft_uv_set_snapshot_compression(&r->io, false);
+    r->fsm.version = 1;
+    r->fsm.data = r;
+    r->fsm.apply = fsm_apply;
+    r->fsm.snapshot = fsm_snapshot;
+    r->fsm.restore = fsm_restore;
+    rv = raft_init(&r->raft, &r->io, &r->fsm, env->node_id, env->address);
+    if (rv != 0) {
+        set_err(err, CAIRN_ERR_IO, "raft: %s", raft_errmsg(&r->raft));
+        raft_uv_close(&r->io);
+        rep_transport_release(&r->transport);
+        return CAIRN_ERR_IO;
+    }
+    r->raft_inited = true;
+    r->raft.data = r;
+    raft_set_election_timeout(&r->raft, env->opts.election_ms);
+    raft_set_heartbeat_timeout(&r->raft, env->opts.heartbeat_ms);
+    raft_set_snapshot_threshold(&r->raft, env->opts.snapshot_threshold);
+    raft_set_snapshot_trailing(&r->raft, env->opts.snapshot_trailing);
+    raft_set_pre_vote(&r->raft, true);
+    return 0;
+}
+
+static int bootstrap(replica *r, char *err)
+{
+    struct raft_configuration conf;
+    raft_configuration_init(&conf);
+    int rv = 0;
+    for (unsigned i = 0; rv == 0 && i < r->meta.n_peers; i++)
+        rv = raft_configuration_add(&conf, r->meta.peers[i].id,
+                                    r->meta.peers[i].addr, RAFT_VOTER);
+    if (rv == 0)
+        rv = raft_bootstrap(&r->raft, &conf);
+    raft_configuration_close(&conf);
+    if (rv != 0 && rv != RAFT_CANTBOOTSTRAP) /* CANTBOOTSTRAP: has state */
+        return set_err(err, CAIRN_ERR_IO, "bootstrap: %s",
+                       raft_errmsg(&r->raft));
+    return 0;
+}
+
+int replica_open(rep_env *env, engine *eng, const range_meta *meta,
+                 bool boot, replica **out, char *err)
+{
+    replica *r = calloc(1, sizeof *r);
+    if (r == NULL || copy_meta(&r->meta, meta) != 0 ||
+        (r->batch = engine_batch_new()) == NULL) {
+        if (r)
+            free_replica(r);
+        return set_err(err, CAIRN_ERR_NOMEM, "%s", "out of memory");
+    }
+    r->env = env;
+    r->eng = eng;
+    r->range_id = meta->range_id;
+    int rc = engine_applied_index(eng, NULL, r->range_id, &r->applied);
+    snprintf(r->dir, sizeof r->dir, "%s/raft/%llu", env->dir,
+             (unsigned long long)r->range_id);
+    if (rc == 0 && mkdir(r->dir, 0755) != 0 && errno != EEXIST)
+        rc = set_err(err, CAIRN_ERR_IO, "mkdir %s failed", r->dir);
+    if (rc == 0)
+        rc = init_raft(r, err);
+    if (rc != 0) {
+        free_replica(r);
+        return rc;
+    }
+    uv_check_init(env->loop, &r->flush);
+    r->flush.data = r;
+    rc = boot ? bootstrap(r, err) : 0;
+    if (rc == 0 && raft_start(&r->raft) != 0)
+        rc = set_err(err, CAIRN_ERR_CORRUPT, "raft start: %s",
+                     raft_errmsg(&r->raft));
+    if (rc != 0) {
+        replica_close(r, NULL, NULL); /* frees it asynchronously */
+        return rc;
+    }
+    *out = r;
+    return 0;
+}

@@ -1,0 +1,141 @@
+/*
+ * replica.h - one replica of a range: a libraft instance whose state machine
+ * is the range's part of the node's index store.
+ *
+ * Write path (DESIGN.md "Write path"): replica_write() queues a client
+ * write; once per loop iteration the queued writes of a range are packed
+ * into one log entry (group commit: libraft costs per entry, not per op),
+ * each op gets its sequencer from the node's HLC, and many entries may be in
+ * flight. A write's callback fires only after its entry is committed (on a
+ * majority, leader included) and applied to the index store. Conditional
+ * puts are evaluated when applied, so they are atomic.
+ *
+ * Read path (DESIGN.md "Read path"): replica_read() queues a read; the
+ * reads of a loop iteration share one raft_barrier, a log entry of the
+ * leader's current term. When it commits, this node was leader when the
+ * reads arrived (a majority accepted an entry of its term after they were
+ * queued, so no later leader had been elected by then) and every entry
+ * committed before is applied: reads then served from the index store are
+ * linearizable. A deposed leader's barrier fails: it answers NOT_LEADER.
+ * A new leader's first barrier is also what lets it take writes, so its
+ * sequencers are above those of every entry committed before its term.
+ *
+ * Recovery (DESIGN.md "Storage on a node"): the index store holds the range's
+ * applied index in the same batch as the data. On restart libraft restores
+ * its last snapshot and replays the log after it; the state machine skips
+ * every entry at or below the stored applied index (and a snapshot not newer
+ * than it), so nothing is applied twice and nothing is rebuilt that the
+ * store already holds. The store is synced before each snapshot, because a
+ * snapshot lets libraft drop the log below it.
+ */
+#ifndef CAIRN_REP_REPLICA_H
+#define CAIRN_REP_REPLICA_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "../common/buf.h"
+#include "../common/seq.h"
+#include "../storage/engine.h"
+#include "entry.h"
+#include "transport.h"
+
+typedef struct rep_options {
+    unsigned election_ms;        /* libraft election timeout */
+    unsigned heartbeat_ms;       /* libraft heartbeat */
+    unsigned snapshot_threshold; /* entries between snapshots */
+    unsigned snapshot_trailing;  /* entries kept after a snapshot */
+    size_t segment_size;         /* raft_uv open segment size, bytes */
+    size_t snapshot_cap;         /* largest snapshot = largest range, bytes */
+    size_t entry_max;            /* ops bytes packed into one entry */
+} rep_options;
+
+/* Defaults: election 1000 ms, heartbeat 100 ms, snapshot every 4096 entries
+ * keeping 1024, 8 MiB segments, 64 MiB snapshot cap, 1 MiB entries. */
+void rep_options_default(rep_options *o);
+
+/* What every replica of a node shares. All callbacks run on `loop`. */
+typedef struct rep_env {
+    uv_loop_t *loop;
+    rep_hub *hub;
+    uint64_t node_id;
+    const char *address; /* this node's "host:port" */
+    const char *dir;     /* node data directory; logs in dir/raft/<range> */
+    seq_clock *clock;
+    uint64_t nonce; /* random per process: marks this process's proposals */
+    rep_options opts;
+} rep_env;
+
+typedef struct replica replica;
+
+/* Open the replica of the range described by `meta` (copied) whose index
+ * store is `eng`; the store must already hold the range's meta. With
+ * `bootstrap`, a fresh replica starts its group with `meta`'s peers as the
+ * voters; without it, the replica joins when a leader adds it. An error
+ * (a corrupt log among them) leaves the range closed; the message is in
+ * `err` (may be NULL, 256 bytes). */
+int replica_open(rep_env *env, engine *eng, const range_meta *meta,
+                 bool bootstrap, replica **out, char *err);
+
+/* Close: queued requests fail with CAIRN_ERR_SHUTDOWN, then `cb(arg)` once
+ * libraft has released everything and the replica is freed. */
+void replica_close(replica *r, void (*cb)(void *arg), void *arg);
+
+const range_meta *replica_meta(const replica *r);
+engine *replica_engine(const replica *r);
+
+/* The leader this replica knows (id 0 and address NULL if none). */
+void replica_leader(replica *r, uint64_t *id, const char **address);
+
+/* Checks a request must pass before it is queued: the key is in the range
+ * (KEY_OUT_OF_RANGE) and of legal size (KEY_EMPTY, KEY_TOOBIG). */
+int replica_check_key(const replica *r, const void *key, size_t len);
+
+/* ---- writes and reads ------------------------------------------------- */
+
+/* `status` 0 and the op's sequencer, or CAIRN_ERR_CONDITION (the condition
+ * failed; nothing written), CAIRN_ERR_NOT_LEADER (never proposed),
+ * CAIRN_ERR_TIMEOUT (leadership lost after proposing: outcome unknown),
+ * CAIRN_ERR_SHUTDOWN, CAIRN_ERR_IO. */
+typedef void (*rep_write_cb)(void *arg, int status, const seq *s);
+
+/* Queue a put (ENTRY_OP_PUT) or delete (ENTRY_OP_DEL); key and value are
+ * copied. Returns 0 (cb fires later) or an error now (NOT_LEADER if this
+ * replica is not the leader, TOOBIG, SNAPSHOT_TOOBIG if the range is at its
+ * size cap; cb does not fire). */
+int replica_write(replica *r, int kind, const void *key, size_t key_len,
+                  const void *value, size_t value_len, int cond,
+                  const seq *cond_seq, rep_write_cb cb, void *arg);
+
+/* `status` 0: leadership is confirmed for this read; read the index store
+ * (replica_engine) now, inside the callback. Else NOT_LEADER / SHUTDOWN. */
+typedef void (*rep_read_cb)(void *arg, int status);
+
+/* Queue a linearizable read. 0 (cb fires later) or NOT_LEADER now. */
+int replica_read(replica *r, rep_read_cb cb, void *arg);
+
+/* ---- membership and leadership ---------------------------------------- */
+
+/* `status` 0 or a cairn error; `msg` a human explanation (may be NULL). */
+typedef void (*rep_admin_cb)(void *arg, int status, const char *msg);
+
+/* Add node `id` at `address` as a non-voter (standby); once it has caught
+ * up, promote it to voter (libraft promotes only after catch-up rounds).
+ * Leader only. */
+int replica_add(replica *r, uint64_t id, const char *address,
+                rep_admin_cb cb, void *arg);
+
+/* Remove node `id` from the group. Leader only. */
+int replica_remove(replica *r, uint64_t id, rep_admin_cb cb, void *arg);
+
+/* Transfer leadership to voter `id` (0 = the most caught-up one). */
+int replica_transfer(replica *r, uint64_t id, rep_admin_cb cb, void *arg);
+
+/* Append this replica's metrics as one JSON object: role, term, commit and
+ * applied index, log size, range size, and on a leader each follower's lag
+ * in entries and seconds. */
+int replica_metrics(replica *r, buf *out);
+
+#endif
