@@ -1,0 +1,378 @@
+/* schema.c - see schema.h. */
+#include "meta/schema.h"
+
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+
+static const char *const id_kind_names[] = {"node", "table", "range"};
+
+int meta_key_table(buf *b, const char *prefix, const char *name)
+{
+    buf_reset(b);
+    return buf_appendf(b, "%s/tables/%s", prefix, name);
+}
+
+int meta_key_range(buf *b, const char *prefix, uint64_t table, uint64_t range)
+{
+    buf_reset(b);
+    return buf_appendf(b, "%s/ranges/%016" PRIx64 "/%016" PRIx64, prefix,
+                       table, range);
+}
+
+int meta_key_table_ranges(buf *b, const char *prefix, uint64_t table)
+{
+    buf_reset(b);
+    return buf_appendf(b, "%s/ranges/%016" PRIx64 "/", prefix, table);
+}
+
+int meta_key_leader(buf *b, const char *prefix, uint64_t range)
+{
+    buf_reset(b);
+    return buf_appendf(b, "%s/leaders/%016" PRIx64, prefix, range);
+}
+
+int meta_key_node(buf *b, const char *prefix, uint64_t node)
+{
+    buf_reset(b);
+    return buf_appendf(b, "%s/nodes/%016" PRIx64, prefix, node);
+}
+
+int meta_key_live(buf *b, const char *prefix, uint64_t node)
+{
+    buf_reset(b);
+    return buf_appendf(b, "%s/live/%016" PRIx64, prefix, node);
+}
+
+int meta_key_id(buf *b, const char *prefix, meta_id_kind kind)
+{
+    buf_reset(b);
+    return buf_appendf(b, "%s/ids/%s", prefix, id_kind_names[kind]);
+}
+
+int meta_key_all(buf *b, const char *prefix)
+{
+    buf_reset(b);
+    return buf_appendf(b, "%s/", prefix);
+}
+
+/* Exactly 16 lower-case hex digits -> *v. */
+static bool parse_id16(const char *s, size_t n, uint64_t *v)
+{
+    if (n != 16)
+        return false;
+    uint64_t x = 0;
+    for (size_t i = 0; i < 16; i++) {
+        char c = s[i];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (d < 0)
+            return false;
+        x = x << 4 | (uint64_t)d;
+    }
+    *v = x;
+    return true;
+}
+
+/* If rest starts with "<word>/", the part after it. */
+static const char *after(const char *rest, size_t n, const char *word,
+                         size_t *left)
+{
+    size_t w = strlen(word);
+    if (n <= w || memcmp(rest, word, w) != 0 || rest[w] != '/')
+        return NULL;
+    *left = n - w - 1;
+    return rest + w + 1;
+}
+
+int meta_key_parse(const char *prefix, const uint8_t *key, size_t len,
+                   meta_key *out)
+{
+    size_t pl = strlen(prefix);
+    if (len <= pl || memcmp(key, prefix, pl) != 0 || key[pl] != '/')
+        return CAIRN_ERR_INVALID;
+    const char *rest = (const char *)key + pl + 1;
+    size_t n = len - pl - 1, m;
+    const char *p;
+    memset(out, 0, sizeof *out);
+    out->kind = META_KEY_OTHER;
+    if ((p = after(rest, n, "tables", &m))) {
+        if (m >= 1 && m <= CAIRN_TABLE_NAME_MAX && !memchr(p, '\0', m)) {
+            memcpy(out->name, p, m);
+            out->name[m] = '\0';
+            if (meta_table_name_check(out->name) == 0)
+                out->kind = META_KEY_TABLE;
+        }
+    } else if ((p = after(rest, n, "ranges", &m))) {
+        if (m == 33 && p[16] == '/' && parse_id16(p, 16, &out->a) &&
+            parse_id16(p + 17, 16, &out->b))
+            out->kind = META_KEY_RANGE;
+    } else if ((p = after(rest, n, "leaders", &m))) {
+        if (parse_id16(p, m, &out->a))
+            out->kind = META_KEY_LEADER;
+    } else if ((p = after(rest, n, "nodes", &m))) {
+        if (parse_id16(p, m, &out->a))
+            out->kind = META_KEY_NODE;
+    } else if ((p = after(rest, n, "live", &m))) {
+        if (parse_id16(p, m, &out->a))
+            out->kind = META_KEY_LIVE;
+    } else if ((p = after(rest, n, "ids", &m))) {
+        for (uint64_t k = 0; k < 3; k++)
+            if (m == strlen(id_kind_names[k]) &&
+                memcmp(p, id_kind_names[k], m) == 0) {
+                out->kind = META_KEY_ID;
+                out->a = k;
+            }
+    }
+    return CAIRN_OK;
+}
+
+/* ---- JSON helpers ----------------------------------------------------- */
+
+static cJSON *parse_obj(const uint8_t *v, size_t n)
+{
+    cJSON *o = cJSON_ParseWithLength((const char *)v, n);
+    if (o && !cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* A non-negative integer field (JSON number). */
+static bool get_u64(const cJSON *o, const char *name, uint64_t *out)
+{
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(o, name);
+    if (!cJSON_IsNumber(f) || f->valuedouble < 0 ||
+        f->valuedouble > 9007199254740992.0 ||
+        f->valuedouble != (double)(uint64_t)f->valuedouble)
+        return false;
+    *out = (uint64_t)f->valuedouble;
+    return true;
+}
+
+static const char *get_str(const cJSON *o, const char *name)
+{
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(o, name);
+    return cJSON_IsString(f) ? f->valuestring : NULL;
+}
+
+static char *print_and_free(cJSON *o, bool ok)
+{
+    char *s = ok ? cJSON_PrintUnformatted(o) : NULL;
+    cJSON_Delete(o);
+    return s;
+}
+
+/* ---- tables ----------------------------------------------------------- */
+
+static const char *const table_states[] = {"creating", "ready", "dropping"};
+
+char *meta_table_encode(const meta_table *t)
+{
+    cJSON *o = cJSON_CreateObject();
+    bool ok = o && cJSON_AddNumberToObject(o, "id", (double)t->id) &&
+              cJSON_AddStringToObject(o, "engine", meta_engine_name(t->engine)) &&
+              cJSON_AddNumberToObject(o, "replicas", t->replicas) &&
+              cJSON_AddStringToObject(o, "state", table_states[t->state]);
+    return print_and_free(o, ok);
+}
+
+int meta_table_decode(const uint8_t *v, size_t n, meta_table *t)
+{
+    cJSON *o = parse_obj(v, n);
+    uint64_t id, replicas;
+    const char *engine = get_str(o, "engine"), *state = get_str(o, "state");
+    int rc = CAIRN_ERR_CORRUPT;
+    if (o && get_u64(o, "id", &id) && id > 0 &&
+        get_u64(o, "replicas", &replicas) && replicas >= 1 &&
+        replicas <= META_MAX_REPLICAS && engine &&
+        meta_engine_parse(engine, &t->engine) == 0 && state) {
+        for (int s = 0; s < 3; s++)
+            if (strcmp(state, table_states[s]) == 0) {
+                t->state = (meta_table_state)s;
+                t->id = id;
+                t->replicas = (int)replicas;
+                rc = CAIRN_OK;
+            }
+    }
+    cJSON_Delete(o);
+    return rc;
+}
+
+/* ---- ranges ----------------------------------------------------------- */
+
+static cJSON *add_hex(cJSON *o, const char *name, const uint8_t *p, size_t n)
+{
+    static const char digits[] = "0123456789abcdef";
+    char *s = malloc(2 * n + 1);
+    if (!s)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        s[2 * i] = digits[p[i] >> 4];
+        s[2 * i + 1] = digits[p[i] & 15];
+    }
+    s[2 * n] = '\0';
+    cJSON *r = cJSON_AddStringToObject(o, name, s);
+    free(s);
+    return r;
+}
+
+static int hex_digit(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* A hex string field -> new allocation (NULL for empty). */
+static bool get_hex(const cJSON *o, const char *name, uint8_t **out,
+                    size_t *len)
+{
+    const char *s = get_str(o, name);
+    if (!s)
+        return false;
+    size_t n = strlen(s);
+    if (n % 2 || n / 2 > CAIRN_KEY_MAX)
+        return false;
+    *out = NULL;
+    *len = n / 2;
+    if (n == 0)
+        return true;
+    uint8_t *d = malloc(n / 2);
+    if (!d)
+        return false;
+    for (size_t i = 0; i < n / 2; i++) {
+        int hi = hex_digit(s[2 * i]), lo = hex_digit(s[2 * i + 1]);
+        if (hi < 0 || lo < 0) {
+            free(d);
+            return false;
+        }
+        d[i] = (uint8_t)(hi << 4 | lo);
+    }
+    *out = d;
+    return true;
+}
+
+char *meta_range_encode(const meta_range *r)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON *reps = NULL;
+    bool ok = o && cJSON_AddNumberToObject(o, "id", (double)r->id) &&
+              cJSON_AddNumberToObject(o, "table", (double)r->table_id) &&
+              add_hex(o, "start", r->start, r->start_len) &&
+              add_hex(o, "end", r->end, r->end_len) &&
+              cJSON_AddNumberToObject(o, "epoch", (double)r->epoch) &&
+              (reps = cJSON_AddArrayToObject(o, "replicas")) &&
+              cJSON_AddStringToObject(o, "state", r->state == META_RANGE_MIGRATING
+                                                      ? "migrating" : "normal") &&
+              cJSON_AddNumberToObject(o, "from", (double)r->from);
+    for (int i = 0; ok && i < r->n_replicas; i++) {
+        cJSON *x = cJSON_CreateNumber((double)r->replicas[i]);
+        ok = x && cJSON_AddItemToArray(reps, x);
+    }
+    return print_and_free(o, ok);
+}
+
+static bool decode_replicas(const cJSON *o, meta_range *r)
+{
+    const cJSON *reps = cJSON_GetObjectItemCaseSensitive(o, "replicas");
+    int n = cJSON_GetArraySize(reps);
+    if (!cJSON_IsArray(reps) || n > META_MAX_REPLICAS)
+        return false;
+    r->n_replicas = 0;
+    const cJSON *x;
+    cJSON_ArrayForEach(x, reps)
+    {
+        if (!cJSON_IsNumber(x) || x->valuedouble < 1)
+            return false;
+        r->replicas[r->n_replicas++] = (uint64_t)x->valuedouble;
+    }
+    return true;
+}
+
+int meta_range_decode(const uint8_t *v, size_t n, meta_range *r)
+{
+    memset(r, 0, sizeof *r);
+    cJSON *o = parse_obj(v, n);
+    const char *state = get_str(o, "state");
+    bool ok = o && get_u64(o, "id", &r->id) &&
+              get_u64(o, "table", &r->table_id) &&
+              get_u64(o, "epoch", &r->epoch) && get_u64(o, "from", &r->from) &&
+              decode_replicas(o, r) && state &&
+              (strcmp(state, "normal") == 0 || strcmp(state, "migrating") == 0) &&
+              get_hex(o, "start", &r->start, &r->start_len) &&
+              get_hex(o, "end", &r->end, &r->end_len);
+    if (ok && strcmp(state, "migrating") == 0)
+        r->state = META_RANGE_MIGRATING;
+    /* A range must not be empty: start < end unless end is +inf. */
+    if (ok && r->end_len > 0 &&
+        meta_key_cmp(r->start, r->start_len, r->end, r->end_len) >= 0)
+        ok = false;
+    cJSON_Delete(o);
+    if (!ok) {
+        meta_range_clear(r);
+        return CAIRN_ERR_CORRUPT;
+    }
+    return CAIRN_OK;
+}
+
+/* ---- leaders, nodes, counters ----------------------------------------- */
+
+char *meta_leader_encode(const meta_leader *l)
+{
+    cJSON *o = cJSON_CreateObject();
+    bool ok = o && cJSON_AddNumberToObject(o, "node", (double)l->node_id) &&
+              cJSON_AddNumberToObject(o, "term", (double)l->term);
+    return print_and_free(o, ok);
+}
+
+int meta_leader_decode(const uint8_t *v, size_t n, meta_leader *l)
+{
+    cJSON *o = parse_obj(v, n);
+    bool ok = o && get_u64(o, "node", &l->node_id) &&
+              get_u64(o, "term", &l->term);
+    cJSON_Delete(o);
+    return ok ? CAIRN_OK : CAIRN_ERR_CORRUPT;
+}
+
+char *meta_node_encode(const meta_node *nd)
+{
+    cJSON *o = cJSON_CreateObject();
+    bool ok = o && cJSON_AddStringToObject(o, "addr", nd->addr) &&
+              cJSON_AddNumberToObject(o, "capacity", (double)nd->capacity);
+    return print_and_free(o, ok);
+}
+
+int meta_node_decode(const uint8_t *v, size_t n, meta_node *nd)
+{
+    cJSON *o = parse_obj(v, n);
+    const char *addr = get_str(o, "addr");
+    bool ok = o && addr && strlen(addr) < META_ADDR_MAX &&
+              get_u64(o, "capacity", &nd->capacity);
+    if (ok)
+        strcpy(nd->addr, addr);
+    cJSON_Delete(o);
+    return ok ? CAIRN_OK : CAIRN_ERR_CORRUPT;
+}
+
+int meta_counter_decode(const uint8_t *v, size_t n, uint64_t *out)
+{
+    uint64_t x = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] < '0' || v[i] > '9' || x > (UINT64_MAX - 9) / 10)
+            return CAIRN_ERR_CORRUPT;
+        x = x * 10 + (uint64_t)(v[i] - '0');
+    }
+    *out = x;
+    return CAIRN_OK;
+}
+
+int meta_key_cmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
+{
+    size_t n = an < bn ? an : bn;
+    int c = n ? memcmp(a, b, n) : 0;
+    if (c != 0)
+        return c;
+    return an < bn ? -1 : an > bn;
+}

@@ -1,0 +1,378 @@
+/*
+ * table.c - the table lifecycle of meta.h: create (ids, ranges and
+ * placement in one transaction), ready, drop, delete.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/buf.h"
+#include "common/err.h"
+#include "meta/map_internal.h"
+#include "meta/meta_internal.h"
+#include "meta/schema.h"
+
+#define TABLE_RETRIES 20
+#define TABLE_SPLITS_MAX 100 /* etcd allows 128 operations per txn */
+#define LEADER_DELETE_BATCH 100
+
+static int check_spec(const meta_table_spec *s)
+{
+    if (!s->name || meta_table_name_check(s->name) != 0)
+        return CAIRN_ERR_INVALID;
+    if (s->replicas != 1 && s->replicas != 3 && s->replicas != 5)
+        return CAIRN_ERR_INVALID;
+    if (s->engine != META_ENGINE_BTREE && s->engine != META_ENGINE_LSM)
+        return CAIRN_ERR_INVALID;
+    if (s->n_splits > TABLE_SPLITS_MAX)
+        return CAIRN_ERR_INVALID;
+    for (size_t i = 0; i < s->n_splits; i++) {
+        if (s->split_lens[i] < CAIRN_KEY_MIN || s->split_lens[i] > CAIRN_KEY_MAX)
+            return CAIRN_ERR_INVALID;
+        if (i > 0 && meta_key_cmp(s->splits[i - 1], s->split_lens[i - 1],
+                                  s->splits[i], s->split_lens[i]) >= 0)
+            return CAIRN_ERR_INVALID;
+    }
+    return CAIRN_OK;
+}
+
+/* Live nodes and how many replicas each hosts, for placement. */
+typedef struct load {
+    uint64_t id;
+    size_t replicas;
+} load;
+
+static int cmp_load(const void *a, const void *b)
+{
+    const load *x = a, *y = b;
+    if (x->replicas != y->replicas)
+        return x->replicas < y->replicas ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static load *live_loads(const meta_map *map, size_t *n)
+{
+    load *v = calloc(map->n_nodes + 1, sizeof *v);
+    if (!v)
+        return NULL;
+    *n = 0;
+    for (size_t i = 0; i < map->n_nodes; i++)
+        if (map->nodes[i].live)
+            v[(*n)++].id = map->nodes[i].id;
+    for (size_t t = 0; t < map->n_rsets; t++)
+        for (size_t r = 0; r < map->rsets[t].n; r++) {
+            const meta_range *rg = &map->rsets[t].v[r];
+            for (int k = 0; k < rg->n_replicas; k++)
+                for (size_t i = 0; i < *n; i++)
+                    if (v[i].id == rg->replicas[k])
+                        v[i].replicas++;
+        }
+    return v;
+}
+
+/* Give `rg` the `n` least loaded live nodes, and count them. */
+static void place(load *loads, size_t n_loads, meta_range *rg, int n)
+{
+    qsort(loads, n_loads, sizeof *loads, cmp_load);
+    rg->n_replicas = n;
+    for (int i = 0; i < n; i++) {
+        rg->replicas[i] = loads[i].id;
+        loads[i].replicas++;
+    }
+}
+
+/* Range i of a table split at spec->splits: [split[i-1], split[i]). */
+static void range_bounds(const meta_table_spec *s, size_t i, meta_range *rg)
+{
+    rg->start = i > 0 ? (uint8_t *)s->splits[i - 1] : NULL;
+    rg->start_len = i > 0 ? s->split_lens[i - 1] : 0;
+    rg->end = i < s->n_splits ? (uint8_t *)s->splits[i] : NULL;
+    rg->end_len = i < s->n_splits ? s->split_lens[i] : 0;
+}
+
+/* Put the table record under its compare (name free). */
+static int txn_add_table(etcd_txn *t, const char *prefix, const meta_table *tb)
+{
+    buf key = BUF_INIT;
+    char *v = meta_table_encode(tb);
+    int rc = v ? meta_key_table(&key, prefix, tb->name) : CAIRN_ERR_NOMEM;
+    if (rc == 0)
+        rc = etcd_txn_cmp(t, key.data, key.len, ETCD_CMP_VERSION,
+                          ETCD_CMP_EQUAL, 0);
+    if (rc == 0)
+        rc = etcd_txn_put(t, true, key.data, key.len, v, strlen(v), 0);
+    free(v);
+    buf_free(&key);
+    return rc;
+}
+
+/* Build the whole create transaction from one map. */
+static int build_create(const meta_map *map, const char *prefix,
+                        const meta_table_spec *s, meta_table *tb,
+                        etcd_txn *t)
+{
+    size_t n_loads = 0, n_ranges = s->n_splits + 1;
+    load *loads = live_loads(map, &n_loads);
+    if (!loads)
+        return CAIRN_ERR_NOMEM;
+    if (n_loads < (size_t)s->replicas) {
+        free(loads);
+        return CAIRN_ERR_TRYAGAIN;
+    }
+    buf key = BUF_INIT;
+    tb->id = map->ids[META_ID_TABLE] + 1;
+    uint64_t first_range = map->ids[META_ID_RANGE] + 1;
+    int rc = meta_key_id(&key, prefix, META_ID_TABLE);
+    if (rc == 0)
+        rc = meta_txn_bump_counter(t, &key, map->ids[META_ID_TABLE],
+                                   map->ids_rev[META_ID_TABLE], 1);
+    if (rc == 0)
+        rc = meta_key_id(&key, prefix, META_ID_RANGE);
+    if (rc == 0)
+        rc = meta_txn_bump_counter(t, &key, map->ids[META_ID_RANGE],
+                                   map->ids_rev[META_ID_RANGE], n_ranges);
+    if (rc == 0)
+        rc = txn_add_table(t, prefix, tb);
+    for (size_t i = 0; rc == 0 && i < n_ranges; i++) {
+        meta_range rg = {.id = first_range + i, .table_id = tb->id, .epoch = 1};
+        range_bounds(s, i, &rg);
+        place(loads, n_loads, &rg, s->replicas);
+        char *v = meta_range_encode(&rg);
+        rc = v ? meta_key_range(&key, prefix, tb->id, rg.id) : CAIRN_ERR_NOMEM;
+        if (rc == 0)
+            rc = etcd_txn_put(t, true, key.data, key.len, v, strlen(v), 0);
+        free(v);
+    }
+    buf_free(&key);
+    free(loads);
+    return rc;
+}
+
+/* One attempt. CAIRN_ERR_BUSY = a concurrent change, try again. */
+static int create_try(meta *m, const meta_table_spec *s, meta_table *tb)
+{
+    meta_map *map;
+    int rc = meta_load(m, &map);
+    if (rc != 0)
+        return rc;
+    if (meta_map_table(map, s->name)) {
+        meta_map_release(map);
+        return CAIRN_ERR_EXISTS;
+    }
+    etcd_txn *t = etcd_txn_new();
+    rc = t ? build_create(map, m->prefix, s, tb, t) : CAIRN_ERR_NOMEM;
+    meta_map_release(map);
+    etcd_txn_result r = {0};
+    if (rc == 0)
+        rc = etcd_txn_commit(m->c, t, &r);
+    if (rc == 0 && !r.succeeded)
+        rc = CAIRN_ERR_BUSY;
+    if (rc == 0)
+        tb->mod_revision = r.revision;
+    etcd_txn_result_free(&r);
+    etcd_txn_free(t);
+    return rc;
+}
+
+int meta_table_create(meta *m, const meta_table_spec *spec, meta_table *out)
+{
+    int rc = check_spec(spec);
+    if (rc != 0)
+        return rc;
+    meta_table tb = {.engine = spec->engine,
+                     .replicas = spec->replicas,
+                     .state = META_TABLE_CREATING};
+    strcpy(tb.name, spec->name);
+    rc = CAIRN_ERR_BUSY;
+    for (int i = 0; i < TABLE_RETRIES && rc == CAIRN_ERR_BUSY; i++)
+        rc = create_try(m, spec, &tb);
+    if (rc == 0 && out)
+        *out = tb;
+    return rc;
+}
+
+int meta_table_get(meta *m, const char *name, meta_table *out)
+{
+    if (meta_table_name_check(name) != 0)
+        return CAIRN_ERR_INVALID;
+    buf key = BUF_INIT;
+    etcd_kv kv;
+    int rc = meta_key_table(&key, m->prefix, name);
+    if (rc == 0)
+        rc = etcd_get(m->c, key.data, key.len, 0, &kv, NULL);
+    buf_free(&key);
+    if (rc == CAIRN_ERR_NOT_FOUND)
+        return CAIRN_ERR_NO_TABLE;
+    if (rc != 0)
+        return rc;
+    memset(out, 0, sizeof *out);
+    rc = meta_table_decode(kv.value, kv.value_len, out);
+    strcpy(out->name, name);
+    out->mod_revision = kv.mod_revision;
+    etcd_kv_free(&kv);
+    return rc;
+}
+
+/* Write `tb` (its state changed) if the record is still at the revision
+ * it was read at. 0, CAIRN_ERR_BUSY (changed meanwhile) or an error. */
+static int table_cas(meta *m, const meta_table *tb)
+{
+    buf key = BUF_INIT;
+    char *v = meta_table_encode(tb);
+    etcd_txn *t = etcd_txn_new();
+    int rc = v && t ? meta_key_table(&key, m->prefix, tb->name)
+                    : CAIRN_ERR_NOMEM;
+    if (rc == 0)
+        rc = etcd_txn_cmp(t, key.data, key.len, ETCD_CMP_MOD, ETCD_CMP_EQUAL,
+                          tb->mod_revision);
+    if (rc == 0)
+        rc = etcd_txn_put(t, true, key.data, key.len, v, strlen(v), 0);
+    etcd_txn_result r = {0};
+    if (rc == 0)
+        rc = etcd_txn_commit(m->c, t, &r);
+    if (rc == 0 && !r.succeeded)
+        rc = CAIRN_ERR_BUSY;
+    etcd_txn_result_free(&r);
+    etcd_txn_free(t);
+    free(v);
+    buf_free(&key);
+    return rc;
+}
+
+int meta_table_set_ready(meta *m, const char *name, uint64_t id)
+{
+    int rc = CAIRN_ERR_BUSY;
+    for (int i = 0; i < TABLE_RETRIES && rc == CAIRN_ERR_BUSY; i++) {
+        meta_table tb;
+        rc = meta_table_get(m, name, &tb);
+        if (rc == 0 && tb.id != id)
+            rc = CAIRN_ERR_NO_TABLE;
+        if (rc == 0 && tb.state != META_TABLE_CREATING)
+            rc = CAIRN_ERR_CONDITION;
+        if (rc == 0) {
+            tb.state = META_TABLE_READY;
+            rc = table_cas(m, &tb);
+        }
+    }
+    return rc;
+}
+
+int meta_table_drop(meta *m, const char *name, meta_table *out)
+{
+    int rc = CAIRN_ERR_BUSY;
+    for (int i = 0; i < TABLE_RETRIES && rc == CAIRN_ERR_BUSY; i++) {
+        meta_table tb;
+        rc = meta_table_get(m, name, &tb);
+        if (rc == 0 && tb.state == META_TABLE_DROPPING)
+            rc = CAIRN_ERR_NO_TABLE;
+        if (rc == 0) {
+            tb.state = META_TABLE_DROPPING;
+            rc = table_cas(m, &tb);
+            if (rc == 0 && out)
+                *out = tb;
+        }
+    }
+    return rc;
+}
+
+/* The ids of a table's ranges (a new array of *n). */
+static int table_range_ids(meta *m, uint64_t table_id, uint64_t **ids,
+                           size_t *n)
+{
+    buf key = BUF_INIT;
+    uint8_t end[META_PREFIX_MAX + 64];
+    etcd_range_result r = {0};
+    int rc = meta_key_table_ranges(&key, m->prefix, table_id);
+    size_t end_len = etcd_prefix_end(key.data, key.len, end);
+    if (rc == 0)
+        rc = etcd_range(m->c, key.data, key.len, end, end_len, 0, 0, &r);
+    *ids = rc == 0 ? calloc(r.count + 1, sizeof **ids) : NULL;
+    if (rc == 0 && !*ids)
+        rc = CAIRN_ERR_NOMEM;
+    *n = 0;
+    for (size_t i = 0; rc == 0 && i < r.count; i++) {
+        meta_key k;
+        if (meta_key_parse(m->prefix, r.kvs[i].key, r.kvs[i].key_len, &k) == 0 &&
+            k.kind == META_KEY_RANGE)
+            (*ids)[(*n)++] = k.b;
+    }
+    etcd_range_free(&r);
+    buf_free(&key);
+    return rc;
+}
+
+/* Delete leader records of ranges that no longer exist, in batches (a
+ * table may have more ranges than a transaction may have operations). */
+static int delete_leaders(meta *m, const uint64_t *ids, size_t n)
+{
+    buf key = BUF_INIT;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i += LEADER_DELETE_BATCH) {
+        etcd_txn *t = etcd_txn_new();
+        rc = t ? 0 : CAIRN_ERR_NOMEM;
+        for (size_t j = i; rc == 0 && j < n && j < i + LEADER_DELETE_BATCH; j++) {
+            rc = meta_key_leader(&key, m->prefix, ids[j]);
+            if (rc == 0)
+                rc = etcd_txn_delete(t, true, key.data, key.len, NULL, 0);
+        }
+        etcd_txn_result r = {0};
+        if (rc == 0)
+            rc = etcd_txn_commit(m->c, t, &r);
+        etcd_txn_result_free(&r);
+        etcd_txn_free(t);
+    }
+    buf_free(&key);
+    return rc;
+}
+
+/* The table record and all its ranges go in one transaction, under the
+ * compare that the table is as read. */
+static int delete_table_txn(meta *m, const meta_table *tb)
+{
+    buf key = BUF_INIT;
+    uint8_t end[META_PREFIX_MAX + 64];
+    etcd_txn *t = etcd_txn_new();
+    int rc = t ? meta_key_table(&key, m->prefix, tb->name) : CAIRN_ERR_NOMEM;
+    if (rc == 0)
+        rc = etcd_txn_cmp(t, key.data, key.len, ETCD_CMP_MOD, ETCD_CMP_EQUAL,
+                          tb->mod_revision);
+    if (rc == 0)
+        rc = etcd_txn_delete(t, true, key.data, key.len, NULL, 0);
+    if (rc == 0)
+        rc = meta_key_table_ranges(&key, m->prefix, tb->id);
+    if (rc == 0) {
+        size_t end_len = etcd_prefix_end(key.data, key.len, end);
+        rc = etcd_txn_delete(t, true, key.data, key.len, end, end_len);
+    }
+    etcd_txn_result r = {0};
+    if (rc == 0)
+        rc = etcd_txn_commit(m->c, t, &r);
+    if (rc == 0 && !r.succeeded)
+        rc = CAIRN_ERR_BUSY;
+    etcd_txn_result_free(&r);
+    etcd_txn_free(t);
+    buf_free(&key);
+    return rc;
+}
+
+int meta_table_delete(meta *m, const char *name, uint64_t id)
+{
+    int rc = CAIRN_ERR_BUSY;
+    for (int i = 0; i < TABLE_RETRIES && rc == CAIRN_ERR_BUSY; i++) {
+        meta_table tb;
+        uint64_t *ids = NULL;
+        size_t n = 0;
+        rc = meta_table_get(m, name, &tb);
+        if (rc == 0 && tb.id != id)
+            rc = CAIRN_ERR_NO_TABLE;
+        if (rc == 0 && tb.state == META_TABLE_READY)
+            rc = CAIRN_ERR_CONDITION;
+        if (rc == 0)
+            rc = table_range_ids(m, id, &ids, &n);
+        if (rc == 0)
+            rc = delete_table_txn(m, &tb);
+        if (rc == 0)
+            rc = delete_leaders(m, ids, n);
+        free(ids);
+    }
+    return rc;
+}
