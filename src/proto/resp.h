@@ -44,7 +44,8 @@
  * are as Redis parses them: split on spaces and tabs, a line may end in "\n"
  * or "\r\n", empty lines are skipped, and "double quoted" arguments take the
  * escapes \n \r \t \b \a \\ \" \xHH while 'single quoted' ones take only \'.
- * An empty multibulk (`*0\r\n`) is skipped as Redis does.
+ * An empty multibulk (`*0\r\n`) is skipped as Redis does; a negative count
+ * is an error (Redis also skips "*-1", which no client sends).
  */
 #ifndef CAIRN_RESP_H
 #define CAIRN_RESP_H
