@@ -114,6 +114,12 @@ static int grow_args(resp_parser *p)
     return 0;
 }
 
+static int too_big(resp_parser *p)
+{
+    return fail(p, "request too big (more than %zu bytes)",
+                p->lim.message_max);
+}
+
 /* Read a "*N" or "$N" line starting at p->line; 1 with *v, 0 = more. */
 static int number_line(resp_parser *p, const uint8_t *data, size_t len,
                        const char *what, int64_t *v)
@@ -133,6 +139,8 @@ static int number_line(resp_parser *p, const uint8_t *data, size_t len,
     if (!resp_parse_i64(data + p->line + 1, eol - p->line - 1, v))
         return fail(p, "invalid %s length", what);
     p->pos = eol + 2;
+    if (p->pos > p->lim.message_max)
+        return too_big(p);
     return 1;
 }
 
@@ -174,8 +182,7 @@ static int parse_arg_len(resp_parser *p, const uint8_t *data, size_t len)
     if (n < 0 || (uint64_t)n > p->lim.bulk_max)
         return fail(p, "invalid bulk length");
     if ((uint64_t)n + 2 > p->lim.message_max - p->pos)
-        return fail(p, "request too big (more than %zu bytes)",
-                    p->lim.message_max);
+        return too_big(p);
     if ((rc = grow_args(p)) != 0)
         return rc;
     p->arg_len = (size_t)n;
@@ -326,8 +333,7 @@ static int parse_inline(resp_parser *p, const uint8_t *data, size_t len)
     if (eol - p->line > p->lim.inline_max)
         return fail(p, "too big inline request");
     if (at + 1 > p->lim.message_max)
-        return fail(p, "request too big (more than %zu bytes)",
-                    p->lim.message_max);
+        return too_big(p);
     int rc = split_inline(p, data, eol);
     if (rc != 0)
         return rc;
@@ -369,8 +375,6 @@ int resp_parse_command(resp_parser *p, const uint8_t *data, size_t len,
         case P_ERROR:
             return CAIRN_ERR_PROTO;
         case P_START:
-            if (p->pos >= p->lim.message_max)
-                return fail(p, "too many empty requests");
             if (p->pos >= len)
                 return 0;
             parse_start(p, data);

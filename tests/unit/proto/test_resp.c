@@ -261,11 +261,11 @@ static void expect_error_lim(const char *in, size_t inlen, const char *msg,
         assert_int_equal(rc, CAIRN_ERR_PROTO);
         assert_string_equal(resp_parser_errmsg(p), msg);
         /* sticky until reset */
-        assert_int_equal(parse_copy(p, "PING\r\n", 6, &c, &keep),
+        assert_int_equal(parse_copy(p, "P\r\n", 3, &c, &keep),
                          CAIRN_ERR_PROTO);
         resp_parser_reset(p);
         assert_string_equal(resp_parser_errmsg(p), "");
-        assert_int_equal(parse_copy(p, "PING\r\n", 6, &c, &keep), 1);
+        assert_int_equal(parse_copy(p, "P\r\n", 3, &c, &keep), 1);
         free(keep);
         resp_parser_free(p);
     }
@@ -448,6 +448,15 @@ static void test_limit_message(void **state)
     expect_error_lim(S("*2\r\n$3\r\nSET\r\n$11\r\n"),
                      "Protocol error: request too big (more than 30 bytes)",
                      &lim);
+    /* a header line alone crossing the bound */
+    expect_error_lim(S("*3\r\n$3\r\nSET\r\n$10\r\n0123456789\r\n$0\r\n"),
+                     "Protocol error: request too big (more than 30 bytes)",
+                     &lim);
+    lim.message_max = 3;
+    expect_error_lim(S("*1\r\n"),
+                     "Protocol error: request too big (more than 3 bytes)",
+                     &lim);
+    lim.message_max = 30;
     /* inline lines and runs of empty commands count too */
     lim.message_max = 6;
     assert_int_equal(resp_parser_new(&p, &lim), 0);
@@ -458,7 +467,11 @@ static void test_limit_message(void **state)
                      "Protocol error: request too big (more than 6 bytes)",
                      &lim);
     expect_error_lim(S("*0\r\n*0\r\n"),
-                     "Protocol error: too many empty requests", &lim);
+                     "Protocol error: request too big (more than 6 bytes)",
+                     &lim);
+    expect_error_lim(S("\r\n\r\n\r\n\r\n"),
+                     "Protocol error: request too big (more than 6 bytes)",
+                     &lim);
 }
 
 /* Announcing a huge count must not allocate for it up front. */
