@@ -17,6 +17,10 @@
 #include "common/err.h"
 #include "proto/resp_internal.h"
 
+/* Memory kept between commands; more is freed once the command is done. */
+#define RESP_KEEP_ARGS 1024
+#define RESP_KEEP_SCRATCH 4096
+
 enum pstate {
     P_START,    /* at the first byte of a command */
     P_MB_COUNT, /* in "*N\r\n" */
@@ -366,10 +370,31 @@ static void parse_start(resp_parser *p, const uint8_t *data)
     }
 }
 
+/* Between commands, give back what one huge command made us hold, so a
+ * connection that once sent a million arguments does not keep 24 MiB for
+ * its lifetime. The previous command's argv dies here (resp.h, rule 3). */
+static void shrink_idle(resp_parser *p)
+{
+    if (p->cap > RESP_KEEP_ARGS) {
+        free(p->argv);
+        free(p->offs);
+        p->argv = NULL;
+        p->offs = NULL;
+        p->cap = 0;
+    }
+    if (p->scratch_cap > RESP_KEEP_SCRATCH) {
+        free(p->scratch);
+        p->scratch = NULL;
+        p->scratch_cap = 0;
+    }
+}
+
 int resp_parse_command(resp_parser *p, const uint8_t *data, size_t len,
                        resp_cmd *cmd)
 {
     int rc = 0;
+    if (p->state == P_START && p->pos == 0)
+        shrink_idle(p);
     for (;;) {
         switch (p->state) {
         case P_ERROR:

@@ -17,6 +17,9 @@
 #include "common/err.h"
 #include "proto/resp_internal.h"
 
+/* Nodes kept between replies; more are freed once the reply is done. */
+#define RESP_KEEP_NODES 4096
+
 enum rstate {
     R_TYPE, /* at the type byte of an element */
     R_LINE, /* in its first line */
@@ -268,9 +271,24 @@ static bool is_type_byte(uint8_t t)
     return t == '+' || t == '-' || t == ':' || t == '$' || t == '*';
 }
 
+/* Between replies, give back what one huge reply made us hold. The
+ * previous reply's nodes die here (resp.h, rule 3). */
+static void shrink_idle(resp_reader *r)
+{
+    if (r->cap > RESP_KEEP_NODES) {
+        free(r->nodes);
+        free(r->offs);
+        r->nodes = NULL;
+        r->offs = NULL;
+        r->cap = 0;
+    }
+}
+
 int resp_read_reply(resp_reader *r, const uint8_t *data, size_t len,
                     resp_reply *reply)
 {
+    if (r->state == R_TYPE && r->nnodes == 0)
+        shrink_idle(r);
     for (;;) {
         int rc = 0;
         switch (r->state) {

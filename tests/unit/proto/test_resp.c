@@ -356,6 +356,10 @@ static void test_limit_args(void **state)
     assert_int_equal(resp_parse_command(p, b.data, b.len, &c), 1);
     assert_int_equal(c.argc, RESP_ARGS_MAX);
     assert_int_equal(c.consumed, b.len);
+    /* the next command still parses once the big arrays are given back */
+    assert_int_equal(resp_parse_command(p, (const uint8_t *)"PING\r\n", 6,
+                                        &c), 1);
+    assert_int_equal(c.argc, 1);
     buf_free(&b);
     resp_parser_free(p);
 
