@@ -17,6 +17,7 @@ struct cli_command {
 
 int cmd_version(int argc, char **argv);
 int cmd_dev(int argc, char **argv);
+int cmd_meta(int argc, char **argv);
 int cmd_router(int argc, char **argv);
 int cmd_node(int argc, char **argv);
 int cmd_bench(int argc, char **argv);

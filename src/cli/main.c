@@ -12,6 +12,7 @@
 static const struct cli_command commands[] = {
     {"version", "print the version", cmd_version},
     {"dev", "start a local cluster under ./data", cmd_dev},
+    {"meta", "back up, restore or print the metadata in etcd", cmd_meta},
     {"router", "run a request manager (RESP server)", cmd_router},
     {"node", "run a storage node (range replicas)", cmd_node},
     {"bench", "YCSB-style load against a RESP server", cmd_bench},
