@@ -1,0 +1,344 @@
+"""The router against real etcd and protocol-faithful fake nodes.
+
+A real `cairn router` process and a real etcd; the nodes are FakeNode
+(clusterharness.py), which speak the cairn RPC exactly and can be told to
+misbehave, so the router's rules are checked one by one: routing by range,
+following NOT_LEADER hints, refreshing on STALE_EPOCH, in-order replies to
+pipelined commands whose node replies come back out of order, -TIMEOUT for
+a write whose outcome is unknown (never re-sent), -TRYAGAIN at the deadline,
+limits and errors that leave the connection usable, scans across ranges.
+"""
+import socket
+import struct
+import subprocess
+import threading
+import time
+
+import pytest
+import redis
+
+from clusterharness import (ERR, Etcd, FakeNode, Procs, Router, Workdir, RPC_GET,
+                            RPC_PUT, RPC_SCAN, wait_for, _reply)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    procs, wd = Procs(), Workdir()
+    nodes = []
+    try:
+        etcd = Etcd(procs, wd.path)
+        nodes = [FakeNode(etcd, i) for i in (1, 2, 3)]
+        router = Router(procs, wd.path, etcd.url, deadline_ms=1500)
+        yield {"etcd": etcd, "nodes": nodes, "router": router, "procs": procs,
+               "dir": wd.path}
+    finally:
+        for n in nodes:
+            n.close()
+        procs.stop_all()
+        wd.cleanup()
+
+
+@pytest.fixture
+def r(cluster):
+    for n in cluster["nodes"]:
+        n.before = None
+    c = cluster["router"].client()
+    yield c
+    c.close()
+
+
+def node_of(cluster, node_id):
+    return [n for n in cluster["nodes"] if n.id == node_id][0]
+
+
+def table_ranges(r, name):
+    info = r.execute_command("TABLE.INFO", name)
+    d = dict(zip(info[0::2], info[1::2]))
+    out = []
+    for rg in d[b"ranges"]:
+        out.append(dict(zip(rg[0::2], rg[1::2])))
+    return d, out
+
+
+def test_ping_echo_info_command(r):
+    assert r.ping()
+    assert r.echo("hi") == b"hi"
+    assert r.info()["cairn_role"] == "router"
+    assert r.execute_command("COMMAND COUNT") > 10
+    assert r.execute_command("CONFIG", "GET", "save") == [b"save", b""]
+    assert r.execute_command("SELECT", "0") is True
+
+
+def test_table_lifecycle(r):
+    assert r.execute_command("TABLE.CREATE", "life", "REPLICAS", "3") == b"OK"
+    assert b"life" in r.execute_command("TABLE.LIST")
+    with pytest.raises(redis.ResponseError, match="^EXISTS"):
+        r.execute_command("TABLE.CREATE", "life")
+    info, ranges = table_ranges(r, "life")
+    assert info[b"engine"] == b"btree" and info[b"replicas"] == 3
+    assert len(ranges) == 1 and ranges[0][b"leader"] == 1
+    assert sorted(ranges[0][b"replicas"]) == [1, 2, 3]
+    assert len(r.execute_command("KV.PUT", "life", "k", "v")) == 32
+    assert r.execute_command("TABLE.DROP", "life") == b"OK"
+    assert b"life" not in r.execute_command("TABLE.LIST")
+    with pytest.raises(redis.ResponseError, match="^NOTABLE"):
+        r.execute_command("KV.GET", "life", "k")
+    with pytest.raises(redis.ResponseError, match="^NOTABLE"):
+        r.execute_command("TABLE.DROP", "life")
+    with pytest.raises(redis.ResponseError, match="^INVALID"):
+        r.execute_command("TABLE.CREATE", "bad/name")
+
+
+def test_put_get_delete(r):
+    r.execute_command("TABLE.CREATE", "kv")
+    s1 = r.execute_command("KV.PUT", "kv", "a", "1")
+    assert len(s1) == 32
+    assert r.execute_command("KV.GET", "kv", "a") == b"1"
+    v, s = r.execute_command("KV.GET", "kv", "a", "WITHSEQ")
+    assert (v, s) == (b"1", s1)
+    with pytest.raises(redis.ResponseError, match="^CONDITION"):
+        r.execute_command("KV.PUT", "kv", "a", "2", "IFABSENT")
+    s2 = r.execute_command("KV.PUT", "kv", "a", "2", "IFSEQ", s1)
+    assert s2 > s1
+    with pytest.raises(redis.ResponseError, match="^CONDITION"):
+        r.execute_command("KV.PUT", "kv", "a", "3", "IFSEQ", s1)
+    assert r.execute_command("KV.DEL", "kv", "a") == 1
+    assert r.execute_command("KV.DEL", "kv", "a") == 0
+    assert r.execute_command("KV.GET", "kv", "a") is None
+    assert r.execute_command("KV.PUT", "kv", "b", "", "IFABSENT")
+    assert r.execute_command("KV.GET", "kv", "b") == b""
+
+
+def test_redis_commands_on_default(r):
+    r.execute_command("TABLE.CREATE", "default", "SPLITS", "m")
+    assert r.set("x", "1") is True
+    assert r.get("x") == b"1"
+    assert r.set("x", "2", nx=True) is None
+    assert r.mset({"a": "A", "z": "Z"}) is True  # two ranges
+    assert r.mget("a", "nope", "z", "x") == [b"A", None, b"Z", b"1"]
+    assert r.exists("a", "z", "nope") == 2
+    assert r.delete("a", "z", "nope") == 2
+    assert r.get("a") is None
+
+
+def test_limits_and_errors_keep_the_connection(r):
+    r.execute_command("TABLE.CREATE", "lim")
+    big = b"v" * (1024 * 1024)
+    assert len(r.execute_command("KV.PUT", "lim", "k", big)) == 32
+    assert r.execute_command("KV.GET", "lim", "k") == big
+    with pytest.raises(redis.ResponseError,
+                       match="^TOOBIG value is 1048577 bytes, limit 1048576"):
+        r.execute_command("KV.PUT", "lim", "k", big + b"x")
+    with pytest.raises(redis.ResponseError, match="^KEYTOOBIG"):
+        r.execute_command("KV.GET", "lim", "k" * 1025)
+    with pytest.raises(redis.ResponseError, match="^KEYEMPTY"):
+        r.execute_command("KV.GET", "lim", "")
+    with pytest.raises(redis.ResponseError, match="^unknown command 'NOPE'"):
+        r.execute_command("NOPE")
+    with pytest.raises(redis.ResponseError,
+                       match="wrong number of arguments for 'get' command"):
+        r.execute_command("GET")
+    with pytest.raises(redis.ResponseError, match="^NOTABLE"):
+        r.execute_command("KV.GET", "missing", "k")
+    with pytest.raises(redis.ResponseError, match="^INVALID"):
+        r.execute_command("KV.SCAN", "lim", "", "", "CURSOR", "garbage")
+    assert r.ping()  # the same connection still works
+
+
+def test_protocol_error_closes_after_reply(cluster):
+    with socket.create_connection(("127.0.0.1", cluster["router"].port), 5) as s:
+        s.sendall(b"*1\r\n$x\r\n")
+        data = b""
+        while True:
+            d = s.recv(4096)
+            if not d:
+                break
+            data += d
+        assert data.startswith(b"-ERR Protocol error")
+
+
+def scan_all(r, table, start, end, limit):
+    cursor, seen, pages = b"", [], 0
+    while True:
+        args = ["KV.SCAN", table, start, end, "LIMIT", limit]
+        if cursor:
+            args += ["CURSOR", cursor]
+        cursor, flat = r.execute_command(*args)
+        assert len(flat) <= 2 * limit
+        seen += [(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
+        pages += 1
+        if not cursor:
+            return seen, pages
+
+
+def test_scan_across_ranges_with_writers(cluster, r):
+    r.execute_command("TABLE.CREATE", "sc", "SPLITS", "k030", "k060", "k090")
+    keys = [b"k%03d" % i for i in range(120)]
+    for k in keys:
+        r.execute_command("KV.PUT", "sc", k, b"v" + k)
+    stop = threading.Event()
+
+    def writer():  # rewrites existing keys and adds keys outside the scan
+        w = cluster["router"].client()
+        i = 0
+        while not stop.is_set():
+            w.execute_command("KV.PUT", "sc", keys[i % 120], b"v" + keys[i % 120])
+            w.execute_command("KV.PUT", "sc", b"z%05d" % i, b"x")
+            i += 1
+        w.close()
+
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        seen, pages = scan_all(r, "sc", "", "k999", 7)
+    finally:
+        stop.set()
+        t.join(10)
+    assert [k for k, _ in seen] == keys  # every key once, in order
+    assert all(v == b"v" + k for k, v in seen)
+    assert pages == 18  # 120 / 7 rounded up
+    sub, _ = scan_all(r, "sc", "k025", "k065", 4)
+    assert [k for k, _ in sub] == keys[25:65]
+    cursor, flat = r.execute_command("KV.SCAN", "sc", "k119", "", "LIMIT", 1)
+    assert flat[0] == b"k119" and cursor  # the next key is z00000...
+    with pytest.raises(redis.ResponseError, match="another table"):
+        r.execute_command("TABLE.CREATE", "sc2")
+        r.execute_command("KV.SCAN", "sc2", "", "", "CURSOR", cursor)
+
+
+def test_follows_not_leader_hint(cluster, r):
+    r.execute_command("TABLE.CREATE", "nl")
+    _, ranges = table_ranges(r, "nl")
+    rid = ranges[0][b"id"]
+    r.execute_command("KV.PUT", "nl", "k", "v1")
+    # Leadership moves to node 2; etcd is not told: only the hint helps.
+    for n in cluster["nodes"]:
+        n.set_leader(rid, 2, write_meta=False)
+    n2 = node_of(cluster, 2)
+    before = len(n2.requests)
+    n2.ranges[rid].data = dict(node_of(cluster, 1).ranges[rid].data)
+    assert r.execute_command("KV.GET", "nl", "k") == b"v1"
+    assert r.execute_command("KV.PUT", "nl", "k", "v2")
+    assert len(n2.requests) == before + 2
+    # The router remembers the hint: node 1 sees no further requests.
+    n1_before = len(node_of(cluster, 1).requests)
+    assert r.execute_command("KV.GET", "nl", "k") == b"v2"
+    assert len(node_of(cluster, 1).requests) == n1_before
+
+
+def test_refreshes_on_stale_epoch(cluster, r):
+    r.execute_command("TABLE.CREATE", "ep")
+    _, ranges = table_ranges(r, "ep")
+    rid = ranges[0][b"id"]
+    r.execute_command("KV.PUT", "ep", "k", "v")
+    # Bump the epoch on the nodes first, then in etcd a little later: the
+    # router is rejected, re-reads, retries, and succeeds.
+    for n in cluster["nodes"]:
+        n.ranges[rid].epoch += 1
+    etcd = cluster["etcd"]
+    key = [k for k in etcd.get_prefix(b"/cairn/ranges/") if k.endswith(b"%016x" % rid)][0]
+
+    def bump():
+        time.sleep(0.2)
+        import json
+        rec = json.loads(etcd.get(key))
+        rec["epoch"] += 1
+        etcd.put(key, json.dumps(rec).encode())
+
+    t = threading.Thread(target=bump)
+    t.start()
+    assert r.execute_command("KV.GET", "ep", "k") == b"v"
+    t.join()
+    assert int(r.info()["meta_refreshes"]) >= 1 if "meta_refreshes" in r.info() else True
+
+
+def test_pipelined_replies_stay_in_order(cluster, r):
+    r.execute_command("TABLE.CREATE", "po", "SPLITS", "m")
+    _, ranges = table_ranges(r, "po")
+    upper = [g for g in ranges if g[b"start"] == b"m"][0][b"id"]
+    for n in cluster["nodes"]:  # [m, inf) is led by node 2
+        n.set_leader(upper, 2)
+    r.execute_command("KV.PUT", "po", "a", "A")
+    n2 = node_of(cluster, 2)
+    n2.ranges[upper].data = {}
+    r.execute_command("KV.PUT", "po", "z", "Z")
+
+    delayed = []
+
+    def slow(node, req):  # node 1 answers its first GETs late
+        if req["type"] == RPC_GET and len(delayed) < 3:
+            delayed.append(req["id"])
+            time.sleep(0.2)
+        return None
+
+    node_of(cluster, 1).before = slow
+    p = r.pipeline(transaction=False)
+    for i in range(20):
+        p.execute_command("KV.GET", "po", "a" if i % 2 == 0 else "z")
+    out = p.execute()
+    assert out == [b"A" if i % 2 == 0 else b"Z" for i in range(20)]
+    assert len(delayed) == 3
+
+
+def test_unknown_write_outcome_is_timeout_not_retried(cluster, r):
+    r.execute_command("TABLE.CREATE", "to")
+    r.execute_command("KV.PUT", "to", "k", "v0")
+    n1 = node_of(cluster, 1)
+    puts = []
+
+    def drop_puts(node, req):
+        if req["type"] == RPC_PUT and req["key"] == b"k":
+            puts.append(req["id"])
+            return "drop"  # applied or not: the router cannot know
+        return None
+
+    n1.before = drop_puts
+    t0 = time.monotonic()
+    with pytest.raises(redis.ResponseError, match="^TIMEOUT"):
+        r.execute_command("KV.PUT", "to", "k", "v1")
+    assert time.monotonic() - t0 < 5
+    assert len(puts) == 1  # sent once, never re-sent
+    # A read that gets no answer is retried and then gives up: TRYAGAIN.
+    n1.before = lambda node, req: "drop" if req["type"] == RPC_GET else None
+    with pytest.raises(redis.ResponseError, match="^TRYAGAIN"):
+        r.execute_command("KV.GET", "to", "k")
+    n1.before = None
+    assert r.execute_command("KV.GET", "to", "k") == b"v0"
+
+
+def test_dead_connection_fails_sent_write_as_timeout(cluster, r):
+    r.execute_command("TABLE.CREATE", "dc")
+    n1 = node_of(cluster, 1)
+
+    def kill_conn(node, req):
+        if req["type"] == RPC_PUT:
+            for c in list(node.conns):
+                try:
+                    c.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            return "drop"
+        return None
+
+    n1.before = kill_conn
+    with pytest.raises(redis.ResponseError, match="^TIMEOUT .*outcome unknown"):
+        r.execute_command("KV.PUT", "dc", "k", "v")
+    n1.before = None
+    # The router reconnects for the next request.
+    assert r.execute_command("KV.PUT", "dc", "k", "v2")
+    assert r.execute_command("KV.GET", "dc", "k") == b"v2"
+
+
+def test_redis_benchmark(cluster, r):
+    try:
+        r.execute_command("TABLE.CREATE", "default")
+    except redis.ResponseError as e:
+        assert str(e).startswith("EXISTS")
+    out = subprocess.run(
+        ["redis-benchmark", "-p", str(cluster["router"].port), "-t", "set,get",
+         "-n", "2000", "-q"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    text = out.stdout + out.stderr
+    assert "rror" not in text, text
+    assert "SET:" in text and "GET:" in text
+    assert len(r.get("key:__rand_int__")) == 3  # -d 3, the default
