@@ -402,56 +402,70 @@ static void rk_iter_close(engine_raw_iter *raw)
     free(it);
 }
 
-/* Count the first RK_STATS_SCAN records exactly. */
-static int rk_scan_stats(engine *eng, uint64_t range_id, uint64_t *bytes,
-                         uint64_t *keys, bool *complete)
+/* What the first RK_STATS_SCAN records of a range add up to. */
+typedef struct rk_sample {
+    uint64_t bytes, keys;
+    bool complete;                /* that was the whole range */
+    uint8_t end[RK_KEY_MAX + 1]; /* stored key just past the last record */
+    size_t end_len;
+} rk_sample;
+
+static int rk_scan_stats(engine *eng, uint64_t range_id, rk_sample *s)
 {
     engine_raw_iter *it;
     int rc = rk_iter_open(eng, NULL, range_id, NULL, 0, NULL, 0, &it);
     if (rc != 0)
         return rc;
-    const uint8_t *k, *r;
-    size_t kl, rl;
-    *bytes = *keys = 0;
-    while (*keys < RK_STATS_SCAN &&
+    const uint8_t *k = NULL, *r;
+    size_t kl = 0, rl;
+    while (s->keys < RK_STATS_SCAN &&
            (rc = rk_iter_next(it, &k, &kl, &r, &rl)) == 1) {
-        *bytes += kl + rl;
-        (*keys)++;
+        s->bytes += kl + rl;
+        s->keys++;
     }
-    *complete = rc == 0;
+    s->complete = rc == 0;
+    if (rc == 1) {
+        s->end_len = rk_key(s->end, range_id, k, kl) + 1;
+        s->end[s->end_len - 1] = 0x00;
+    }
     rk_iter_close(it);
     return rc < 0 ? rc : 0;
 }
 
-/* Exact for ranges of up to RK_STATS_SCAN records. Past that, bytes are
- * RocksDB's estimate from SST file sizes (compressed, and blind to the
- * memtable - never below what the scan saw), and keys are those bytes over
- * the scanned average record size. */
+/* Exact for ranges of up to RK_STATS_SCAN records. Past that, RocksDB's
+ * estimate of the range's SST bytes is scaled by raw bytes per SST byte
+ * measured on the scanned sample, which corrects for compression and, if
+ * writes are spread evenly, for records still in the memtable (SST sizes
+ * do not see them). Keys are those bytes over the sample's average record.
+ * If the sample is all in the memtable, the result is a lower bound. */
 static int rk_range_stats(engine *eng, uint64_t range_id, uint64_t *bytes_out,
                           uint64_t *keys_out)
 {
-    bool complete;
-    uint64_t bytes, keys;
-    int rc = rk_scan_stats(eng, range_id, &bytes, &keys, &complete);
-    if (rc != 0 || complete || keys == 0) {
-        *bytes_out = bytes;
-        *keys_out = keys;
+    rk_sample s = {0};
+    int rc = rk_scan_stats(eng, range_id, &s);
+    *bytes_out = s.bytes;
+    *keys_out = s.keys;
+    if (rc != 0 || s.complete || s.keys == 0)
         return rc;
-    }
     uint8_t lo[8], hi[RK_KEY_MAX];
     rk_key(lo, range_id, NULL, 0);
     size_t hi_len = rk_range_end(hi, range_id);
-    const char *los[1] = {(const char *)lo}, *his[1] = {(const char *)hi};
-    size_t lol[1] = {8}, hil[1] = {hi_len};
-    uint64_t approx = 0;
+    const char *los[2] = {(const char *)lo, (const char *)lo};
+    const char *his[2] = {(const char *)hi, (const char *)s.end};
+    size_t lol[2] = {8, 8}, hil[2] = {hi_len, s.end_len};
+    uint64_t approx[2] = {0, 0};
     char *err = NULL;
-    rocksdb_approximate_sizes(rk(eng)->db, 1, los, lol, his, hil, &approx,
+    rocksdb_approximate_sizes(rk(eng)->db, 2, los, lol, his, hil, approx,
                               &err);
     if ((rc = rk_err(err)) != 0)
         return rc;
-    uint64_t avg = bytes / keys ? bytes / keys : 1;
-    *bytes_out = approx > bytes ? approx : bytes;
-    *keys_out = *bytes_out / avg > keys ? *bytes_out / avg : keys;
+    double est = approx[1] > 0
+                     ? (double)approx[0] * ((double)s.bytes / (double)approx[1])
+                     : (double)approx[0] + (double)s.bytes;
+    if (est > (double)s.bytes) {
+        *bytes_out = (uint64_t)est;
+        *keys_out = (uint64_t)(est / ((double)s.bytes / (double)s.keys));
+    }
     return 0;
 }
 
