@@ -33,12 +33,14 @@ static int write_line(FILE *f, cJSON *o)
     return rc;
 }
 
-/* The keys to back up: all under the prefix but liveness (lease) keys. */
+/* The keys to back up: all under the prefix but those attached to a lease
+ * (liveness, the controller's election): they belong to a process that is
+ * alive now, and a restored copy without its lease would never go away. */
 static bool backed_up(const meta *m, const etcd_kv *kv)
 {
     meta_key k;
     return meta_key_parse(m->prefix, kv->key, kv->key_len, &k) == 0 &&
-           k.kind != META_KEY_LIVE;
+           k.kind != META_KEY_LIVE && kv->lease == 0;
 }
 
 static int write_backup(meta *m, FILE *f, const etcd_range_result *r,

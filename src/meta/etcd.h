@@ -13,7 +13,9 @@
  * failed. The endpoint that last worked is tried first next time.
  *
  * Errors: CAIRN_ERR_META (unreachable, or etcd answered an error),
- * CAIRN_ERR_NOT_FOUND (etcd_get of a missing key), CAIRN_ERR_NOMEM,
+ * CAIRN_ERR_NOT_FOUND (etcd_get of a missing key, an unknown lease),
+ * CAIRN_ERR_TIMEOUT (a write - put, delete, txn - was sent but no answer
+ * came: it may or may not have been applied), CAIRN_ERR_NOMEM,
  * CAIRN_ERR_INVALID. Every call is bounded by the client's timeout per
  * endpoint tried.
  *

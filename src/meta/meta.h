@@ -14,6 +14,8 @@
  *                                   is kept alive
  *   P/ids/{node,table,range}        last id handed out (ids start at 1,
  *                                   0 means "none", never reused)
+ *   P/controller                    the active controller's name, attached
+ *                                   to its lease (meta_election)
  * (ids in keys are 16 lower-case hex digits so keys sort by id.)
  *
  * The rule (MISSION.md, metadata manager; DESIGN.md): every change is one
@@ -332,10 +334,37 @@ int meta_node_keeper_wait(meta_node_keeper *k, int timeout_ms);
  * from the live set at once, for a clean shutdown). */
 void meta_node_keeper_stop(meta_node_keeper *k, bool revoke);
 
+/* ---- controller election ------------------------------------------------
+ * One active controller (DESIGN.md): candidates race to create P/controller
+ * (version == 0) attached to their own lease; the holder keeps the lease
+ * alive, the others poll until the key is gone. A holder that cannot
+ * refresh its lease in time stops claiming leadership before etcd could
+ * give it to another candidate. */
+typedef struct meta_election meta_election;
+
+/* Start campaigning as `candidate` (a name for humans, e.g. "host:pid")
+ * with a lease of `ttl_s` (>= 2) seconds, on a thread of its own. */
+int meta_election_start(meta *m, const char *candidate, int ttl_s,
+                        meta_election **out);
+
+/* Whether this candidate holds the leadership now (safe from any thread,
+ * non-blocking). Check it before every action, not once. */
+bool meta_election_is_leader(meta_election *e);
+
+/* Wait until leader, up to timeout_ms: 0 or CAIRN_ERR_TIMEOUT. */
+int meta_election_wait(meta_election *e, int timeout_ms);
+
+/* Resign (revoke the lease, so another candidate takes over at once) and
+ * stop the thread. */
+void meta_election_stop(meta_election *e);
+
+/* The current leader's name into out[0..n). CAIRN_ERR_NOT_FOUND if none. */
+int meta_election_leader(meta *m, char *out, size_t n);
+
 /* ---- backup ------------------------------------------------------------ */
 
-/* Write every key under the prefix (except liveness keys, which belong to
- * leases) at one revision to `path` as JSON lines, keys relative to the
+/* Write every key under the prefix (except keys attached to a lease:
+ * liveness, election) at one revision to `path` as JSON lines, keys relative to the
  * prefix. *n_keys (if not NULL) = keys written. */
 int meta_backup(meta *m, const char *path, size_t *n_keys);
 

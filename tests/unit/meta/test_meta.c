@@ -468,6 +468,46 @@ static void test_backup_restore(void **state)
     meta_close(m);
 }
 
+/* Wait until exactly one of a, b leads; returns it (NULL on timeout). */
+static meta_election *one_leader(meta_election *a, meta_election *b)
+{
+    int64_t deadline = now_ms() + 8000;
+    while (now_ms() < deadline) {
+        bool la = a && meta_election_is_leader(a);
+        bool lb = b && meta_election_is_leader(b);
+        assert_false(la && lb); /* never two at once */
+        if (la || lb)
+            return la ? a : b;
+        usleep(10 * 1000);
+    }
+    return NULL;
+}
+
+static void test_controller_election(void **state)
+{
+    meta *m = open_meta(state, "/t-elect");
+    meta_election *a, *b;
+    char name[64];
+    assert_int_equal(meta_election_leader(m, name, sizeof name), CAIRN_ERR_NOT_FOUND);
+    assert_int_equal(meta_election_start(m, "ctl-a", 2, &a), 0);
+    assert_int_equal(meta_election_wait(a, 5000), 0);
+    assert_int_equal(meta_election_start(m, "ctl-b", 2, &b), 0);
+    /* b waits while a keeps its lease alive (longer than the TTL) */
+    for (int64_t end = now_ms() + 2500; now_ms() < end;) {
+        assert_ptr_equal(one_leader(a, b), a);
+        usleep(50 * 1000);
+    }
+    assert_int_equal(meta_election_leader(m, name, sizeof name), 0);
+    assert_string_equal(name, "ctl-a");
+    /* a resigns: b takes over */
+    meta_election_stop(a);
+    assert_ptr_equal(one_leader(NULL, b), b);
+    assert_int_equal(meta_election_leader(m, name, sizeof name), 0);
+    assert_string_equal(name, "ctl-b");
+    meta_election_stop(b);
+    meta_close(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -480,6 +520,7 @@ int main(void)
         cmocka_unit_test(test_node_keeper),
         cmocka_unit_test(test_cache_follows_changes),
         cmocka_unit_test(test_backup_restore),
+        cmocka_unit_test(test_controller_election),
     };
     return cmocka_run_group_tests(tests, etcd_fixture_setup,
                                   etcd_fixture_teardown);
