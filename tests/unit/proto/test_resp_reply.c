@@ -179,7 +179,13 @@ static void test_zero_copy_and_consumed(void **state)
 static void expect_error_lim(const char *in, size_t inlen, const char *msg,
                              const resp_limits *lim)
 {
+    /* every call copies what it presents: small steps for short inputs
+     * only, so the test stays linear */
     size_t steps[] = {1, 2, 3, 7, inlen};
+    if (inlen > 256) {
+        steps[0] = 997;
+        steps[1] = steps[2] = steps[3] = 4096;
+    }
     for (size_t s = 0; s < sizeof steps / sizeof steps[0]; s++) {
         resp_reader *r;
         assert_int_equal(resp_reader_new(&r, lim), 0);
@@ -307,6 +313,53 @@ static void test_limits(void **state)
     expect_error(hdr, strlen(hdr), "Protocol error: invalid bulk length");
 }
 
+/* The default depth, element and line bounds, at and one past. */
+static void test_default_limits(void **state)
+{
+    (void)state;
+    resp_reader *r;
+    assert_int_equal(resp_reader_new(&r, NULL), 0);
+    resp_reply rep;
+    buf b = BUF_INIT;
+    for (int i = 0; i < RESP_DEPTH_MAX; i++)
+        assert_int_equal(resp_write_array(&b, 1), 0);
+    assert_int_equal(resp_write_int(&b, 1), 0);
+    assert_int_equal(resp_read_reply(r, b.data, b.len, &rep), 1);
+    assert_int_equal(rep.nnodes, RESP_DEPTH_MAX + 1);
+    buf_reset(&b);
+    for (int i = 0; i <= RESP_DEPTH_MAX; i++)
+        assert_int_equal(resp_write_array(&b, 1), 0);
+    expect_error((const char *)b.data, b.len,
+                 "Protocol error: arrays nested deeper than 16");
+
+    buf_reset(&b);
+    assert_int_equal(resp_write_array(&b, RESP_ARGS_MAX), 0);
+    for (int i = 0; i < RESP_ARGS_MAX; i++)
+        assert_int_equal(buf_append(&b, ":1\r\n", 4), 0);
+    assert_int_equal(resp_read_reply(r, b.data, b.len, &rep), 1);
+    assert_int_equal(rep.nnodes, RESP_ARGS_MAX + 1);
+    assert_int_equal(rep.consumed, b.len);
+    buf_reset(&b);
+    assert_int_equal(resp_write_array(&b, RESP_ARGS_MAX + 1), 0);
+    expect_error((const char *)b.data, b.len,
+                 "Protocol error: too many array elements (more than 1048576)");
+
+    buf_reset(&b);
+    assert_int_equal(buf_append(&b, "-", 1), 0);
+    assert_int_equal(buf_reserve(&b, RESP_INLINE_MAX + 3), 0);
+    memset(b.data + 1, 'e', RESP_INLINE_MAX);
+    b.len += RESP_INLINE_MAX;
+    assert_int_equal(buf_append(&b, "\r\n", 2), 0);
+    assert_int_equal(resp_read_reply(r, b.data, b.len, &rep), 1);
+    assert_int_equal(rep.nodes[0].type, RESP_ERROR);
+    assert_int_equal(rep.nodes[0].len, RESP_INLINE_MAX);
+    b.data[RESP_INLINE_MAX + 1] = 'e'; /* one more byte before the CRLF */
+    expect_error((const char *)b.data, b.len - 1,
+                 "Protocol error: reply line too long");
+    buf_free(&b);
+    resp_reader_free(r);
+}
+
 /* Big bulk reply fed byte by byte through one buffer: linear time. */
 static void test_big_bulk_byte_by_byte(void **state)
 {
@@ -383,6 +436,7 @@ int main(void)
         cmocka_unit_test(test_zero_copy_and_consumed),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_default_limits),
         cmocka_unit_test(test_big_bulk_byte_by_byte),
         cmocka_unit_test(test_round_trip_replies),
     };
