@@ -196,7 +196,37 @@ static int create_range_replicas(struct rtablejob *j, const meta_map *map,
     return 0;
 }
 
-/* Wait until every range of table `tid` has a leader recorded. */
+/* Whether some replica of `rg` answers as its leader: a read of a key in
+ * the range that is not rejected as NOT_LEADER (nodes that do not record
+ * their leadership in etcd yet are still found). */
+static bool probe_leader(const meta_map *map, const meta_range *rg)
+{
+    static const uint8_t low = 0;
+    rpc_request req;
+    memset(&req, 0, sizeof req);
+    req.type = RPC_GET;
+    req.id = 1;
+    req.range_id = rg->id;
+    req.epoch = rg->epoch;
+    req.key = rg->start_len ? (rpc_bytes){rg->start, rg->start_len}
+                            : (rpc_bytes){&low, 1};
+    if (rg->end_len > 0 && router_key_cmp(req.key.p, req.key.len, rg->end,
+                                          rg->end_len) >= 0)
+        return false; /* no 1-byte key fits: rely on etcd's record */
+    for (int i = 0; i < rg->n_replicas; i++) {
+        const meta_node *n = meta_map_node(map, rg->replicas[i]);
+        char msg[64];
+        if (n == NULL)
+            continue;
+        int rc = admin_rpc(n->addr, &req, msg, sizeof msg);
+        if (rc == 0 || rc == CAIRN_ERR_NOT_FOUND)
+            return true;
+    }
+    return false;
+}
+
+/* Wait until every range of table `tid` has a leader: recorded in etcd,
+ * or answering. */
 static int wait_leaders(struct rtablejob *j, meta *m, uint64_t tid)
 {
     uint64_t until = mono_ms() + CREATE_WAIT_MS;
@@ -208,7 +238,8 @@ static int wait_leaders(struct rtablejob *j, meta *m, uint64_t tid)
             const meta_range *rs = meta_map_ranges(map, tid, &n);
             all = n > 0;
             for (size_t i = 0; all && i < n; i++)
-                all = meta_map_leader(map, rs[i].id) != NULL;
+                all = meta_map_leader(map, rs[i].id) != NULL ||
+                      probe_leader(map, &rs[i]);
             meta_map_release(map);
         }
         if (all)
