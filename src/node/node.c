@@ -5,6 +5,7 @@
 #include "node.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,12 +79,21 @@ static void reply_error(conn *c, uint64_t id, int status, const char *msg)
     rpc_reply_error(&c->out, id, status, msg ? msg : cairn_err_message(status));
 }
 
+/* NOT_LEADER with the leader this replica knows; with none known (an
+ * election is running, or no majority is reachable to elect one) the clear
+ * answer is NOQUORUM. */
 static void reply_not_leader(conn *c, uint64_t id, replica *r)
 {
     uint64_t lid = 0;
     const char *addr = NULL;
     if (r)
         replica_leader(r, &lid, &addr);
+    if (lid == 0) {
+        rpc_reply_error(&c->out, id, CAIRN_ERR_NO_QUORUM,
+                        "no leader: election in progress or no majority of "
+                        "replicas reachable");
+        return;
+    }
     rpc_reply_not_leader(&c->out, id, lid, addr ? addr : "");
 }
 
@@ -475,7 +485,11 @@ static void handle_metrics(conn *c, const rpc_request *q)
             reply_error(c, q->id, CAIRN_ERR_RANGE_NOT_FOUND, NULL);
             return;
         }
+        uint64_t digest = 0;
         replica_metrics(r, &j);
+        replica_digest(r, &digest);
+        j.len--; /* reopen the object to add the digest */
+        buf_appendf(&j, ",\"digest\":\"%016" PRIx64 "\"}", digest);
     } else {
         buf_appendf(&j, "{\"node\":%" PRIu64 ",\"address\":\"%s\","
                     "\"ranges\":[", n->opts->id, n->opts->listen);
@@ -822,6 +836,9 @@ int node_run(const node_options *opts)
                 strerror(errno));
         return 1;
     }
+    /* A peer or client that goes away must cost a write error, not the
+     * process. */
+    signal(SIGPIPE, SIG_IGN);
     uv_loop_init(&n.loop);
     n.hub = rep_hub_new(&n.loop);
     n.clock = seq_clock_new((uint32_t)opts->id, NULL, NULL);

@@ -118,6 +118,25 @@ static int read_op(rdr *r, entry_op *op)
     return 0;
 }
 
+int entry_pad(buf *b)
+{
+    static const uint8_t zeros[8];
+    size_t pad = (8 - b->len % 8) % 8;
+    return pad ? buf_append(b, zeros, pad) : 0;
+}
+
+/* libraft's network encoding requires 8-byte multiples (entry.h): accept
+ * up to 7 zero bytes after the content, nothing else. */
+static bool entry_padding_ok(const uint8_t *p, size_t end, size_t len)
+{
+    if (len < end || len - end > 7)
+        return false;
+    for (size_t i = end; i < len; i++)
+        if (p[i] != 0)
+            return false;
+    return true;
+}
+
 int entry_parse(const void *p, size_t len, entry_reader *out)
 {
     rdr r = {p, len, 0, false};
@@ -137,7 +156,8 @@ int entry_parse(const void *p, size_t len, entry_reader *out)
         if (read_op(&r, &op) != 0)
             return CAIRN_ERR_CORRUPT;
     }
-    return r.pos == len ? 0 : CAIRN_ERR_CORRUPT;
+    out->len = r.pos; /* the ops end here; only padding may follow */
+    return entry_padding_ok(out->p, r.pos, len) ? 0 : CAIRN_ERR_CORRUPT;
 }
 
 int entry_next(entry_reader *er, entry_op *op)
@@ -359,8 +379,10 @@ int snapshot_encode(engine *e, engine_view *view, uint64_t range_id,
     if (it)
         engine_iter_close(it);
     buf_free(&meta);
-    if (rc == 0)
+    if (rc == 0) {
         be_put_u64(out->data + count_at, count);
+        rc = entry_pad(out);
+    }
     return rc;
 }
 
@@ -390,7 +412,7 @@ static int restore_records(rdr *r, engine_batch *b, uint64_t range_id)
         else
             rc = engine_batch_put(b, range_id, k, kn, &s, v, vn);
     }
-    if (rc == 0 && (r->bad || r->pos != r->len))
+    if (rc == 0 && (r->bad || !entry_padding_ok(r->p, r->pos, r->len)))
         rc = CAIRN_ERR_CORRUPT;
     return rc;
 }

@@ -7,6 +7,11 @@
  *     version (1) = 1 | proposer nonce (8) | proposal id (8) | n ops (4)
  *     op: kind (1) | cond (1) | cond seq (16) | seq (16) | key str | value str
  *
+ * then zero padding to a multiple of 8 bytes: libraft 0.15 sends the
+ * entries of one AppendEntries back to back but its receiver skips padding
+ * to 8 bytes after each, so every entry (and snapshot) length must be a
+ * multiple of 8 or the entries after it are read shifted.
+ *
  * where str = length (4) | bytes and every integer is big-endian. The nonce
  * and id let the proposing node find the waiters of its own entries when it
  * applies them; every other replica ignores them.
@@ -60,6 +65,9 @@ size_t entry_op_size(size_t key_len, size_t value_len);
 int entry_put_header(buf *out, uint64_t nonce, uint64_t proposal,
                      uint32_t n_ops);
 int entry_put_op(buf *out, const entry_op *op);
+
+/* Zero-pad `b` to a multiple of 8 bytes (see above). */
+int entry_pad(buf *b);
 
 /* Decoding: entry_parse checks the header and every op's bounds up front so
  * that applying never meets a malformed op halfway. */

@@ -51,7 +51,8 @@ typedef struct admin_req {
     uint64_t id;
     rep_admin_cb cb;
     void *arg;
-    bool promote; /* add: promote to voter once added */
+    uv_timer_t poll; /* add: waits for the standby to catch up */
+    uint64_t deadline_ms;
 } admin_req;
 
 struct replica {
@@ -190,7 +191,7 @@ static void lag_note(replica *r, raft_index index)
 static proposal *find_proposal(replica *r, const void *p, size_t len)
 {
     entry_reader er;
-    if (len < ENTRY_HEADER_LEN || entry_parse(p, len, &er) != 0)
+    if (entry_parse(p, len, &er) != 0)
         return NULL;
     if (er.nonce != r->env->nonce)
         return NULL;
@@ -230,10 +231,13 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *b,
          * this replica diverge. Stop; a restart replays from the store's
          * applied index. */
         fprintf(stderr,
-                "cairn node: range %llu: applying entry %llu failed: %s; "
-                "stopping\n",
+                "cairn node: range %llu: applying entry %llu (%zu bytes) "
+                "failed: %s; stopping\n",
                 (unsigned long long)r->range_id, (unsigned long long)index,
-                cairn_err_message(rc));
+                b->len, cairn_err_message(rc));
+        for (size_t i = 0; i < b->len && i < 64; i++)
+            fprintf(stderr, "%02x", ((const uint8_t *)b->base)[i]);
+        fprintf(stderr, "\n");
         abort();
     }
     r->applied = index;
@@ -369,6 +373,8 @@ static void propose(replica *r, const wvec *q, const buf *stage, size_t from,
             rc = entry_put_op(&e, &op);
         }
     }
+    if (rc == 0)
+        rc = entry_pad(&e);
     struct raft_buffer rb = {NULL, e.len};
     if (rc == 0 && (rb.base = raft_malloc(e.len)) == NULL)
         rc = CAIRN_ERR_NOMEM;
@@ -587,9 +593,58 @@ static void admin_done(admin_req *a, int rv, const char *what)
     free(a);
 }
 
+static void admin_free_cb(uv_handle_t *h);
+
 static void promoted_cb(struct raft_change *req, int status)
 {
-    admin_done(req->data, status, "promote to voter");
+    admin_req *a = req->data;
+    char msg[128];
+    snprintf(msg, sizeof msg, "promote to voter: %s",
+             status ? raft_strerror(status) : "done");
+    a->cb(a->arg, map_raft_err(status), msg);
+    a->poll.data = a;
+    uv_close((uv_handle_t *)&a->poll, admin_free_cb);
+}
+
+static void admin_free_cb(uv_handle_t *h) { free(h->data); }
+
+/* Whether standby `id` has every entry the leader had committed. */
+static bool caught_up(replica *r, uint64_t id)
+{
+    if (r->raft.state != RAFT_LEADER)
+        return false;
+    for (unsigned i = 0; i < r->raft.configuration.n; i++)
+        if (r->raft.configuration.servers[i].id == id)
+            return r->raft.leader_state.progress[i].match_index >=
+                   r->raft.commit_index;
+    return false;
+}
+
+/* The standby is promoted only once it holds the committed log, so that a
+ * slow newcomer never counts in a quorum it cannot serve. */
+static void poll_catch_up(uv_timer_t *t)
+{
+    admin_req *a = t->data;
+    replica *r = a->r;
+    int rv = 0;
+    if (r->closing || r->raft.state != RAFT_LEADER)
+        rv = RAFT_NOTLEADER;
+    else if (!caught_up(r, a->id) && now_ms(r) < a->deadline_ms)
+        return; /* keep polling */
+    else if (!caught_up(r, a->id))
+        rv = RAFT_BUSY;
+    else
+        rv = raft_assign(&r->raft, &a->change, a->id, RAFT_VOTER,
+                         promoted_cb);
+    uv_timer_stop(t);
+    if (rv != 0) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "promote to voter: %s%s", raft_strerror(rv),
+                 rv == RAFT_BUSY ? " (standby did not catch up in 60 s)" : "");
+        a->cb(a->arg, map_raft_err(rv), msg);
+        t->data = a;
+        uv_close((uv_handle_t *)t, admin_free_cb);
+    }
 }
 
 static void standby_cb(struct raft_change *req, int status)
@@ -599,11 +654,10 @@ static void standby_cb(struct raft_change *req, int status)
         admin_done(a, status, "assign standby");
         return;
     }
-    /* libraft catches the standby up before it commits the promotion. */
-    int rv = raft_assign(&a->r->raft, &a->change, a->id, RAFT_VOTER,
-                         promoted_cb);
-    if (rv != 0)
-        admin_done(a, rv, "promote to voter");
+    a->deadline_ms = now_ms(a->r) + 60000;
+    uv_timer_init(a->r->env->loop, &a->poll);
+    a->poll.data = a;
+    uv_timer_start(&a->poll, poll_catch_up, 50, 50);
 }
 
 static void added_cb(struct raft_change *req, int status)
@@ -738,6 +792,40 @@ static int metrics_followers(replica *r, buf *out)
                          lag_seconds(r, match));
     }
     return rc ? rc : buf_append_str(out, "]");
+}
+
+/* FNV-1a over every record of the range (tombstones included): equal on
+ * two replicas at the same applied index iff their data is identical. */
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+int replica_digest(replica *r, uint64_t *out)
+{
+    engine_iter *it;
+    engine_entry en;
+    uint64_t h = 0xcbf29ce484222325ull;
+    int rc = engine_iter_open(r->eng, NULL, r->range_id, NULL, 0, NULL, 0, 0,
+                              ENGINE_ITER_TOMBSTONES, &it);
+    if (rc != 0)
+        return rc;
+    while ((rc = engine_iter_next(it, &en)) == 1) {
+        uint8_t lens[9];
+        be_put_u32(lens, (uint32_t)en.key_len);
+        be_put_u32(lens + 4, (uint32_t)en.value_len);
+        lens[8] = en.tombstone;
+        h = fnv(h, lens, sizeof lens);
+        h = fnv(h, en.key, en.key_len);
+        h = fnv(h, en.seq.bytes, SEQ_LEN);
+        h = fnv(h, en.value, en.value_len);
+    }
+    engine_iter_close(it);
+    *out = h;
+    return rc;
 }
 
 int replica_metrics(replica *r, buf *out)

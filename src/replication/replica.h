@@ -138,4 +138,9 @@ int replica_transfer(replica *r, uint64_t id, rep_admin_cb cb, void *arg);
  * in entries and seconds. */
 int replica_metrics(replica *r, buf *out);
 
+/* A 64-bit digest of the range's records (keys, sequencers, values,
+ * tombstones) as this replica holds them: replicas at the same applied
+ * index must agree (tests compare them to detect divergence). */
+int replica_digest(replica *r, uint64_t *out);
+
 #endif

@@ -174,6 +174,6 @@ class Cluster:
                 return None
             # a leader is usable once a read goes through (own-term entry)
             with ld.client(2) as c:
-                c.get(rng, 1, b"__probe__")
+                c.scan(rng, 1, limit=1)
             return ld
         return wait_for(ready, timeout, "a leader of range %d" % rng)

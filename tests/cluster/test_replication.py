@@ -1,0 +1,398 @@
+"""Replicated ranges: real `cairn node` processes on loopback (issue 3).
+
+Every test is bounded; waits are on conditions with deadlines. The data of
+all replicas is compared through the metrics digest (a hash of every record,
+tombstones included) at equal applied indexes.
+"""
+import random
+import threading
+import time
+
+import pytest
+
+from cairn_rpc import Client, RpcError, COND_IFABSENT, COND_IFSEQ
+from nodeharness import Cluster, wait_for
+
+R = 1  # range id used by most tests
+EPOCH = 1
+
+
+class Load:
+    """Client threads writing unique keys to the leader of a range,
+    following NOT_LEADER hints. `acked` holds every acknowledged write."""
+
+    def __init__(self, cluster, rng=R, threads=4, value_size=64):
+        self.cluster = cluster
+        self.rng = rng
+        self.n = threads
+        self.value = b"v" * value_size
+        self.acked = {}
+        self.lock = threading.Lock()
+        self.stop_ev = threading.Event()
+        self.errors = []
+        self.threads = [threading.Thread(target=self.run, args=(t,),
+                                         daemon=True) for t in range(threads)]
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def stop(self):
+        self.stop_ev.set()
+        for t in self.threads:
+            t.join(30)
+        assert not any(t.is_alive() for t in self.threads)
+
+    def count(self):
+        with self.lock:
+            return len(self.acked)
+
+    def wait_more(self, n, timeout=20):
+        base = self.count()
+        wait_for(lambda: self.count() >= base + n, timeout,
+                 "%d more acknowledged writes" % n)
+
+    def _client(self, addr):
+        try:
+            return Client(addr, timeout=2)
+        except OSError:
+            return None
+
+    def run(self, tid):
+        live = [nd.addr for nd in self.cluster.nodes]
+        addr, cl, i = live[tid % len(live)], None, 0
+        while not self.stop_ev.is_set():
+            key = b"t%d-%06d" % (tid, i)
+            val = self.value + key
+            if cl is None:
+                cl = self._client(addr)
+                if cl is None:
+                    addr = random.choice(live)
+                    time.sleep(0.02)
+                    continue
+            try:
+                cl.put(self.rng, EPOCH, key, val)
+                with self.lock:
+                    self.acked[key] = val
+                i += 1
+            except RpcError as e:
+                if e.word == "NOT_LEADER" and e.leader_addr:
+                    addr = e.leader_addr
+                else:
+                    addr = random.choice(live)
+                    time.sleep(0.02)
+                cl.close()
+                cl = None
+            except (OSError, ConnectionError, ValueError):
+                cl.close()
+                cl = None
+                addr = random.choice(live)
+                time.sleep(0.02)
+        if cl:
+            cl.close()
+
+
+def check_all_acked(node, acked, rng=R):
+    with node.client(10) as c:
+        got = {k: v for k, v, _ in c.scan_all(rng, EPOCH)}
+    missing = [k for k, v in acked.items() if got.get(k) != v]
+    assert not missing, "%d acknowledged writes missing, e.g. %r" % (
+        len(missing), missing[:5])
+
+
+def wait_converged(cluster, rng=R, members=None, timeout=30):
+    """All live members at the same applied index with the same digest."""
+    members = [m for m in (members or cluster.nodes) if m.alive()]
+
+    def same():
+        ms = [m.metrics(rng) for m in members]
+        idx = {m["applied_index"] for m in ms}
+        dig = {m["digest"] for m in ms}
+        return len(idx) == 1 and len(dig) == 1 and ms
+    return wait_for(same, timeout, "replicas of range %d to converge" % rng,
+                    interval=0.1)
+
+
+def test_basic_operations_and_routing_errors():
+    with Cluster(3) as cl:
+        ld = cl.create_range(R)
+        with ld.client() as c:
+            s1 = c.put(R, EPOCH, b"a", b"1")
+            assert c.get(R, EPOCH, b"a") == (b"1", s1)
+            s2 = c.put(R, EPOCH, b"a", b"2")
+            assert s2 > s1
+            c.put(R, EPOCH, b"b", b"3")
+            sd = c.delete(R, EPOCH, b"b")
+            assert sd > s2
+            assert c.get(R, EPOCH, b"b") is None
+            rows, more = c.scan(R, EPOCH)
+            assert [(k, v) for k, v, _ in rows] == [(b"a", b"2")]
+            assert not more
+            # conditional puts: compare-and-set on the sequencer
+            with pytest.raises(RpcError) as e:
+                c.put(R, EPOCH, b"a", b"x", COND_IFSEQ, s1)
+            assert e.value.word == "CONDITION"
+            s3 = c.put(R, EPOCH, b"a", b"3", COND_IFSEQ, s2)
+            assert c.get(R, EPOCH, b"a") == (b"3", s3)
+            with pytest.raises(RpcError) as e:
+                c.put(R, EPOCH, b"a", b"x", COND_IFABSENT)
+            assert e.value.word == "CONDITION"
+            c.put(R, EPOCH, b"b", b"new", COND_IFABSENT)  # tombstone = absent
+            assert c.get(R, EPOCH, b"b")[0] == b"new"
+            with pytest.raises(RpcError) as e:
+                c.put(R, EPOCH, b"", b"x")
+            assert e.value.word == "KEYEMPTY"
+            with pytest.raises(RpcError) as e:
+                c.put(R, EPOCH + 1, b"a", b"x")
+            assert e.value.word == "STALE_EPOCH"
+            with pytest.raises(RpcError) as e:
+                c.get(99, EPOCH, b"a")
+            assert e.value.word == "RANGE_NOT_FOUND"
+        follower = next(n for n in cl.nodes if n is not ld)
+        with follower.client() as c:
+            for op in (lambda: c.put(R, EPOCH, b"a", b"f"),
+                       lambda: c.get(R, EPOCH, b"a")):
+                with pytest.raises(RpcError) as e:
+                    op()
+                assert e.value.word == "NOT_LEADER"
+                assert e.value.leader_id == ld.id
+                assert e.value.leader_addr == ld.addr
+        # a bounded range refuses keys outside [start, end)
+        peers = [(n.id, n.addr) for n in cl.nodes]
+        for n in cl.nodes:
+            with n.client() as c:
+                c.create_replica(2, peers, start=b"g", end=b"p")
+        ld2 = cl.wait_leader(2)
+        with ld2.client() as c:
+            c.put(2, EPOCH, b"h", b"in")
+            for k in (b"a", b"p", b"z"):
+                with pytest.raises(RpcError) as e:
+                    c.put(2, EPOCH, k, b"out")
+                assert e.value.word == "KEY_OUT_OF_RANGE"
+            assert [k for k, _, _ in c.scan(2, EPOCH)[0]] == [b"h"]
+        wait_converged(cl)
+
+
+def test_kill_leader_under_load_then_restart_catch_up():
+    with Cluster(3) as cl:
+        ld = cl.create_range(R)
+        load = Load(cl).start()
+        try:
+            load.wait_more(300)
+            ld.kill()
+            t0 = time.monotonic()
+            new = cl.wait_leader(R, exclude=ld, timeout=15)
+            assert new is not ld
+            load.wait_more(300)
+            failover = time.monotonic() - t0
+            ld.start()
+            load.wait_more(200)
+        finally:
+            load.stop()
+        assert failover < 15
+        check_all_acked(cl.leader(R), load.acked)
+        ms = wait_converged(cl)
+        roles = sorted(m["role"] for m in ms)
+        assert roles == ["follower", "follower", "leader"]
+        check_all_acked(cl.leader(R), load.acked)
+
+
+def test_restart_catches_up_through_snapshot():
+    args = ["--snapshot-threshold", "64", "--snapshot-trailing", "16"]
+    with Cluster(3, node_args=args) as cl:
+        ld = cl.create_range(R)
+        lagger = next(n for n in cl.nodes if n is not ld)
+        with ld.client() as c:
+            for i in range(50):
+                c.put(R, EPOCH, b"early%03d" % i, b"x")
+        wait_converged(cl)
+        lagger.kill()
+        with ld.client() as c:
+            for i in range(400):
+                c.put(R, EPOCH, b"k%04d" % i, b"y%d" % i)
+            c.delete(R, EPOCH, b"early000")
+        assert ld.metrics(R)["snapshot_index"] > 100
+        lagger.start()
+        wait_converged(cl)
+        m = lagger.metrics(R)
+        assert m["snapshot_index"] > 100, m  # installed from the leader
+        assert m["role"] == "follower"
+        # and it serves after a leadership transfer to it
+        with ld.client() as c:
+            c.transfer_leader(R, lagger.id)
+        wait_for(lambda: cl.leader(R) is lagger, 10, "transfer to lagger")
+        with lagger.client() as c:
+            assert c.get(R, EPOCH, b"k0399")[0] == b"y399"
+            assert c.get(R, EPOCH, b"early000") is None
+
+
+def test_five_replicas_survive_two_failures():
+    with Cluster(5) as cl:
+        ld = cl.create_range(R)
+        load = Load(cl).start()
+        try:
+            load.wait_more(200)
+            victims = [ld] + [n for n in cl.nodes if n is not ld][:1]
+            for v in victims:
+                v.kill()
+            cl.wait_leader(R, exclude=ld)
+            load.wait_more(300)
+        finally:
+            load.stop()
+        check_all_acked(cl.leader(R), load.acked)
+        wait_converged(cl)
+
+
+def test_three_replicas_two_down_refuse_writes_lose_nothing():
+    with Cluster(3) as cl:
+        ld = cl.create_range(R)
+        with ld.client() as c:
+            for i in range(100):
+                c.put(R, EPOCH, b"k%03d" % i, b"v%d" % i)
+        others = [n for n in cl.nodes if n is not ld]
+        for n in others:
+            n.kill()
+
+        def refused():
+            with ld.client(3) as c:
+                try:
+                    c.put(R, EPOCH, b"nq", b"x")
+                except RpcError as e:
+                    return e.word in ("NOQUORUM", "TIMEOUT", "NOT_LEADER")
+                except OSError:
+                    return False
+            raise AssertionError("write acknowledged without a majority")
+        wait_for(refused, 10, "a write to be refused")
+        # once stepped down, it says so clearly and reads are refused too
+        def noquorum():
+            with ld.client(3) as c:
+                try:
+                    c.put(R, EPOCH, b"nq2", b"x")
+                except RpcError as e:
+                    return e.word == "NOQUORUM"
+            raise AssertionError("write acknowledged without a majority")
+        wait_for(noquorum, 10, "NOQUORUM")
+        with ld.client(3) as c:
+            with pytest.raises(RpcError) as e:
+                c.get(R, EPOCH, b"k000")
+            assert e.value.word in ("NOQUORUM", "NOT_LEADER")
+        for n in others:
+            n.start()
+        ld2 = cl.wait_leader(R)
+        with ld2.client() as c:
+            for i in range(100):
+                assert c.get(R, EPOCH, b"k%03d" % i)[0] == b"v%d" % i
+        wait_converged(cl)
+
+
+def test_split_brain_paused_leader_is_refused_and_replicas_converge():
+    with Cluster(3) as cl:
+        old = cl.create_range(R)
+        with old.client() as c:
+            c.put(R, EPOCH, b"k", b"old")
+        old.pause()
+        try:
+            rest = [n for n in cl.nodes if n is not old]
+            new = cl.wait_leader(R, members=rest)
+            with new.client() as c:
+                c.put(R, EPOCH, b"k", b"new")
+            # connect while paused: the kernel completes the handshake
+            stale = Client(old.addr, timeout=10)
+        finally:
+            old.resume()
+        with stale:
+            try:
+                got = stale.get(R, EPOCH, b"k")
+                assert got[0] == b"new", "stale read from a deposed leader"
+            except RpcError as e:
+                assert e.word in ("NOT_LEADER", "NOQUORUM")
+            with pytest.raises(RpcError) as e:
+                stale.put(R, EPOCH, b"k", b"stale-write")
+            assert e.value.word in ("NOT_LEADER", "NOQUORUM")
+        wait_converged(cl)
+        ld = cl.wait_leader(R)
+        with ld.client() as c:
+            assert c.get(R, EPOCH, b"k")[0] == b"new"
+
+
+def test_membership_changes_under_load():
+    with Cluster(4) as cl:
+        n1, n2, n3, n4 = cl.nodes
+        ld = cl.create_range(R, members=[n1, n2, n3])
+        load = Load(cl).start()
+        try:
+            load.wait_more(200)
+            # add n4: created empty (no bootstrap), then added by the leader
+            with n4.client() as c:
+                c.create_replica(R, [(n.id, n.addr) for n in cl.nodes],
+                                 bootstrap=False)
+            ld = cl.wait_leader(R)
+            with ld.client(20) as c:
+                c.add_replica(R, n4.id, n4.addr)
+            roles = {f["id"]: f["role"] for f in ld.metrics(R)["followers"]}
+            assert roles[n4.id] == "voter"
+            load.wait_more(200)
+            # remove a follower that is not the leader
+            ld = cl.wait_leader(R)
+            victim = next(n for n in (n1, n2, n3) if n is not ld)
+            with ld.client(20) as c:
+                c.remove_replica(R, victim.id)
+            ids = {f["id"] for f in ld.metrics(R)["followers"]}
+            assert victim.id not in ids
+            load.wait_more(200)
+            # transfer leadership to n4
+            ld = cl.wait_leader(R)
+            if ld is not n4:
+                with ld.client(20) as c:
+                    c.transfer_leader(R, n4.id)
+            wait_for(lambda: cl.leader(R) is n4, 10, "n4 to lead")
+            load.wait_more(200)
+        finally:
+            load.stop()
+        members = [n for n in cl.nodes if n is not victim]
+        check_all_acked(n4, load.acked)
+        wait_converged(cl, members=members)
+
+
+def test_crash_loop_under_load():
+    with Cluster(3) as cl:
+        cl.create_range(R)
+        load = Load(cl).start()
+        rnd = random.Random(3)
+        try:
+            end = time.monotonic() + 25
+            while time.monotonic() < end:
+                victim = rnd.choice(cl.nodes)
+                victim.kill()
+                load.wait_more(50, timeout=20)
+                victim.start()
+                load.wait_more(50, timeout=20)
+        finally:
+            load.stop()
+        ld = cl.wait_leader(R)
+        check_all_acked(ld, load.acked)
+        wait_converged(cl)
+
+
+def test_full_restart_replays_only_the_log_tail():
+    with Cluster(3) as cl:
+        ld = cl.create_range(R)
+        with ld.client() as c:
+            for i in range(200):
+                c.put(R, EPOCH, b"k%03d" % i, b"v%d" % i)
+            # a compare-and-set chain: a double apply would break it
+            s = c.put(R, EPOCH, b"cas", b"0")
+            for i in range(1, 20):
+                s = c.put(R, EPOCH, b"cas", b"%d" % i, COND_IFSEQ, s)
+        before = wait_converged(cl)
+        for n in cl.nodes:
+            n.kill()
+        for n in cl.nodes:
+            n.start()
+        ld = cl.wait_leader(R)
+        after = wait_converged(cl)
+        assert after[0]["digest"] == before[0]["digest"]
+        with ld.client() as c:
+            assert c.get(R, EPOCH, b"cas") == (b"19", s)
+            assert len(c.scan_all(R, EPOCH)) == 201
