@@ -20,6 +20,7 @@
 #include "router/router_int.h"
 
 static void op_attempt(struct rop *op);
+static void forget_leader(struct rop *op);
 
 static void ticker_cb(uv_timer_t *t)
 {
@@ -192,8 +193,10 @@ static void op_attempt(struct rop *op)
     op->rpc_id = ++r->next_rpc_id;
     op->sent = false;
     int rc = router_pool_send(r, addr, op);
-    if (rc != 0)
+    if (rc != 0) {
+        forget_leader(op);
         retry_later(op, rc, "cannot reach the node", true);
+    }
 }
 
 void router_op_start(struct rop *op)
@@ -272,8 +275,19 @@ void router_op_reply(struct rop *op, const rpc_reply *rep)
     }
 }
 
+/* A node that cannot be reached is no longer trusted as the leader: the
+ * next attempts go round the replicas, whose NOT_LEADER hints name the new
+ * one once it is elected. */
+static void forget_leader(struct rop *op)
+{
+    router_range *rg = router_cache_range(op->r->cache, op->range_id);
+    if (rg != NULL && rg->leader == op->node_id)
+        rg->leader = 0;
+}
+
 void router_op_conn_failed(struct rop *op, int err)
 {
+    forget_leader(op);
     if (op->sent && op->is_write) {
         op_fail(op, CAIRN_ERR_TIMEOUT,
                 "connection to node %llu lost after the write was sent; "
@@ -298,6 +312,8 @@ void router_op_tick(struct router *r)
             op->retry_at = 0;
             op_attempt(op);
         } else if (now >= op->deadline) {
+            if (op->conn)
+                forget_leader(op); /* it did not answer in time */
             if (op->conn && op->sent && op->is_write)
                 op_fail(op, CAIRN_ERR_TIMEOUT,
                         "write sent to node %llu not answered within %d "

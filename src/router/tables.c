@@ -26,6 +26,7 @@
 
 #include "common/err.h"
 #include "router/router_int.h"
+#include "storage/engine.h" /* engine_kind: the RPC's engine byte */
 
 #define CREATE_WAIT_MS 15000
 #define ADMIN_RPC_TIMEOUT_MS 5000
@@ -166,7 +167,8 @@ static int create_range_replicas(struct rtablejob *j, const meta_map *map,
     req.range_id = rg->id;
     req.epoch = rg->epoch;
     req.table_id = t->id;
-    req.engine = (uint8_t)t->engine;
+    req.engine = (uint8_t)(t->engine == META_ENGINE_LSM ? ENGINE_LSM
+                                                         : ENGINE_BTREE);
     req.key = (rpc_bytes){rg->start, rg->start_len};
     req.end = (rpc_bytes){rg->end, rg->end_len};
     req.bootstrap = true;

@@ -1,0 +1,191 @@
+"""The router with real nodes: real etcd, three real `cairn node` processes
+(Raft per range), a real `cairn router`, and redis-py.
+
+The nodes are registered in etcd by the test the way a node registers
+itself (node record + liveness key), so the router's TABLE.CREATE places
+and creates replicas through the node admin RPC, then everything goes
+through the router: table lifecycle, put/get/delete, scans over a pre-split
+table with concurrent writers, a leadership transfer behind the router's
+back, kill -9 of a leader under write load, and redis-benchmark.
+"""
+import json
+import threading
+import time
+import subprocess
+
+import pytest
+import redis
+
+import nodeharness
+from cairn_rpc import Client
+from clusterharness import Etcd, Procs, Router, Workdir, wait_for
+
+
+@pytest.fixture(scope="module")
+def cl():
+    procs, wd = Procs(), Workdir()
+    nodes = None
+    try:
+        etcd = Etcd(procs, wd.path)
+        nodes = nodeharness.Cluster(3).start()
+        for n in nodes.nodes:
+            register(etcd, n)
+        router = Router(procs, wd.path, etcd.url)
+        yield {"etcd": etcd, "nodes": nodes, "router": router}
+    finally:
+        if nodes:
+            nodes.close()
+        procs.stop_all()
+        wd.cleanup()
+
+
+def register(etcd, n):
+    etcd.put(b"/cairn/nodes/%016x" % n.id,
+             json.dumps({"addr": n.addr, "capacity": 1 << 40}).encode())
+    etcd.put(b"/cairn/live/%016x" % n.id, b"1")
+
+
+@pytest.fixture
+def r(cl):
+    c = cl["router"].client()
+    yield c
+    c.close()
+
+
+def ranges_of(r, table):
+    info = r.execute_command("TABLE.INFO", table)
+    d = dict(zip(info[0::2], info[1::2]))
+    return [dict(zip(g[0::2], g[1::2])) for g in d[b"ranges"]]
+
+
+def test_lifecycle_and_put_get_delete(r):
+    assert r.execute_command("TABLE.CREATE", "t1", "REPLICAS", "3") == b"OK"
+    assert b"t1" in r.execute_command("TABLE.LIST")
+    s1 = r.execute_command("KV.PUT", "t1", "k", "v1")
+    assert len(s1) == 32
+    assert r.execute_command("KV.GET", "t1", "k", "WITHSEQ") == [b"v1", s1]
+    with pytest.raises(redis.ResponseError, match="^CONDITION"):
+        r.execute_command("KV.PUT", "t1", "k", "v2", "IFABSENT")
+    s2 = r.execute_command("KV.PUT", "t1", "k", "v2", "IFSEQ", s1)
+    assert s2 > s1
+    assert r.execute_command("KV.DEL", "t1", "k") == 1
+    assert r.execute_command("KV.GET", "t1", "k") is None
+    assert r.execute_command("TABLE.CREATE", "lsm1", "ENGINE", "lsm") == b"OK"
+    r.execute_command("KV.PUT", "lsm1", "a", "b")
+    assert r.execute_command("KV.GET", "lsm1", "a") == b"b"
+    assert r.execute_command("TABLE.DROP", "lsm1") == b"OK"
+    with pytest.raises(redis.ResponseError, match="^NOTABLE"):
+        r.execute_command("KV.GET", "lsm1", "a")
+    with pytest.raises(redis.ResponseError, match="^TOOBIG"):
+        r.execute_command("KV.PUT", "t1", "k", b"x" * (1024 * 1024 + 1))
+    assert r.ping()
+
+
+def test_scan_pre_split_with_writers(cl, r):
+    r.execute_command("TABLE.CREATE", "sc", "SPLITS", "k025", "k050", "k075")
+    assert len(ranges_of(r, "sc")) == 4
+    keys = [b"k%03d" % i for i in range(100)]
+    p = r.pipeline(transaction=False)
+    for k in keys:
+        p.execute_command("KV.PUT", "sc", k, b"v" + k)
+    p.execute()
+    stop = threading.Event()
+
+    def writer():
+        w = cl["router"].client()
+        i = 0
+        while not stop.is_set():
+            w.execute_command("KV.PUT", "sc", keys[i % 100], b"v" + keys[i % 100])
+            w.execute_command("KV.PUT", "sc", b"new%05d" % i, b"n")
+            i += 1
+        w.close()
+
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        cursor, seen = b"", []
+        while True:
+            args = ["KV.SCAN", "sc", "k", "l", "LIMIT", 9]
+            if cursor:
+                args += ["CURSOR", cursor]
+            cursor, flat = r.execute_command(*args)
+            seen += flat[0::2]
+            if not cursor:
+                break
+    finally:
+        stop.set()
+        t.join(20)
+    assert seen == keys
+
+
+def test_leadership_transfer_behind_the_routers_back(cl, r):
+    r.execute_command("TABLE.CREATE", "lt")
+    rid = ranges_of(r, "lt")[0][b"id"]
+    nodes = cl["nodes"]
+    for i in range(30):
+        r.execute_command("KV.PUT", "lt", "k%d" % i, "v%d" % i)
+    for _ in range(3):
+        old = nodes.wait_leader(rid)
+        with old.client() as c:
+            c.transfer_leader(rid, 0)
+        wait_for(lambda: (nodes.leader(rid) not in (None, old)), 15,
+                 "leadership to move")
+        for i in range(30):
+            assert r.execute_command("KV.GET", "lt", "k%d" % i) == b"v%d" % i
+            r.execute_command("KV.PUT", "lt", "k%d" % i, "v%d" % i)
+
+
+def test_kill_leader_under_write_load(cl, r):
+    r.execute_command("TABLE.CREATE", "kl")
+    rid = ranges_of(r, "kl")[0][b"id"]
+    nodes = cl["nodes"]
+    leader = nodes.wait_leader(rid)
+    acked, errors = {}, []
+    stop = threading.Event()
+
+    def load(tag):
+        w = cl["router"].client()
+        i = 0
+        while not stop.is_set():
+            k = "%s-%d" % (tag, i)
+            try:
+                w.execute_command("KV.PUT", "kl", k, k)
+                acked[k] = True
+            except redis.ResponseError as e:
+                errors.append(str(e))  # TRYAGAIN / TIMEOUT during the election
+            i += 1
+        w.close()
+
+    threads = [threading.Thread(target=load, args=("w%d" % j,)) for j in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        wait_for(lambda: len(acked) >= 200, 30, "writes before the kill")
+        leader.kill()
+        before = len(acked)
+        wait_for(lambda: len(acked) >= before + 200, 30, "writes to resume")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+    assert all(e.startswith(("TRYAGAIN", "TIMEOUT")) for e in errors), errors[:5]
+    p = r.pipeline(transaction=False)
+    ks = sorted(acked)
+    for k in ks:
+        p.execute_command("KV.GET", "kl", k)
+    assert p.execute() == [k.encode() for k in ks]  # no acknowledged write lost
+    leader.start()
+
+
+def test_redis_benchmark(cl, r):
+    try:
+        r.execute_command("TABLE.CREATE", "default")
+    except redis.ResponseError as e:
+        assert str(e).startswith("EXISTS")
+    out = subprocess.run(
+        ["redis-benchmark", "-p", str(cl["router"].port), "-t", "set,get",
+         "-n", "2000", "-q"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    text = out.stdout + out.stderr
+    assert "rror" not in text, text
+    assert "SET:" in text and "GET:" in text
