@@ -9,6 +9,7 @@
 #ifndef CAIRN_META_ETCD_SERVER_H
 #define CAIRN_META_ETCD_SERVER_H
 
+#include <stddef.h>
 #include <sys/types.h>
 
 typedef struct etcd_server etcd_server;
@@ -23,6 +24,18 @@ int etcd_server_free_port(void);
  * 0, CAIRN_ERR_IO (spawn failed) or CAIRN_ERR_TIMEOUT (killed again). */
 int etcd_server_start(const char *dir, int client_port, int peer_port,
                       int timeout_ms, etcd_server **out);
+
+/* Start an n-member etcd cluster (n = 1..5) on free ports, member i in
+ * dir/m<i>, and wait up to timeout_ms until every member serves. Fills
+ * out[0..n); each member is then stopped, killed or restarted on its own
+ * with the functions below. */
+int etcd_server_start_cluster(const char *dir, int n, int timeout_ms,
+                              etcd_server **out);
+
+/* The members' client URLs, comma-separated (etcd_open's format), into
+ * out[0..len). Returns the length it needed. */
+size_t etcd_server_urls(etcd_server *const *members, int n, char *out,
+                        size_t len);
 
 /* "http://127.0.0.1:<client port>" */
 const char *etcd_server_url(const etcd_server *s);
