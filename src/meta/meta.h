@@ -209,8 +209,9 @@ const meta_node *meta_map_node(const meta_map *map, uint64_t id);
 
 typedef struct meta_cache meta_cache;
 
-/* Called on the cache's watch thread after each new snapshot is published
- * (use uv_async_send to wake a loop). May be NULL. */
+/* Called after each new snapshot is published, on the thread that
+ * published it: the cache's watch thread, or the caller of
+ * meta_cache_refresh (use uv_async_send to wake a loop). May be NULL. */
 typedef void (*meta_cache_fn)(void *arg, int64_t revision);
 
 /* Load the map (blocking) and keep it fresh with a watch from the load's

@@ -508,6 +508,38 @@ static void test_controller_election(void **state)
     meta_close(m);
 }
 
+/* More keys than one load page (1000): the load pages through them, all
+ * at one revision. Written 125 per transaction to stay quick. */
+static void test_load_pages(void **state)
+{
+    meta *m = open_meta(state, "/t-pages");
+    uint64_t id = 1;
+    for (int batch = 0; batch < 9; batch++) {
+        etcd_txn *t = etcd_txn_new();
+        for (int i = 0; i < 125; i++, id++) {
+            char key[64], val[64];
+            snprintf(key, sizeof key, "/t-pages/nodes/%016llx", (unsigned long long)id);
+            snprintf(val, sizeof val, "{\"addr\":\"n%llu:1\",\"capacity\":1}",
+                     (unsigned long long)id);
+            assert_int_equal(etcd_txn_put(t, true, key, strlen(key), val,
+                                          strlen(val), 0), 0);
+        }
+        etcd_txn_result r;
+        assert_int_equal(etcd_txn_commit(meta_etcd(m), t, &r), 0);
+        assert_true(r.succeeded);
+        etcd_txn_result_free(&r);
+        etcd_txn_free(t);
+    }
+    meta_map *map;
+    assert_int_equal(meta_load(m, &map), 0);
+    assert_int_equal(meta_map_node_count(map), 1125);
+    for (size_t i = 0; i < 1125; i++)
+        assert_int_equal(meta_map_node_at(map, i)->id, i + 1);
+    assert_int_equal(meta_map_skipped(map), 0);
+    meta_map_release(map);
+    meta_close(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -521,6 +553,7 @@ int main(void)
         cmocka_unit_test(test_cache_follows_changes),
         cmocka_unit_test(test_backup_restore),
         cmocka_unit_test(test_controller_election),
+        cmocka_unit_test(test_load_pages),
     };
     return cmocka_run_group_tests(tests, etcd_fixture_setup,
                                   etcd_fixture_teardown);
