@@ -1,0 +1,282 @@
+/* Tests for src/replication/entry.h: the log entry codec, applying entries
+ * to a real index store (conditions evaluated at apply time, applied index
+ * in the same batch), range meta, and snapshots round-tripping between two
+ * stores. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "common/err.h"
+#include "replication/entry.h"
+
+typedef struct fix {
+    char dir[64];
+    engine *e;
+    engine_batch *b;
+    seq_clock *clock;
+} fix;
+
+static int setup(void **state)
+{
+    fix *f = calloc(1, sizeof *f);
+    strcpy(f->dir, "/tmp/cairn-test-entry-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    assert_int_equal(engine_open(ENGINE_BTREE, f->dir, NULL, &f->e), 0);
+    f->b = engine_batch_new();
+    f->clock = seq_clock_new(1, NULL, NULL);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fix *f = *state;
+    char cmd[128];
+    engine_batch_free(f->b);
+    engine_close(f->e);
+    seq_clock_free(f->clock);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+static entry_op put_op(const char *k, const char *v, seq s)
+{
+    entry_op op = {.kind = ENTRY_OP_PUT, .seq = s,
+                   .key = (const uint8_t *)k, .key_len = strlen(k),
+                   .value = (const uint8_t *)v, .value_len = strlen(v)};
+    return op;
+}
+
+/* Encode ops as one padded entry. */
+static void encode(buf *out, const entry_op *ops, size_t n)
+{
+    buf_reset(out);
+    assert_int_equal(entry_put_header(out, 7, 9, (uint32_t)n), 0);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(entry_put_op(out, &ops[i]), 0);
+    assert_int_equal(entry_pad(out), 0);
+    assert_int_equal(out->len % 8, 0);
+}
+
+static void assert_value(fix *f, const char *k, const char *want)
+{
+    seq s;
+    bool tomb = false;
+    buf v = BUF_INIT;
+    int rc = engine_get(f->e, NULL, 1, k, strlen(k), &s, &tomb, &v);
+    if (want == NULL) {
+        assert_true(rc == CAIRN_ERR_NOT_FOUND || (rc == 0 && tomb));
+    } else {
+        assert_int_equal(rc, 0);
+        assert_false(tomb);
+        assert_int_equal(v.len, strlen(want));
+        assert_memory_equal(v.data, want, v.len);
+    }
+    buf_free(&v);
+}
+
+static void test_codec_round_trip_and_corruption(void **state)
+{
+    (void)state;
+    buf e = BUF_INIT;
+    entry_op ops[2] = {put_op("a", "1", seq_make(10, 0, 1)),
+                       put_op("bb", "22", seq_make(11, 0, 1))};
+    ops[1].cond = ENTRY_COND_IFSEQ;
+    ops[1].cond_seq = seq_make(5, 0, 1);
+    encode(&e, ops, 2);
+    entry_reader r;
+    entry_op op;
+    assert_int_equal(entry_parse(e.data, e.len, &r), 0);
+    assert_int_equal(r.nonce, 7);
+    assert_int_equal(r.proposal, 9);
+    assert_int_equal(r.n_ops, 2);
+    assert_int_equal(entry_next(&r, &op), 1);
+    assert_int_equal(op.key_len, 1);
+    assert_int_equal(entry_next(&r, &op), 1);
+    assert_int_equal(op.cond, ENTRY_COND_IFSEQ);
+    assert_int_equal(seq_time(&op.cond_seq), 5);
+    assert_memory_equal(op.value, "22", 2);
+    assert_int_equal(entry_next(&r, &op), 0);
+    /* every truncation, and non-zero padding, is refused */
+    for (size_t n = 0; n + 8 <= e.len; n++)
+        assert_int_equal(entry_parse(e.data, n, &r), CAIRN_ERR_CORRUPT);
+    e.data[e.len - 1] = 1;
+    assert_int_equal(entry_parse(e.data, e.len, &r), CAIRN_ERR_CORRUPT);
+    buf_free(&e);
+}
+
+static void test_apply_sets_applied_index_and_conditions(void **state)
+{
+    fix *f = *state;
+    buf e = BUF_INIT;
+    entry_result res[4];
+    seq s1 = seq_make(100, 0, 1), s2 = seq_make(101, 0, 1);
+    entry_op ops[4] = {put_op("k", "v1", s1), put_op("k", "v2", s2),
+                       put_op("n", "x", seq_make(102, 0, 1)),
+                       put_op("k", "v3", seq_make(103, 0, 1))};
+    /* IFSEQ sees the earlier op of the same entry (s2), IFABSENT on a new
+     * key succeeds, IFSEQ with a stale sequencer fails */
+    ops[1].cond = ENTRY_COND_IFSEQ;
+    ops[1].cond_seq = s1;
+    ops[2].cond = ENTRY_COND_IFABSENT;
+    ops[3].cond = ENTRY_COND_IFSEQ;
+    ops[3].cond_seq = s1;
+    encode(&e, ops, 4);
+    assert_int_equal(entry_apply(f->e, f->b, 1, 5, e.data, e.len, res,
+                                 f->clock), 0);
+    assert_int_equal(res[0].status, 0);
+    assert_int_equal(res[1].status, 0);
+    assert_int_equal(res[2].status, 0);
+    assert_int_equal(res[3].status, CAIRN_ERR_CONDITION);
+    assert_value(f, "k", "v2");
+    assert_value(f, "n", "x");
+    uint64_t applied;
+    assert_int_equal(engine_applied_index(f->e, NULL, 1, &applied), 0);
+    assert_int_equal(applied, 5);
+    /* the clock moved past every applied sequencer (seq.h rule 3) */
+    seq next = seq_next(f->clock);
+    assert_true(seq_cmp(&next, &ops[3].seq) > 0);
+
+    /* IFABSENT: an existing key fails, a tombstoned key counts as absent */
+    entry_op del = {.kind = ENTRY_OP_DEL, .seq = seq_make(200, 0, 1),
+                    .key = (const uint8_t *)"n", .key_len = 1};
+    entry_op again = put_op("n", "y", seq_make(201, 0, 1));
+    again.cond = ENTRY_COND_IFABSENT;
+    entry_op both[2] = {again, del};
+    encode(&e, both, 2);
+    assert_int_equal(entry_apply(f->e, f->b, 1, 6, e.data, e.len, res, NULL),
+                     0);
+    assert_int_equal(res[0].status, CAIRN_ERR_CONDITION);
+    assert_value(f, "n", NULL);
+    encode(&e, &again, 1);
+    assert_int_equal(entry_apply(f->e, f->b, 1, 7, e.data, e.len, res, NULL),
+                     0);
+    assert_int_equal(res[0].status, 0);
+    assert_value(f, "n", "y");
+    buf_free(&e);
+}
+
+static void test_corrupt_entry_changes_nothing(void **state)
+{
+    fix *f = *state;
+    buf e = BUF_INIT;
+    entry_op op = put_op("z", "1", seq_make(5, 0, 1));
+    encode(&e, &op, 1);
+    e.data[ENTRY_HEADER_LEN + 1] = 9; /* unknown condition */
+    assert_int_equal(entry_apply(f->e, f->b, 1, 3, e.data, e.len, NULL,
+                                 NULL), CAIRN_ERR_CORRUPT);
+    assert_value(f, "z", NULL);
+    uint64_t applied = 1;
+    assert_int_equal(engine_applied_index(f->e, NULL, 1, &applied), 0);
+    assert_int_equal(applied, 0);
+    buf_free(&e);
+}
+
+static void test_meta_round_trip(void **state)
+{
+    (void)state;
+    range_meta m = {0}, d = {0};
+    m.table_id = 4;
+    m.engine = ENGINE_LSM;
+    m.epoch = 9;
+    buf_append_str(&m.start, "b");
+    buf_append_str(&m.end, "m");
+    m.n_peers = 2;
+    m.peers[0].id = 1;
+    strcpy(m.peers[0].addr, "127.0.0.1:1");
+    m.peers[1].id = 2;
+    strcpy(m.peers[1].addr, "127.0.0.1:2");
+    buf out = BUF_INIT;
+    assert_int_equal(range_meta_encode(&m, &out), 0);
+    assert_int_equal(range_meta_decode(out.data, out.len, &d), 0);
+    assert_int_equal(d.epoch, 9);
+    assert_int_equal(d.engine, ENGINE_LSM);
+    assert_int_equal(d.n_peers, 2);
+    assert_string_equal(d.peers[1].addr, "127.0.0.1:2");
+    assert_true(range_meta_contains(&d, "b", 1));
+    assert_true(range_meta_contains(&d, "lzzz", 4));
+    assert_false(range_meta_contains(&d, "a", 1));
+    assert_false(range_meta_contains(&d, "m", 1));
+    for (size_t n = 0; n < out.len; n++)
+        assert_int_equal(range_meta_decode(out.data, n, &d),
+                         CAIRN_ERR_CORRUPT);
+    range_meta_free(&m);
+    range_meta_free(&d);
+    buf_free(&out);
+}
+
+static void test_snapshot_round_trip(void **state)
+{
+    fix *f = *state;
+    buf e = BUF_INIT, snap = BUF_INIT, meta = BUF_INIT;
+    char key[16], val[16];
+    /* 50 keys, one tombstone, meta, applied 12 */
+    engine_batch_clear(f->b);
+    for (int i = 0; i < 50; i++) {
+        seq s = seq_make(1000 + (uint64_t)i, 0, 1);
+        snprintf(key, sizeof key, "k%02d", i);
+        snprintf(val, sizeof val, "v%d", i);
+        engine_batch_put(f->b, 1, key, strlen(key), &s, val, strlen(val));
+    }
+    seq ts = seq_make(2000, 0, 1);
+    engine_batch_tombstone(f->b, 1, "k07", 3, &ts);
+    engine_batch_set_meta(f->b, 1, "META", 4);
+    engine_batch_set_applied(f->b, 1, 12);
+    assert_int_equal(engine_write(f->e, f->b), 0);
+
+    assert_int_equal(snapshot_encode(f->e, NULL, 1, 12, 1 << 20, &snap), 0);
+    assert_int_equal(snap.len % 8, 0);
+    uint64_t idx;
+    assert_int_equal(snapshot_index(snap.data, snap.len, &idx), 0);
+    assert_int_equal(idx, 12);
+    buf small = BUF_INIT;
+    assert_int_equal(snapshot_encode(f->e, NULL, 1, 12, 100, &small),
+                     CAIRN_ERR_SNAPSHOT_TOOBIG);
+    buf_free(&small);
+
+    /* restore into range 2 of the same store, which holds an older subset */
+    engine_batch_clear(f->b);
+    seq old = seq_make(1, 0, 1);
+    engine_batch_put(f->b, 2, "k01", 3, &old, "old", 3);
+    assert_int_equal(engine_write(f->e, f->b), 0);
+    assert_int_equal(snapshot_restore(f->e, 2, snap.data, snap.len), 0);
+    assert_int_equal(engine_applied_index(f->e, NULL, 2, &idx), 0);
+    assert_int_equal(idx, 12);
+    assert_int_equal(engine_get_meta(f->e, NULL, 2, &meta), 0);
+    assert_memory_equal(meta.data, "META", 4);
+    buf again = BUF_INIT;
+    assert_int_equal(snapshot_encode(f->e, NULL, 2, 12, 1 << 20, &again), 0);
+    assert_int_equal(again.len, snap.len); /* identical data */
+    assert_memory_equal(again.data + 12, snap.data + 12, snap.len - 12);
+    /* a truncated snapshot is refused */
+    assert_int_equal(snapshot_restore(f->e, 3, snap.data, snap.len - 24),
+                     CAIRN_ERR_CORRUPT);
+    buf_free(&again);
+    buf_free(&e);
+    buf_free(&snap);
+    buf_free(&meta);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_codec_round_trip_and_corruption),
+        cmocka_unit_test_setup_teardown(
+            test_apply_sets_applied_index_and_conditions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_entry_changes_nothing,
+                                        setup, teardown),
+        cmocka_unit_test(test_meta_round_trip),
+        cmocka_unit_test_setup_teardown(test_snapshot_round_trip, setup,
+                                        teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
