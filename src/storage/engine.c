@@ -174,10 +174,11 @@ void engine_batch_clear(engine_batch *b)
 {
     buf_reset(&b->data);
     b->nops = 0;
+    b->nputs = 0;
     b->nranges = 0;
 }
 
-size_t engine_batch_count(const engine_batch *b) { return b->nops; }
+size_t engine_batch_count(const engine_batch *b) { return b->nputs; }
 
 /* The batch's entry for `range_id`, added if new; NULL when out of memory.
  * Batches normally touch one range (one Raft group), so a linear search. */
@@ -200,6 +201,29 @@ static engine_batch_range *batch_range(engine_batch *b, uint64_t range_id)
     return br;
 }
 
+/* Room for one more op, and the range entry it belongs to. */
+static engine_batch_op *batch_new_op(engine_batch *b, uint64_t range_id,
+                                     size_t data_bytes)
+{
+    if (b->nops == b->cap_ops) {
+        size_t cap = b->cap_ops ? 2 * b->cap_ops : 16;
+        void *p = realloc(b->ops, cap * sizeof *b->ops);
+        if (p == NULL)
+            return NULL;
+        b->ops = p;
+        b->cap_ops = cap;
+    }
+    size_t nranges = b->nranges;
+    engine_batch_range *br = batch_range(b, range_id);
+    if (br == NULL || buf_reserve(&b->data, data_bytes) != 0) {
+        b->nranges = nranges;
+        return NULL;
+    }
+    engine_batch_op *op = &b->ops[b->nops++];
+    op->range_idx = (size_t)(br - b->ranges);
+    return op;
+}
+
 static int batch_add(engine_batch *b, uint64_t range_id, const void *key,
                      size_t key_len, const seq *s, uint8_t flags,
                      const void *value, size_t value_len)
@@ -211,23 +235,11 @@ static int batch_add(engine_batch *b, uint64_t range_id, const void *key,
         return CAIRN_ERR_TOOBIG;
     if (s == NULL || (value_len > 0 && value == NULL))
         return CAIRN_ERR_INVALID;
-    if (b->nops == b->cap_ops) {
-        size_t cap = b->cap_ops ? 2 * b->cap_ops : 16;
-        void *p = realloc(b->ops, cap * sizeof *b->ops);
-        if (p == NULL)
-            return CAIRN_ERR_NOMEM;
-        b->ops = p;
-        b->cap_ops = cap;
-    }
-    size_t nranges = b->nranges;
-    engine_batch_range *br = batch_range(b, range_id);
-    if (br == NULL ||
-        buf_reserve(&b->data, key_len + ENGINE_REC_HDR + value_len) != 0) {
-        b->nranges = nranges;
+    engine_batch_op *op = batch_new_op(b, range_id,
+                                       key_len + ENGINE_REC_HDR + value_len);
+    if (op == NULL)
         return CAIRN_ERR_NOMEM;
-    }
-    engine_batch_op *op = &b->ops[b->nops++];
-    op->range_idx = (size_t)(br - b->ranges);
+    op->kind = ENGINE_OP_PUT;
     op->key_off = b->data.len;
     op->key_len = key_len;
     buf_append(&b->data, key, key_len);
@@ -236,6 +248,7 @@ static int batch_add(engine_batch *b, uint64_t range_id, const void *key,
     buf_append(&b->data, s->bytes, SEQ_LEN);
     buf_append_u8(&b->data, flags);
     buf_append(&b->data, value, value_len);
+    b->nputs++;
     return 0;
 }
 
@@ -293,8 +306,9 @@ int engine_write(engine *e, engine_batch *b)
 
 int engine_sync(engine *e) { return e->ops->sync(e); }
 
-int engine_delete_interval(engine *e, uint64_t range_id, const void *start,
-                           size_t start_len, const void *end, size_t end_len)
+int engine_batch_delete_interval(engine_batch *b, uint64_t range_id,
+                                 const void *start, size_t start_len,
+                                 const void *end, size_t end_len)
 {
     int rc = check_bound(start_len);
     if (rc == 0)
@@ -302,9 +316,32 @@ int engine_delete_interval(engine *e, uint64_t range_id, const void *start,
     if (rc != 0)
         return rc;
     if (end_len > 0 && engine_key_cmp(start, start_len, end, end_len) >= 0)
-        return 0; /* empty interval */
-    return e->ops->delete_interval(e, range_id, start, start_len, end,
-                                   end_len);
+        return 0; /* an empty interval: nothing to do */
+    engine_batch_op *op = batch_new_op(b, range_id, start_len + end_len);
+    if (op == NULL)
+        return CAIRN_ERR_NOMEM;
+    op->kind = ENGINE_OP_DELETE_INTERVAL;
+    op->key_off = b->data.len;
+    op->key_len = start_len;
+    buf_append(&b->data, start, start_len);
+    op->rec_off = b->data.len;
+    op->rec_len = end_len;
+    buf_append(&b->data, end, end_len);
+    return 0;
+}
+
+int engine_delete_interval(engine *e, uint64_t range_id, const void *start,
+                           size_t start_len, const void *end, size_t end_len)
+{
+    engine_batch *b = engine_batch_new();
+    if (b == NULL)
+        return CAIRN_ERR_NOMEM;
+    int rc = engine_batch_delete_interval(b, range_id, start, start_len, end,
+                                          end_len);
+    if (rc == 0)
+        rc = engine_write(e, b);
+    engine_batch_free(b);
+    return rc;
 }
 
 int engine_drop_range(engine *e, uint64_t range_id)

@@ -119,6 +119,15 @@ int engine_batch_put(engine_batch *b, uint64_t range_id, const void *key,
 int engine_batch_tombstone(engine_batch *b, uint64_t range_id,
                            const void *key, size_t key_len, const seq *s);
 
+/* Add a deletion of the user keys in [start, end) of a range, with the
+ * bounds of engine_delete_interval(); it applies in order with the batch's
+ * other operations (a later put of a key in the interval survives). Lets an
+ * interval delete commit atomically with the applied index of the Raft
+ * entry that asked for it. Not counted by engine_batch_count(). */
+int engine_batch_delete_interval(engine_batch *b, uint64_t range_id,
+                                 const void *start, size_t start_len,
+                                 const void *end, size_t end_len);
+
 /* Set the range's applied index in this batch (the last call wins). */
 int engine_batch_set_applied(engine_batch *b, uint64_t range_id,
                              uint64_t applied_index);

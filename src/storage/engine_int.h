@@ -50,9 +50,17 @@ void engine_range_rec_merge(engine_range_rec *r, const engine_batch *b,
 
 /* ---- the write batch -------------------------------------------------- */
 
-/* One put or tombstone: the user key and the encoded value record live in
- * the batch's data buffer at the given offsets. */
+/* One operation, applied in the order added. A put or tombstone: the user
+ * key and the encoded value record live in the batch's data buffer at the
+ * given offsets. An interval delete: key_* is the start bound and rec_* the
+ * end bound (length 0 = open, as in engine_delete_interval). */
+typedef enum engine_op_kind {
+    ENGINE_OP_PUT = 1, /* puts and tombstones */
+    ENGINE_OP_DELETE_INTERVAL = 2,
+} engine_op_kind;
+
 typedef struct engine_batch_op {
+    engine_op_kind kind;
     size_t range_idx; /* index into engine_batch.ranges */
     size_t key_off, key_len;
     size_t rec_off, rec_len;
@@ -71,6 +79,7 @@ struct engine_batch {
     buf data;
     engine_batch_op *ops;
     size_t nops, cap_ops;
+    size_t nputs; /* puts and tombstones among ops */
     engine_batch_range *ranges;
     size_t nranges, cap_ranges;
 };
@@ -86,8 +95,6 @@ typedef struct engine_ops {
     void (*close)(engine *e);
     int (*write)(engine *e, const engine_batch *b);
     int (*sync)(engine *e);
-    int (*delete_interval)(engine *e, uint64_t range_id, const uint8_t *lo,
-                           size_t lo_len, const uint8_t *hi, size_t hi_len);
     int (*drop_range)(engine *e, uint64_t range_id);
     int (*view_open)(engine *e, engine_view **out);
     void (*view_close)(engine_view *v);

@@ -392,78 +392,6 @@ static int lm_store_range(lm_engine *e, MDB_txn *txn, uint64_t range_id,
     return lm_err(mdb_put(txn, e->ranges, &k, &v, 0));
 }
 
-/* Put one record, returning the change in the range's counters. */
-static int lm_put(lm_engine *e, MDB_txn *txn, uint64_t range_id,
-                  const uint8_t *key, size_t klen, const uint8_t *rec,
-                  size_t rlen, int64_t *dkeys, int64_t *dbytes)
-{
-    lm_path p;
-    int rc = lm_locate(e, txn, range_id, key, klen, true, &p);
-    if (rc != 0)
-        return rc;
-    MDB_val k = {p.level[p.depth - 1].len, p.level[p.depth - 1].key}, v;
-    MDB_dbi dbi = p.level[p.depth - 1].dbi;
-    rc = mdb_get(txn, dbi, &k, &v);
-    if (rc == 0)
-        *dbytes -= (int64_t)(klen + v.mv_size);
-    else if (rc == MDB_NOTFOUND)
-        (*dkeys)++;
-    else
-        return lm_err(rc);
-    *dbytes += (int64_t)(klen + rlen);
-    v.mv_size = rlen;
-    v.mv_data = (void *)rec;
-    return lm_err(mdb_put(txn, dbi, &k, &v, 0));
-}
-
-static int lm_write_txn(lm_engine *e, MDB_txn *txn, const engine_batch *b,
-                        int64_t *deltas)
-{
-    for (size_t i = 0; i < b->nops; i++) {
-        const engine_batch_op *op = &b->ops[i];
-        int64_t *d = deltas + 2 * op->range_idx;
-        int rc = lm_put(e, txn, b->ranges[op->range_idx].range_id,
-                        b->data.data + op->key_off, op->key_len,
-                        b->data.data + op->rec_off, op->rec_len, d, d + 1);
-        if (rc != 0)
-            return rc;
-    }
-    buf tmp = BUF_INIT;
-    int rc = 0;
-    for (size_t i = 0; i < b->nranges && rc == 0; i++) {
-        const engine_batch_range *br = &b->ranges[i];
-        engine_range_rec r;
-        rc = lm_load_range(e, txn, br->range_id, &r, &tmp);
-        if (rc != 0)
-            break;
-        r.keys += (uint64_t)deltas[2 * i];
-        r.bytes += (uint64_t)deltas[2 * i + 1];
-        engine_range_rec_merge(&r, b, br);
-        rc = lm_store_range(e, txn, br->range_id, &r, &tmp);
-    }
-    buf_free(&tmp);
-    return rc;
-}
-
-static int lm_write(engine *eng, const engine_batch *b)
-{
-    lm_engine *e = lm(eng);
-    int64_t *deltas = calloc(2 * b->nranges, sizeof *deltas);
-    if (deltas == NULL)
-        return CAIRN_ERR_NOMEM;
-    MDB_txn *txn;
-    int rc = lm_err(mdb_txn_begin(e->env, NULL, 0, &txn));
-    if (rc == 0) {
-        rc = lm_write_txn(e, txn, b, deltas);
-        if (rc == 0)
-            rc = lm_err(mdb_txn_commit(txn));
-        else
-            mdb_txn_abort(txn);
-    }
-    free(deltas);
-    return rc;
-}
-
 /* Delete one leaf and every bucket its removal leaves empty. */
 static int lm_delete_key(lm_engine *e, MDB_txn *txn, uint64_t range_id,
                          const uint8_t *key, size_t klen)
@@ -546,30 +474,93 @@ static int lm_delete_txn(lm_engine *e, MDB_txn *txn, uint64_t range_id,
     return rc;
 }
 
-static int lm_delete_interval(engine *eng, uint64_t range_id,
-                              const uint8_t *lo, size_t lo_len,
-                              const uint8_t *hi, size_t hi_len)
+/* Put one record, returning the change in the range's counters. */
+static int lm_put(lm_engine *e, MDB_txn *txn, uint64_t range_id,
+                  const uint8_t *key, size_t klen, const uint8_t *rec,
+                  size_t rlen, int64_t *dkeys, int64_t *dbytes)
 {
-    lm_engine *e = lm(eng);
-    MDB_txn *txn;
-    int rc = lm_err(mdb_txn_begin(e->env, NULL, 0, &txn));
+    lm_path p;
+    int rc = lm_locate(e, txn, range_id, key, klen, true, &p);
     if (rc != 0)
         return rc;
+    MDB_val k = {p.level[p.depth - 1].len, p.level[p.depth - 1].key}, v;
+    MDB_dbi dbi = p.level[p.depth - 1].dbi;
+    rc = mdb_get(txn, dbi, &k, &v);
+    if (rc == 0)
+        *dbytes -= (int64_t)(klen + v.mv_size);
+    else if (rc == MDB_NOTFOUND)
+        (*dkeys)++;
+    else
+        return lm_err(rc);
+    *dbytes += (int64_t)(klen + rlen);
+    v.mv_size = rlen;
+    v.mv_data = (void *)rec;
+    return lm_err(mdb_put(txn, dbi, &k, &v, 0));
+}
+
+/* Apply one batch op, adding its effect on the counters to d[0..1]. */
+static int lm_apply_op(lm_engine *e, MDB_txn *txn, const engine_batch *b,
+                       const engine_batch_op *op, int64_t *d)
+{
+    uint64_t range_id = b->ranges[op->range_idx].range_id;
+    const uint8_t *key = b->data.data + op->key_off;
+    const uint8_t *rec = b->data.data + op->rec_off;
+    if (op->kind == ENGINE_OP_PUT)
+        return lm_put(e, txn, range_id, key, op->key_len, rec, op->rec_len, d,
+                      d + 1);
     uint64_t keys = 0, bytes = 0;
-    engine_range_rec r;
+    int rc = lm_delete_txn(e, txn, range_id, key, op->key_len, rec,
+                           op->rec_len, &keys, &bytes);
+    d[0] -= (int64_t)keys;
+    d[1] -= (int64_t)bytes;
+    return rc;
+}
+
+static int lm_write_txn(lm_engine *e, MDB_txn *txn, const engine_batch *b,
+                        int64_t *deltas)
+{
+    for (size_t i = 0; i < b->nops; i++) {
+        const engine_batch_op *op = &b->ops[i];
+        int rc = lm_apply_op(e, txn, b, op, deltas + 2 * op->range_idx);
+        if (rc != 0)
+            return rc;
+    }
     buf tmp = BUF_INIT;
-    rc = lm_delete_txn(e, txn, range_id, lo, lo_len, hi, hi_len, &keys,
-                       &bytes);
-    if (rc == 0 && keys > 0 &&
-        (rc = lm_load_range(e, txn, range_id, &r, &tmp)) == 0) {
-        r.keys -= keys < r.keys ? keys : r.keys;
-        r.bytes -= bytes < r.bytes ? bytes : r.bytes;
-        rc = lm_store_range(e, txn, range_id, &r, &tmp);
+    int rc = 0;
+    for (size_t i = 0; i < b->nranges && rc == 0; i++) {
+        const engine_batch_range *br = &b->ranges[i];
+        if (!br->set_applied && !br->set_meta && deltas[2 * i] == 0 &&
+            deltas[2 * i + 1] == 0)
+            continue; /* e.g. an interval delete that found nothing */
+        engine_range_rec r;
+        rc = lm_load_range(e, txn, br->range_id, &r, &tmp);
+        if (rc != 0)
+            break;
+        r.keys += (uint64_t)deltas[2 * i];
+        r.bytes += (uint64_t)deltas[2 * i + 1];
+        engine_range_rec_merge(&r, b, br);
+        rc = lm_store_range(e, txn, br->range_id, &r, &tmp);
     }
     buf_free(&tmp);
-    if (rc == 0)
-        return lm_err(mdb_txn_commit(txn));
-    mdb_txn_abort(txn);
+    return rc;
+}
+
+static int lm_write(engine *eng, const engine_batch *b)
+{
+    lm_engine *e = lm(eng);
+    int64_t *deltas = calloc(2 * b->nranges, sizeof *deltas);
+    if (deltas == NULL)
+        return CAIRN_ERR_NOMEM;
+    MDB_txn *txn;
+    int rc = lm_err(mdb_txn_begin(e->env, NULL, 0, &txn));
+    if (rc == 0) {
+        rc = lm_write_txn(e, txn, b, deltas);
+        if (rc == 0)
+            rc = lm_err(mdb_txn_commit(txn));
+        else
+            mdb_txn_abort(txn);
+    }
+    free(deltas);
     return rc;
 }
 
@@ -730,7 +721,6 @@ static const engine_ops lm_ops = {
     .close = lm_close,
     .write = lm_write,
     .sync = lm_sync,
-    .delete_interval = lm_delete_interval,
     .drop_range = lm_drop_range,
     .view_open = lm_view_open,
     .view_close = lm_view_close,

@@ -177,14 +177,23 @@ static int rk_batch_range(rk_engine *e, rocksdb_writebatch_t *wb,
 static int rk_fill_batch(rk_engine *e, rocksdb_writebatch_t *wb,
                          const engine_batch *b)
 {
-    uint8_t k[RK_KEY_MAX];
+    uint8_t k[RK_KEY_MAX], hi[RK_KEY_MAX];
     for (size_t i = 0; i < b->nops; i++) {
         const engine_batch_op *op = &b->ops[i];
-        size_t klen = rk_key(k, b->ranges[op->range_idx].range_id,
-                             b->data.data + op->key_off, op->key_len);
-        rocksdb_writebatch_put(wb, (const char *)k, klen,
-                               (const char *)b->data.data + op->rec_off,
-                               op->rec_len);
+        uint64_t range_id = b->ranges[op->range_idx].range_id;
+        const uint8_t *lo = b->data.data + op->key_off;
+        const uint8_t *rec = b->data.data + op->rec_off;
+        size_t klen, hi_len;
+        if (op->kind == ENGINE_OP_PUT) {
+            klen = rk_key(k, range_id, lo, op->key_len);
+            rocksdb_writebatch_put(wb, (const char *)k, klen,
+                                   (const char *)rec, op->rec_len);
+            continue;
+        }
+        rk_bounds(range_id, lo, op->key_len, rec, op->rec_len, k, &klen, hi,
+                  &hi_len);
+        rocksdb_writebatch_delete_range(wb, (const char *)k, klen,
+                                        (const char *)hi, hi_len);
     }
     buf old = BUF_INIT, enc = BUF_INIT;
     int rc = 0;
@@ -221,19 +230,6 @@ static int rk_sync(engine *eng)
     char *err = NULL;
     rocksdb_flush_wal(rk(eng)->db, 1, &err);
     return rk_err(err);
-}
-
-static int rk_delete_interval(engine *eng, uint64_t range_id,
-                              const uint8_t *lo, size_t lo_len,
-                              const uint8_t *hi, size_t hi_len)
-{
-    uint8_t slo[RK_KEY_MAX], shi[RK_KEY_MAX];
-    size_t slo_len, shi_len;
-    rk_bounds(range_id, lo, lo_len, hi, hi_len, slo, &slo_len, shi, &shi_len);
-    rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
-    rocksdb_writebatch_delete_range(wb, (const char *)slo, slo_len,
-                                    (const char *)shi, shi_len);
-    return rk_apply(rk(eng), wb);
 }
 
 static int rk_drop_range(engine *eng, uint64_t range_id)
@@ -499,7 +495,6 @@ static const engine_ops rk_ops = {
     .close = rk_close,
     .write = rk_write,
     .sync = rk_sync,
-    .delete_interval = rk_delete_interval,
     .drop_range = rk_drop_range,
     .view_open = rk_view_open,
     .view_close = rk_view_close,

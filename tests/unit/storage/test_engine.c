@@ -365,6 +365,50 @@ static void test_delete_interval(void **state)
     buf_free(&val);
 }
 
+static void test_batch_interval_delete_in_order(void **state)
+{
+    fixture *f = *state;
+    put_numbered(f->e, 4, 10, 1);
+    engine_batch *b = engine_batch_new();
+    seq s = seq_make(5000, 0, 1);
+    assert_int_equal(engine_batch_put(b, 4, "k03x", 4, &s, "gone", 4), 0);
+    assert_int_equal(engine_batch_delete_interval(b, 4, "k02", 3, "k08", 3),
+                     0);
+    assert_int_equal(engine_batch_put(b, 4, "k05", 3, &s, "kept", 4), 0);
+    assert_int_equal(engine_batch_delete_interval(b, 4, "k09", 3, NULL, 0),
+                     0);
+    assert_int_equal(engine_batch_delete_interval(b, 4, "k1", 2, "k0", 2), 0);
+    assert_int_equal(engine_batch_delete_interval(b, 4, NULL, 0, "k01", 3),
+                     0);
+    assert_int_equal(engine_batch_set_applied(b, 4, 2), 0);
+    assert_int_equal(engine_batch_delete_interval(b, 4, "k", CAIRN_KEY_MAX + 1,
+                                                  NULL, 0),
+                     CAIRN_ERR_KEY_TOOBIG);
+    assert_int_equal(engine_batch_count(b), 2); /* puts only */
+    engine_view *before;
+    assert_int_equal(engine_view_open(f->e, &before), 0);
+    assert_int_equal(engine_write(f->e, b), 0);
+    engine_batch_free(b);
+    tkey left[4] = {{"k01", 3}, {"k05", 3}, {"k08", 3}};
+    expect_scan(f->e, NULL, 4, left, 3, 0);
+    buf val = BUF_INIT;
+    assert_int_equal(engine_get(f->e, NULL, 4, "k05", 3, NULL, NULL, &val),
+                     0);
+    assert_memory_equal(val.data, "kept", 4);
+    uint64_t applied, bytes, keys;
+    assert_int_equal(engine_applied_index(f->e, NULL, 4, &applied), 0);
+    assert_int_equal(applied, 2);
+    assert_int_equal(engine_range_stats(f->e, 4, &bytes, &keys), 0);
+    assert_int_equal(keys, 3);
+    assert_int_equal(bytes, 3 * (3 + 17 + 3) + 1);
+    /* all of it or none of it: a view from before sees none */
+    assert_int_equal(count_range(f->e, before, 4), 10);
+    assert_int_equal(engine_applied_index(f->e, before, 4, &applied), 0);
+    assert_int_equal(applied, 1);
+    engine_view_close(before);
+    buf_free(&val);
+}
+
 static void test_delete_interval_long_keys(void **state)
 {
     fixture *f = *state;
@@ -787,6 +831,7 @@ int main(void)
         BOTH(test_limits),
         BOTH(test_tombstones),
         BOTH(test_delete_interval),
+        BOTH(test_batch_interval_delete_in_order),
         BOTH(test_delete_interval_long_keys),
         BOTH(test_drop_range),
         BOTH(test_extreme_range_ids),

@@ -5,14 +5,15 @@
  * engine_sync() made durable.
  *
  * A child process opens the store and writes a stream of batches; batch i
- * sets applied index i on two ranges and writes keys and values that are a
- * pure function of i, so the parent can compute the expected state at any
- * index. The child reports through a pipe when it opened the store, when it
- * is about to write batch i, when batch i is written, and when it synced.
- * The parent kills it with SIGKILL after a random delay (sometimes during
- * open and recovery, mostly mid-stream), 50 times per engine on the same
- * directory so that any damage would accumulate, and after each kill
- * reopens the store and checks it. Set CAIRN_CRASH_SEED to replay a run.
+ * sets applied index i on two ranges and writes keys and values (and, one
+ * batch in eight, an interval delete) that are a pure function of i, so the
+ * parent can compute the expected state at any index. The child reports
+ * through a pipe when it opened the store, when it is about to write batch
+ * i, when batch i is written, and when it synced. The parent kills it with
+ * SIGKILL after a random delay (sometimes during open and recovery, mostly
+ * mid-stream), 50 times per engine on the same directory so that any damage
+ * would accumulate, and after each kill reopens the store and checks it.
+ * Set CAIRN_CRASH_SEED to replay a run.
  */
 #include <errno.h>
 #include <poll.h>
@@ -70,6 +71,14 @@ static op batch_op(uint64_t i, unsigned j)
     return o;
 }
 
+/* memcmp order, a shorter prefix first (the store's key order). */
+static int engine_key_cmp_(const uint8_t *a, size_t alen, const uint8_t *b,
+                           size_t blen)
+{
+    int c = memcmp(a, b, alen < blen ? alen : blen);
+    return c ? c : (alen > blen) - (alen < blen);
+}
+
 /* Key k: every 16th is 1000 bytes long (three LMDB chunks). */
 static size_t make_key(unsigned k, uint8_t *out)
 {
@@ -87,10 +96,42 @@ static void make_value(uint64_t i, unsigned j, uint8_t *out, size_t len)
     }
 }
 
+/* One batch in eight starts by deleting the keys of [lo, hi) of a range
+ * (an empty interval when lo >= hi). */
+typedef struct interval {
+    bool on;
+    uint64_t range;
+    uint8_t lo[CAIRN_KEY_MAX], hi[CAIRN_KEY_MAX];
+    size_t lo_len, hi_len;
+} interval;
+
+static void batch_interval(uint64_t i, interval *iv)
+{
+    uint64_t h = mix(i ^ 0x5eed5eed5eedull);
+    iv->on = h % 8 == 0;
+    iv->range = 1 + ((h >> 8) & 1);
+    iv->lo_len = make_key((unsigned)((h >> 16) % NKEYS), iv->lo);
+    iv->hi_len = make_key((unsigned)((h >> 32) % NKEYS), iv->hi);
+}
+
+static bool in_interval(const interval *iv, uint64_t range, unsigned k)
+{
+    uint8_t key[CAIRN_KEY_MAX];
+    size_t klen = make_key(k, key);
+    return iv->on && iv->range == range &&
+           engine_key_cmp_(iv->lo, iv->lo_len, key, klen) <= 0 &&
+           engine_key_cmp_(key, klen, iv->hi, iv->hi_len) < 0;
+}
+
 static int write_batch(engine *e, engine_batch *b, uint64_t i, uint8_t *val)
 {
     uint8_t key[CAIRN_KEY_MAX];
     engine_batch_clear(b);
+    interval iv;
+    batch_interval(i, &iv);
+    if (iv.on && engine_batch_delete_interval(b, iv.range, iv.lo, iv.lo_len,
+                                              iv.hi, iv.hi_len) != 0)
+        return -1;
     for (unsigned j = 0; j < OPS_PER_BATCH; j++) {
         op o = batch_op(i, j);
         size_t klen = make_key(o.key, key);
@@ -230,12 +271,19 @@ typedef struct expect {
 static void model(uint64_t a, expect ex[2])
 {
     memset(ex, 0, 2 * sizeof *ex);
-    for (uint64_t i = 1; i <= a; i++)
+    for (uint64_t i = 1; i <= a; i++) {
+        interval iv;
+        batch_interval(i, &iv);
+        for (uint64_t r = 1; iv.on && r <= 2; r++)
+            for (unsigned k = 0; k < NKEYS; k++)
+                if (in_interval(&iv, r, k))
+                    ex[r - 1].batch[k] = 0;
         for (unsigned j = 0; j < OPS_PER_BATCH; j++) {
             op o = batch_op(i, j);
             ex[o.range - 1].batch[o.key] = i;
             ex[o.range - 1].op[o.key] = j;
         }
+    }
 }
 
 static void check_range(engine *e, uint64_t range, const expect *ex,
