@@ -112,7 +112,8 @@ void resp_parser_reset(resp_parser *p);
  * Returns 1 and fills *cmd when a whole command is there; 0 when more bytes
  * are needed (nothing to do: read more and call again); CAIRN_ERR_PROTO on
  * malformed input or an exceeded limit (resp_parser_errmsg says which; every
- * later call returns the same error until resp_parser_reset); CAIRN_ERR_NOMEM.
+ * later call returns the same error until resp_parser_reset); CAIRN_ERR_NOMEM
+ * (nothing is lost: the same call may be repeated later).
  * Empty commands (`*0\r\n`, blank inline lines) are skipped, as Redis does:
  * their bytes count in the next command's `consumed`.
  */
@@ -220,7 +221,7 @@ void resp_reader_reset(resp_reader *r);
  * Read the next reply from `data[0..len)`, under the same caller rules 1-3
  * as resp_parse_command. Returns 1 and fills *reply, 0 when more bytes are
  * needed, CAIRN_ERR_PROTO (see resp_reader_errmsg; final until reset) or
- * CAIRN_ERR_NOMEM.
+ * CAIRN_ERR_NOMEM (the same call may be repeated later).
  */
 int resp_read_reply(resp_reader *r, const uint8_t *data, size_t len,
                     resp_reply *reply);

@@ -200,11 +200,11 @@ static int array_header(resp_reader *r, const uint8_t *data, size_t eol)
                     r->lim.args_max);
     if (v > 0 && r->depth == r->lim.depth_max)
         return fail(r, "arrays nested deeper than %zu", r->lim.depth_max);
-    r->elems += (size_t)v;
     resp_node *n = add_node(r, RESP_ARRAY, 0);
     if (n == NULL)
-        return CAIRN_ERR_NOMEM;
+        return CAIRN_ERR_NOMEM; /* nothing changed: the call can be retried */
     n->count = (size_t)v;
+    r->elems += (size_t)v;
     return element_done(r, (size_t)v);
 }
 
