@@ -540,6 +540,96 @@ static void test_load_pages(void **state)
     meta_close(m);
 }
 
+typedef struct create_arg {
+    meta *m;
+    const char *name;
+    int rc;
+    meta_table t;
+} create_arg;
+
+static void *create_thread(void *p)
+{
+    create_arg *a = p;
+    meta_table_spec spec = {.name = a->name, .replicas = 1};
+    a->rc = meta_table_create(a->m, &spec, &a->t);
+    return NULL;
+}
+
+static void race_creates(create_arg *a, create_arg *b)
+{
+    pthread_t ta, tb;
+    pthread_create(&ta, NULL, create_thread, a);
+    pthread_create(&tb, NULL, create_thread, b);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+}
+
+/* Two controllers create at once: the same name -> exactly one wins;
+ * different names -> both win, with distinct table and range ids (the
+ * counters' compares make one retry). */
+static void test_concurrent_creates(void **state)
+{
+    meta *m = open_meta(state, "/t-race");
+    int64_t lease = add_nodes(m, 1);
+    for (int round = 0; round < 3; round++) {
+        char name[16];
+        snprintf(name, sizeof name, "same%d", round);
+        create_arg a = {.m = m, .name = name}, b = {.m = m, .name = name};
+        race_creates(&a, &b);
+        assert_true((a.rc == 0 && b.rc == CAIRN_ERR_EXISTS) ||
+                    (b.rc == 0 && a.rc == CAIRN_ERR_EXISTS));
+    }
+    create_arg a = {.m = m, .name = "left"}, b = {.m = m, .name = "right"};
+    race_creates(&a, &b);
+    assert_int_equal(a.rc, 0);
+    assert_int_equal(b.rc, 0);
+    assert_true(a.t.id != b.t.id);
+    meta_map *map;
+    assert_int_equal(meta_load(m, &map), 0);
+    size_t na, nb;
+    const meta_range *ra = meta_map_ranges(map, a.t.id, &na);
+    const meta_range *rb = meta_map_ranges(map, b.t.id, &nb);
+    assert_int_equal(na, 1);
+    assert_int_equal(nb, 1);
+    assert_true(ra[0].id != rb[0].id);
+    assert_int_equal(meta_map_table_count(map), 5);
+    meta_map_release(map);
+    etcd_lease_revoke(meta_etcd(m), lease);
+    meta_close(m);
+}
+
+/* etcd goes away for longer than the node's TTL and comes back: the node
+ * is registered and live again without anyone restarting it. */
+static void test_keeper_survives_etcd_outage(void **state)
+{
+    etcd_fixture *f = *state;
+    meta *m = open_meta(state, "/t-outage");
+    uint64_t id;
+    assert_int_equal(meta_alloc_ids(m, META_ID_NODE, 1, &id), 0);
+    meta_node_keeper *k;
+    assert_int_equal(meta_node_keeper_start(m, id, "127.0.0.1:7200", 1, 2, &k), 0);
+    assert_int_equal(meta_node_keeper_wait(k, 5000), 0);
+    etcd_server_kill(f->server, 1);
+    sleep(3); /* the outage: longer than the 2 s TTL */
+    assert_int_equal(etcd_server_restart(f->server, 20000), 0);
+    int64_t deadline = now_ms() + 10000;
+    bool live = false;
+    while (!live && now_ms() < deadline) {
+        meta_map *map;
+        if (meta_load(m, &map) == 0) {
+            const meta_node *nd = meta_map_node(map, id);
+            live = nd && nd->live;
+            meta_map_release(map);
+        }
+        if (!live)
+            usleep(50 * 1000);
+    }
+    assert_true(live);
+    assert_int_equal(meta_node_keeper_wait(k, 5000), 0);
+    meta_node_keeper_stop(k, true);
+    meta_close(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -554,6 +644,8 @@ int main(void)
         cmocka_unit_test(test_backup_restore),
         cmocka_unit_test(test_controller_election),
         cmocka_unit_test(test_load_pages),
+        cmocka_unit_test(test_concurrent_creates),
+        cmocka_unit_test(test_keeper_survives_etcd_outage),
     };
     return cmocka_run_group_tests(tests, etcd_fixture_setup,
                                   etcd_fixture_teardown);
