@@ -947,7 +947,7 @@ static int init_raft(replica *r, char *err)
         return set_err(err, CAIRN_ERR_NOMEM, "%s", "out of memory");
     rv = raft_uv_init(&r->io, env->loop, r->dir, &r->transport);
     if (rv != 0) {
-        set_err(err, CAIRN_ERR_IO, "raft log: %s", r->io.errmsg);
+        set_err(err, CAIRN_ERR_IO, "raft log: %.200s", r->io.errmsg);
         rep_transport_release(&r->transport);
         return CAIRN_ERR_IO;
     }
@@ -962,7 +962,7 @@ static int init_raft(replica *r, char *err)
     r->fsm.restore = fsm_restore;
     rv = raft_init(&r->raft, &r->io, &r->fsm, env->node_id, env->address);
     if (rv != 0) {
-        set_err(err, CAIRN_ERR_IO, "raft: %s", raft_errmsg(&r->raft));
+        set_err(err, CAIRN_ERR_IO, "raft: %.200s", raft_errmsg(&r->raft));
         raft_uv_close(&r->io);
         rep_transport_release(&r->transport);
         return CAIRN_ERR_IO;
@@ -989,7 +989,7 @@ static int bootstrap(replica *r, char *err)
         rv = raft_bootstrap(&r->raft, &conf);
     raft_configuration_close(&conf);
     if (rv != 0 && rv != RAFT_CANTBOOTSTRAP) /* CANTBOOTSTRAP: has state */
-        return set_err(err, CAIRN_ERR_IO, "bootstrap: %s",
+        return set_err(err, CAIRN_ERR_IO, "bootstrap: %.200s",
                        raft_errmsg(&r->raft));
     return 0;
 }
@@ -1011,7 +1011,7 @@ int replica_open(rep_env *env, engine *eng, const range_meta *meta,
     snprintf(r->dir, sizeof r->dir, "%s/raft/%llu", env->dir,
              (unsigned long long)r->range_id);
     if (rc == 0 && mkdir(r->dir, 0755) != 0 && errno != EEXIST)
-        rc = set_err(err, CAIRN_ERR_IO, "mkdir %s failed", r->dir);
+        rc = set_err(err, CAIRN_ERR_IO, "mkdir %.200s failed", r->dir);
     if (rc == 0)
         rc = init_raft(r, err);
     if (rc != 0) {
@@ -1022,7 +1022,7 @@ int replica_open(rep_env *env, engine *eng, const range_meta *meta,
     r->flush.data = r;
     rc = boot ? bootstrap(r, err) : 0;
     if (rc == 0 && raft_start(&r->raft) != 0)
-        rc = set_err(err, CAIRN_ERR_CORRUPT, "raft start: %s",
+        rc = set_err(err, CAIRN_ERR_CORRUPT, "raft start: %.200s",
                      raft_errmsg(&r->raft));
     if (rc != 0) {
         replica_close(r, NULL, NULL); /* frees it asynchronously */

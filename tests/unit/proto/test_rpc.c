@@ -258,7 +258,7 @@ static void test_scan_reply(void **state)
     assert_int_equal(buf_append_str(&f, "prefix"), 0); /* mark is not 0 */
     size_t mark;
     assert_int_equal(rpc_reply_scan_begin(&f, 20, &mark), 0);
-    char key[8];
+    char key[16];
     for (int i = 0; i < 5; i++) {
         seq s = seq_make(100 + (uint64_t)i, 0, 1);
         snprintf(key, sizeof key, "k%d", i);
