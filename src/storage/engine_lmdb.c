@@ -50,7 +50,7 @@
 #define LM_CHUNK 502  /* 8 + 502 + 1 = 511, LMDB's key limit */
 #define LM_DEPTH 3    /* ceil(CAIRN_KEY_MAX / LM_CHUNK) */
 #define LM_BUCKET_LEN (8 + LM_CHUNK + 1)
-#define LM_DEFAULT_MAP_SIZE (64ull << 30) /* address space, not disk */
+#define LM_DEFAULT_MAP_SIZE (1ull << 40) /* address space, not disk */
 #define LM_MAX_READERS 1024               /* open views + concurrent reads */
 #define LM_DELETE_CHUNK 512               /* keys collected per delete pass */
 
