@@ -38,7 +38,9 @@
  *
  * Threads: an engine may be used from several threads for reads; writes
  * (engine_write, engine_delete_interval, engine_drop_range) are serialised by
- * the caller. Batches, iterators and views belong to one thread at a time.
+ * the caller. Batches, iterators and views belong to one thread at a time,
+ * but may move between threads (LMDB read transactions are opened with
+ * MDB_NOTLS) and may stay open across event-loop callbacks.
  */
 #ifndef CAIRN_ENGINE_H
 #define CAIRN_ENGINE_H
@@ -92,7 +94,8 @@ int engine_kind_parse(const char *name, engine_kind *out);
 int engine_open(engine_kind kind, const char *dir, const engine_options *opts,
                 engine **out);
 
-/* Close the store. Completed writes are made durable first. */
+/* Close the store. Completed writes are made durable first. Every view and
+ * iterator of the store must be closed before. */
 void engine_close(engine *e);
 
 engine_kind engine_get_kind(const engine *e);
@@ -196,13 +199,17 @@ int engine_iter_next(engine_iter *it, engine_entry *out);
 void engine_iter_close(engine_iter *it);
 
 /* Approximate size of a range: bytes of keys and values, and key count
- * (tombstones included). Cheap enough to call every few seconds. */
+ * (tombstones included). Cheap enough to call every few seconds. Accuracy
+ * (docs/ARCHITECTURE.md, Storage): exact for LMDB, which keeps counters in
+ * every write; for RocksDB exact up to 10,000 records, beyond that an
+ * estimate from SST sizes scaled by a sampled bytes ratio. */
 int engine_range_stats(engine *e, uint64_t range_id, uint64_t *bytes_out,
                        uint64_t *keys_out);
 
 /* Suggest a split key: a user key near the middle of the range by bytes,
  * such that both halves are non-empty. CAIRN_ERR_NOT_FOUND if the range has
- * fewer than two keys. */
+ * fewer than two keys. Exact, and linear in the range's size (two passes
+ * over one view): for the controller's occasional split, not a hot path. */
 int engine_split_key(engine *e, uint64_t range_id, buf *key_out);
 
 #endif
