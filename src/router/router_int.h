@@ -41,6 +41,8 @@
 #define ROUTER_CLIENT_MAX_REQS 512           /* queued commands */
 #define ROUTER_CLIENT_MAX_OUT (8u << 20)     /* reply bytes not yet written */
 #define ROUTER_CLIENT_MESSAGE_MAX (64u << 20) /* one command */
+/* A new client's reply size guess: its first window is 32 commands. */
+#define ROUTER_REPLY_GUESS (256u << 10)
 /* A scan page stops growing at this many bytes of keys and values. */
 #define ROUTER_SCAN_PAGE_BYTES (4u << 20)
 /* Retry backoff: first wait, cap. */
@@ -144,6 +146,7 @@ struct rclient {
     struct rreq *head, *tail;
     size_t nreqs;
     size_t out_bytes;          /* handed to uv_write, not yet written */
+    size_t avg_reply;          /* recent reply size (client_window) */
     bool reading, processing, closing, stop_input;
 };
 

@@ -123,6 +123,8 @@ static void client_flush(struct rclient *c)
             bufs[x->n] = uv_buf_init((char *)q->out.data, (unsigned)q->out.len);
             x->data[x->n++] = q->out.data;
             x->bytes += q->out.len;
+            /* moving average of reply sizes, weight 1/8 */
+            c->avg_reply = c->avg_reply - c->avg_reply / 8 + q->out.len / 8;
             q->out = (buf)BUF_INIT;
             router_req_free(q);
             if (close_after)
@@ -156,9 +158,23 @@ void router_req_finish(struct rreq *q)
         client_resume(c);
 }
 
+/* How many commands a client may have in flight. Replies are only known
+ * once they arrive, so the window follows the client's recent reply size:
+ * ROUTER_CLIENT_MAX_OUT bytes' worth, between 4 and ROUTER_CLIENT_MAX_REQS
+ * commands. A client reading 1 MiB values gets a few at a time; one doing
+ * small GETs gets hundreds. */
+static size_t client_window(const struct rclient *c)
+{
+    size_t avg = c->avg_reply > 1 ? c->avg_reply : 1;
+    size_t w = ROUTER_CLIENT_MAX_OUT / avg;
+    if (w < 4)
+        w = 4;
+    return w < ROUTER_CLIENT_MAX_REQS ? w : ROUTER_CLIENT_MAX_REQS;
+}
+
 static bool client_can_take_more(const struct rclient *c)
 {
-    return !c->stop_input && c->nreqs < ROUTER_CLIENT_MAX_REQS &&
+    return !c->stop_input && c->nreqs < client_window(c) &&
            c->out_bytes < ROUTER_CLIENT_MAX_OUT;
 }
 
@@ -302,6 +318,7 @@ static void on_connection(uv_stream_t *server, int status)
     if (c == NULL)
         return;
     c->r = r;
+    c->avg_reply = ROUTER_REPLY_GUESS;
     resp_limits lim = resp_limits_default();
     lim.message_max = ROUTER_CLIENT_MESSAGE_MAX;
     if (resp_parser_new(&c->parser, &lim) != 0) {

@@ -83,6 +83,25 @@ static router_cache *build(const meta_map *map)
     return c;
 }
 
+/* Leaders learnt from NOT_LEADER hints survive a rebuild where etcd has no
+ * leader on record for the same range and epoch (nodes may not record
+ * theirs): otherwise every metadata change would cost each range a hop. */
+static void keep_hints(router_cache *c, router_cache *old)
+{
+    if (old == NULL)
+        return;
+    for (size_t i = 0; i < router_cache_table_count(c); i++) {
+        const router_table *t = router_cache_table_at(c, i);
+        for (size_t j = 0; j < t->nranges; j++) {
+            const router_range *rg = &t->ranges[j];
+            const router_range *was = router_cache_range(old, rg->id);
+            if (rg->leader == 0 && was != NULL && was->epoch == rg->epoch &&
+                was->leader != 0)
+                router_cache_set_leader(c, rg->id, was->leader, 0);
+        }
+    }
+}
+
 void router_view_update(struct router *r)
 {
     if (r->mcache == NULL)
@@ -97,6 +116,7 @@ void router_view_update(struct router *r)
     meta_map_release(map);
     if (c == NULL)
         return; /* keep the old view; the next change tries again */
+    keep_hints(c, r->cache);
     router_cache_free(r->cache);
     r->cache = c;
 }

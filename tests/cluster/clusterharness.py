@@ -110,22 +110,31 @@ class Procs:
 
 
 class Etcd:
-    """A real single-member etcd on free ports, and a v3 JSON gateway client."""
+    """A real single-member etcd on free ports, and a v3 JSON gateway client.
+    kill() and start() restart it on the same ports and data."""
 
     def __init__(self, procs, workdir):
+        self.procs, self.workdir = procs, workdir
         self.port = free_port()
         peer = free_port()
         self.url = "http://127.0.0.1:%d" % self.port
         self.dir = os.path.join(workdir, "etcd")
-        self.proc = procs.start([
+        self.argv = [
             "etcd", "--data-dir", self.dir, "--name", "t",
             "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
             "--listen-peer-urls", "http://127.0.0.1:%d" % peer,
             "--initial-advertise-peer-urls", "http://127.0.0.1:%d" % peer,
             "--initial-cluster", "t=http://127.0.0.1:%d" % peer,
-        ], os.path.join(workdir, "etcd.log"))
+        ]
+        self.start()
+
+    def start(self):
+        self.proc = self.procs.start(self.argv, os.path.join(self.workdir, "etcd.log"))
         wait_for(lambda: self.call("/v3/kv/range", {"key": _b64(b"x")}) is not None,
                  20, "etcd")
+
+    def kill(self):
+        self.procs.stop(self.proc, signal.SIGKILL)
 
     def call(self, path, body):
         req = urllib.request.Request(self.url + path, json.dumps(body).encode(),
@@ -160,7 +169,8 @@ class Router:
     def __init__(self, procs, workdir, etcd_url, prefix="/cairn", deadline_ms=None,
                  name="router"):
         self.port = free_port()
-        argv = [cairn_binary(), "router", "--listen", "127.0.0.1:%d" % self.port,
+        # CAIRN_ROUTER_BIN: a separate (e.g. sanitizer) build for the router.
+        argv = [os.environ.get("CAIRN_ROUTER_BIN") or cairn_binary(), "router", "--listen", "127.0.0.1:%d" % self.port,
                 "--etcd", etcd_url, "--prefix", prefix]
         if deadline_ms:
             argv += ["--deadline-ms", str(deadline_ms)]
@@ -175,6 +185,20 @@ class Router:
         with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
             s.sendall(b"PING\r\n")
             return s.recv(16).startswith(b"+PONG")
+
+    def stop(self):
+        """SIGTERM, then fail if the process reported a sanitizer error."""
+        self.procs.stop(self.proc)
+        log = open(self.log, errors="replace").read()
+        for bad in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
+            assert bad not in log, log[-4000:]
+
+    def rss_kb(self):
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
 
     def client(self, **kw):
         import redis

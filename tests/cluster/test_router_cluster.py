@@ -30,8 +30,10 @@ def cl():
         nodes = nodeharness.Cluster(3).start()
         for n in nodes.nodes:
             register(etcd, n)
-        router = Router(procs, wd.path, etcd.url)
-        yield {"etcd": etcd, "nodes": nodes, "router": router}
+        state = {"etcd": etcd, "nodes": nodes, "procs": procs, "dir": wd.path,
+                 "router": Router(procs, wd.path, etcd.url)}
+        yield state
+        state["router"].stop()
     finally:
         if nodes:
             nodes.close()
@@ -177,7 +179,47 @@ def test_kill_leader_under_write_load(cl, r):
     leader.start()
 
 
-def test_redis_benchmark(cl, r):
+def test_data_path_survives_etcd_restart(cl, r):
+    r.execute_command("TABLE.CREATE", "et")
+    r.execute_command("KV.PUT", "et", "before", "1")
+    etcd = cl["etcd"]
+    etcd.kill()
+    try:
+        # The router routes from its cache; the nodes do not need etcd.
+        for i in range(20):
+            r.execute_command("KV.PUT", "et", "during%d" % i, str(i))
+        assert r.execute_command("KV.GET", "et", "before") == b"1"
+        assert r.execute_command("KV.GET", "et", "during7") == b"7"
+    finally:
+        etcd.start()
+    # The watch reconnects: a table made through another path is seen.
+    other = Router(cl["procs"], cl["dir"], etcd.url, name="router-b")
+    o = other.client()
+    assert o.execute_command("TABLE.CREATE", "et2") == b"OK"
+    wait_for(lambda: b"et2" in r.execute_command("TABLE.LIST"), 15,
+             "the first router to see et2")
+    r.execute_command("KV.PUT", "et2", "k", "v")
+    assert o.execute_command("KV.GET", "et2", "k") == b"v"
+    o.close()
+    other.stop()
+
+
+def test_router_restart_loses_nothing(cl, r):
+    r.execute_command("TABLE.CREATE", "rr")
+    for i in range(50):
+        r.execute_command("KV.PUT", "rr", "k%02d" % i, "v%02d" % i)
+    cl["router"].stop()
+    cl["router"] = Router(cl["procs"], cl["dir"], cl["etcd"].url, name="router2")
+    c = cl["router"].client()
+    cursor, flat = c.execute_command("KV.SCAN", "rr", "", "", "LIMIT", 100)
+    assert cursor == b""
+    assert flat[0::2] == [b"k%02d" % i for i in range(50)]
+    assert flat[1::2] == [b"v%02d" % i for i in range(50)]
+    c.close()
+
+
+def test_redis_benchmark(cl):
+    r = cl["router"].client()
     try:
         r.execute_command("TABLE.CREATE", "default")
     except redis.ResponseError as e:
