@@ -519,7 +519,8 @@ static void handle_membership(conn *c, const rpc_request *q)
             op_done(o);
         return;
     }
-    memcpy(addr, q->addr.p, q->addr.len);
+    if (q->addr.len)
+        memcpy(addr, q->addr.p, q->addr.len);
     addr[q->addr.len] = '\0';
     int rc;
     if (q->type == RPC_ADD_REPLICA)
