@@ -3,12 +3,14 @@
  * runs once against LMDB (btree) and once against RocksDB (lsm), so both
  * engines are held to the same documented behaviour.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -604,6 +606,71 @@ static void test_view_is_consistent(void **state)
     buf_free(&val);
 }
 
+/* A writer thread commits batches that set keys "a" and "b" and the
+ * applied index to i; readers on the main thread must always find the three
+ * equal, in a view and through an iterator, while the writes continue. */
+#define MT_BATCHES 200
+
+static void *mt_writer(void *arg)
+{
+    engine *e = arg;
+    engine_batch *b = engine_batch_new();
+    for (uint64_t i = 1; i <= MT_BATCHES; i++) {
+        uint8_t v[8];
+        be_put_u64(v, i);
+        seq s = seq_make(i, 0, 1);
+        engine_batch_clear(b);
+        engine_batch_put(b, 20, "a", 1, &s, v, 8);
+        engine_batch_put(b, 20, "b", 1, &s, v, 8);
+        engine_batch_set_applied(b, 20, i);
+        if (engine_write(e, b) != 0)
+            break;
+    }
+    engine_batch_free(b);
+    return NULL;
+}
+
+static uint64_t mt_read_view(engine *e)
+{
+    engine_view *v;
+    assert_int_equal(engine_view_open(e, &v), 0);
+    uint64_t applied;
+    assert_int_equal(engine_applied_index(e, v, 20, &applied), 0);
+    engine_iter *it;
+    engine_entry en;
+    assert_int_equal(engine_iter_open(e, v, 20, NULL, 0, NULL, 0, 0, 0, &it),
+                     0);
+    size_t n = 0;
+    while (engine_iter_next(it, &en) == 1) {
+        assert_int_equal(en.value_len, 8);
+        assert_int_equal(be_get_u64(en.value), applied);
+        n++;
+    }
+    assert_int_equal(n, applied ? 2 : 0);
+    engine_iter_close(it);
+    engine_view_close(v);
+    return applied;
+}
+
+static void test_reads_while_another_thread_writes(void **state)
+{
+    fixture *f = *state;
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, mt_writer, f->e), 0);
+    uint64_t last = 0;
+    size_t reads = 0;
+    time_t deadline = time(NULL) + 60; /* a failed writer must not hang us */
+    while (last < MT_BATCHES) {
+        assert_true(time(NULL) < deadline);
+        uint64_t now = mt_read_view(f->e);
+        assert_true(now >= last); /* never goes back */
+        last = now;
+        reads++;
+    }
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_true(reads >= 1);
+}
+
 static void test_applied_and_meta(void **state)
 {
     fixture *f = *state;
@@ -837,6 +904,7 @@ int main(void)
         BOTH(test_extreme_range_ids),
         BOTH(test_iter_bounds_and_limit),
         BOTH(test_view_is_consistent),
+        BOTH(test_reads_while_another_thread_writes),
         BOTH(test_applied_and_meta),
         BOTH(test_list_ranges),
         BOTH(test_stats_and_split_key),
