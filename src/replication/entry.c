@@ -431,7 +431,11 @@ int snapshot_restore(engine *e, uint64_t range_id, const void *p, size_t len)
     engine_batch *b = engine_batch_new();
     if (b == NULL)
         return CAIRN_ERR_NOMEM;
-    int rc = restore_records(&r, b, range_id);
+    /* Replace, not merge: everything the range held goes in the same
+     * atomic batch as the snapshot's records. */
+    int rc = engine_batch_delete_interval(b, range_id, NULL, 0, NULL, 0);
+    if (rc == 0)
+        rc = restore_records(&r, b, range_id);
     if (rc == 0 && meta_len)
         rc = engine_batch_set_meta(b, range_id, meta, meta_len);
     if (rc == 0)

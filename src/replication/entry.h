@@ -145,11 +145,10 @@ int snapshot_encode(engine *e, engine_view *view, uint64_t range_id,
 /* The applied index a snapshot carries, without applying it. */
 int snapshot_index(const void *p, size_t len, uint64_t *applied_out);
 
-/* Write a snapshot into range `range_id` in one atomic batch: every record,
- * the meta blob and the applied index. The records overwrite what the range
- * holds; no key is ever removed from a range (a delete is a tombstone), so
- * the keys a replica holds at an older index are a subset of the snapshot's
- * and overwriting is exact. */
+/* Replace range `range_id` with a snapshot in one atomic batch: the
+ * deletion of every key the range held, every record of the snapshot, its
+ * meta blob and its applied index. A crash leaves the old state or the new
+ * one, never a mix. */
 int snapshot_restore(engine *e, uint64_t range_id, const void *p, size_t len);
 
 #endif
