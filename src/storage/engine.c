@@ -5,9 +5,12 @@
  * engine's engine_ops (engine_int.h).
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "../common/err.h"
 #include "../common/limits.h"
@@ -35,6 +38,32 @@ int engine_kind_parse(const char *name, engine_kind *out)
     return 0;
 }
 
+static int sync_dir(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return CAIRN_ERR_IO;
+    int rc = fsync(fd) == 0 ? 0 : CAIRN_ERR_IO;
+    close(fd);
+    return rc;
+}
+
+/* fsync the store's directory and its parent, so that files the engine
+ * just created (LMDB's data.mdb) and the directory itself survive a power
+ * loss: fsync of a file alone does not promise its directory entry.
+ * RocksDB syncs its directory for the files it creates later. */
+static int sync_dirs(const char *dir)
+{
+    int rc = sync_dir(dir);
+    char *parent = strdup(dir);
+    if (parent == NULL)
+        return CAIRN_ERR_NOMEM;
+    if (rc == 0)
+        rc = sync_dir(dirname(parent));
+    free(parent);
+    return rc;
+}
+
 int engine_open(engine_kind kind, const char *dir, const engine_options *opts,
                 engine **out)
 {
@@ -43,16 +72,18 @@ int engine_open(engine_kind kind, const char *dir, const engine_options *opts,
         return CAIRN_ERR_INVALID;
     if (opts == NULL)
         opts = &defaults;
+    if (kind != ENGINE_BTREE && kind != ENGINE_LSM)
+        return CAIRN_ERR_INVALID;
     int rc = engine_mkdirs(dir);
     if (rc != 0)
         return rc;
-    switch (kind) {
-    case ENGINE_BTREE:
-        return engine_lmdb_open(dir, opts, out);
-    case ENGINE_LSM:
-        return engine_rocks_open(dir, opts, out);
+    rc = kind == ENGINE_BTREE ? engine_lmdb_open(dir, opts, out)
+                              : engine_rocks_open(dir, opts, out);
+    if (rc == 0 && (rc = sync_dirs(dir)) != 0) {
+        engine_close(*out);
+        *out = NULL;
     }
-    return CAIRN_ERR_INVALID;
+    return rc;
 }
 
 void engine_close(engine *e)

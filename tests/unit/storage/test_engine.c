@@ -883,6 +883,28 @@ static void test_kind_names(void **state)
     assert_string_equal(engine_kind_name(ENGINE_LSM), "lsm");
 }
 
+static void test_open_errors(void **state)
+{
+    (void)state;
+    char dir[256], file[300];
+    fx_tmpdir(dir, "open");
+    engine *e = NULL;
+    assert_int_equal(engine_open((engine_kind)7, dir, NULL, &e),
+                     CAIRN_ERR_INVALID);
+    /* a regular file where the store's directory should be */
+    snprintf(file, sizeof file, "%s/file", dir);
+    FILE *fp = fopen(file, "w");
+    assert_non_null(fp);
+    fclose(fp);
+    assert_true(engine_open(ENGINE_BTREE, file, NULL, &e) < 0);
+    assert_true(engine_open(ENGINE_LSM, file, NULL, &e) < 0);
+    /* nested directories are created */
+    snprintf(file, sizeof file, "%s/a/b/c", dir);
+    assert_int_equal(engine_open(ENGINE_BTREE, file, NULL, &e), 0);
+    engine_close(e);
+    fx_rmtree(dir);
+}
+
 static engine_kind btree = ENGINE_BTREE, lsm = ENGINE_LSM;
 
 #define BOTH(fn)                                                              \
@@ -893,6 +915,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kind_names),
+        cmocka_unit_test(test_open_errors),
         BOTH(test_order_binary_keys),
         BOTH(test_empty_and_max_values),
         BOTH(test_limits),
