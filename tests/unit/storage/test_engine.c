@@ -905,6 +905,44 @@ static void test_open_errors(void **state)
     fx_rmtree(dir);
 }
 
+/* LMDB only: a write that does not fit the map fails whole, and the store
+ * stays usable with everything written before. */
+static void test_lmdb_map_full_fails_whole(void **state)
+{
+    (void)state;
+    char dir[256];
+    fx_tmpdir(dir, "mapfull");
+    engine_options o = {.lmdb_map_size = 4u << 20};
+    engine *e;
+    assert_int_equal(engine_open(ENGINE_BTREE, dir, &o, &e), 0);
+    uint8_t *val = calloc(1, CAIRN_VALUE_MAX);
+    engine_batch *b = engine_batch_new();
+    seq s = seq_make(1, 0, 1);
+    uint64_t i, applied;
+    int rc = 0;
+    for (i = 1; i < 100 && rc == 0; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "k%02u", (unsigned)i);
+        engine_batch_clear(b);
+        engine_batch_put(b, 1, k, 3, &s, val, CAIRN_VALUE_MAX);
+        engine_batch_set_applied(b, 1, i);
+        rc = engine_write(e, b);
+    }
+    assert_int_equal(rc, CAIRN_ERR_ENGINE);
+    uint64_t failed = i - 1;
+    assert_int_equal(engine_applied_index(e, NULL, 1, &applied), 0);
+    assert_int_equal(applied, failed - 1);
+    assert_int_equal(count_range(e, NULL, 1), failed - 1);
+    /* small writes still fit after deleting */
+    assert_int_equal(engine_delete_interval(e, 1, NULL, 0, NULL, 0), 0);
+    assert_int_equal(fx_put_str(e, 1, "x", "y", 2), 0);
+    assert_int_equal(count_range(e, NULL, 1), 1);
+    engine_batch_free(b);
+    free(val);
+    engine_close(e);
+    fx_rmtree(dir);
+}
+
 static engine_kind btree = ENGINE_BTREE, lsm = ENGINE_LSM;
 
 #define BOTH(fn)                                                              \
@@ -916,6 +954,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kind_names),
         cmocka_unit_test(test_open_errors),
+        cmocka_unit_test(test_lmdb_map_full_fails_whole),
         BOTH(test_order_binary_keys),
         BOTH(test_empty_and_max_values),
         BOTH(test_limits),
