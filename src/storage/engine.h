@@ -14,7 +14,9 @@
  *     stored value = sequencer (16 bytes) | flags (1 byte) | value bytes
  *
  * so byte order is scan order within a range, and a range is one contiguous
- * interval that can be dropped at once. Flags bit 0 marks a tombstone: a
+ * interval that can be dropped at once. (LMDB's 511-byte key limit makes
+ * engine_lmdb.c store long keys in 502-byte chunks, preserving this order;
+ * docs/ARCHITECTURE.md, Storage.) Flags bit 0 marks a tombstone: a
  * delete is a record with a sequencer, so that last-write-wins can compare a
  * delete with a write (dual read and bulk copy during a move need that).
  *
