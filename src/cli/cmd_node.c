@@ -21,6 +21,8 @@ static int usage(FILE *out)
             "  --id N                  node id (> 0, never reused)\n"
             "  --listen HOST:PORT      address to listen on; peers use it too\n"
             "  --dir DIR               data directory (created if missing)\n"
+            "  --etcd URL[,URL...]     register in etcd and record leaders\n"
+            "  --prefix P              metadata prefix in etcd (/cairn)\n"
             "  --bootstrap RANGE:PEERS start range RANGE with voters PEERS\n"
             "                          (ID=HOST:PORT,...): table 1, unbounded,\n"
             "                          epoch 1; every voter passes the same flag\n"
@@ -49,6 +51,8 @@ int cmd_node(int argc, char **argv)
         {"id", required_argument, NULL, 'i'},
         {"listen", required_argument, NULL, 'l'},
         {"dir", required_argument, NULL, 'd'},
+        {"etcd", required_argument, NULL, 'M'},
+        {"prefix", required_argument, NULL, 'P'},
         {"bootstrap", required_argument, NULL, 'b'},
         {"engine", required_argument, NULL, 'e'},
         {"election-ms", required_argument, NULL, 'E'},
@@ -70,6 +74,8 @@ int cmd_node(int argc, char **argv)
         case 'i': o.id = strtoull(optarg, NULL, 10); break;
         case 'l': o.listen = optarg; break;
         case 'd': o.dir = optarg; break;
+        case 'M': o.etcd = optarg; break;
+        case 'P': o.etcd_prefix = optarg; break;
         case 'b':
             if (parse_boot(optarg, &o) != 0) {
                 fprintf(stderr, "cairn node: bad --bootstrap '%s'\n", optarg);

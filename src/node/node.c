@@ -20,6 +20,7 @@
 #include "../common/err.h"
 #include "../common/limits.h"
 #include "../proto/rpc.h"
+#include "node_meta.h"
 
 #define SCAN_LIMIT_DEFAULT 1000
 #define SCAN_LIMIT_MAX 100000
@@ -58,6 +59,7 @@ struct node {
     conn *conns;
     int closing_replicas;
     bool stopping;
+    node_meta *meta; /* etcd registration and leader records, or NULL */
 };
 
 /* A request waiting for its replica. */
@@ -740,6 +742,8 @@ static void on_signal(uv_signal_t *h, int signum)
     n->stopping = true;
     fprintf(stderr, "cairn node %" PRIu64 ": stopping (signal %d)\n",
             n->opts->id, signum);
+    node_meta_stop(n->meta);
+    n->meta = NULL;
     uv_close((uv_handle_t *)&n->listener, NULL);
     for (conn *c = n->conns; c; c = c->next)
         conn_close(c);
@@ -800,6 +804,25 @@ static void boot_static(node *n)
     range_meta_free(&m);
 }
 
+/* node_meta lists the replicas through this (node_meta.h). */
+static void each_replica(void *arg, node_meta_visit fn, void *varg)
+{
+    node *n = arg;
+    for (size_t i = 0; i < n->n_ranges; i++)
+        fn(varg, n->ranges[i].r);
+}
+
+static void start_meta(node *n)
+{
+    const node_options *o = n->opts;
+    node_meta_config c = {.etcd = o->etcd, .prefix = o->etcd_prefix,
+                          .node_id = o->id, .address = o->listen,
+                          .dir = o->dir, .each = each_replica, .each_arg = n};
+    if (o->etcd && node_meta_start(&n->loop, &c, &n->meta) != 0)
+        fprintf(stderr, "cairn node: bad --etcd or --prefix; running "
+                "without etcd\n");
+}
+
 static void close_walk(uv_handle_t *h, void *arg)
 {
     if (!uv_is_closing(h))
@@ -855,6 +878,7 @@ int node_run(const node_options *opts)
     }
     open_existing(&n);
     boot_static(&n);
+    start_meta(&n);
     uv_signal_init(&n.loop, &n.sigint);
     uv_signal_init(&n.loop, &n.sigterm);
     n.sigint.data = n.sigterm.data = &n;

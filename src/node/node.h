@@ -30,6 +30,8 @@ typedef struct node_options {
     uint64_t id;
     const char *listen; /* "host:port", also the address peers use */
     const char *dir;
+    const char *etcd;        /* etcd endpoints (node_meta.h), or NULL */
+    const char *etcd_prefix; /* metadata prefix, NULL = "/cairn" */
     rep_options rep;
     /* Optional static bootstrap of one range (before the metadata manager
      * exists): range id and voters; table 1, unbounded, epoch 1. */
