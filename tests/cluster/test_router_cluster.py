@@ -229,5 +229,6 @@ def test_redis_benchmark(cl):
          "-n", "2000", "-q"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     text = out.stdout + out.stderr
+    print(text)
     assert "rror" not in text, text
     assert "SET:" in text and "GET:" in text

@@ -341,6 +341,7 @@ def test_redis_benchmark(cluster, r):
          "-n", "2000", "-q"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     text = out.stdout + out.stderr
+    print(text)
     assert "rror" not in text, text
     assert "SET:" in text and "GET:" in text
     assert len(r.get("key:__rand_int__")) == 3  # -d 3, the default
