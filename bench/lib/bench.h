@@ -13,8 +13,9 @@
  * Commands sent: reads `GET key`, updates and inserts `SET key value` (cairn
  * maps these to the table `default`), or with a table name `KV.GET table
  * key` and `KV.PUT table key value`; scans by a template, by default
- * `KV.SCAN default {start} "" LIMIT {n}` ({start} is the first key, {n} the
- * scan length, "" an empty argument).
+ * `KV.SCAN {table} {start} "" LIMIT {n}` ({table} is the table name or
+ * `default`, {start} the first key, {n} the scan length, "" an empty
+ * argument).
  *
  * Honest reporting (the rules the report follows):
  *  1. Latency is measured per request from when it is queued for sending to
@@ -41,7 +42,7 @@
 
 typedef enum bench_phase { BENCH_PHASE_LOAD, BENCH_PHASE_RUN } bench_phase;
 
-#define BENCH_DEFAULT_SCAN "KV.SCAN default {start} \"\" LIMIT {n}"
+#define BENCH_DEFAULT_SCAN "KV.SCAN {table} {start} \"\" LIMIT {n}"
 
 typedef struct bench_config {
     const char *host;

@@ -117,9 +117,14 @@ static int append_scan(runner *r, buf *b, const char *key, unsigned n)
     const char *argv[MAX_SCAN_ARGS];
     for (size_t i = 0; i < r->scan_argc; i++) {
         const char *w = r->scan_words[i];
-        argv[i] = strcmp(w, "{start}") == 0 ? key
-                  : strcmp(w, "{n}") == 0   ? num
-                                            : w;
+        if (strcmp(w, "{start}") == 0)
+            argv[i] = key;
+        else if (strcmp(w, "{n}") == 0)
+            argv[i] = num;
+        else if (strcmp(w, "{table}") == 0)
+            argv[i] = r->cfg->table ? r->cfg->table : "default";
+        else
+            argv[i] = w;
     }
     return resp_write_command(b, r->scan_argc, argv, NULL);
 }
@@ -398,6 +403,15 @@ static void on_drain_timeout(uv_timer_t *t)
 static void on_stop(uv_timer_t *t)
 {
     runner *r = t->data;
+    /* libuv's loop clock is coarse (milliseconds, CLOCK_MONOTONIC_COARSE):
+     * the timer may fire a few ms before the precise duration. Re-arm for
+     * the rest, so a run lasts at least what was asked. */
+    double left = r->cfg->duration_s - elapsed_s(r);
+    if (left > 0) {
+        uv_timer_start(&r->stop_timer, on_stop, (uint64_t)(left * 1000) + 1,
+                       0);
+        return;
+    }
     r->stopping = true;
     uv_timer_start(&r->drain_timer, on_drain_timeout, DRAIN_TIMEOUT_MS, 0);
     maybe_finish(r);
@@ -579,6 +593,11 @@ static int runner_start(runner *r)
         fprintf(stderr, "bench: '%s' is not an IP address\n", r->cfg->host);
         return CAIRN_ERR_INVALID;
     }
+    /* The loop's clock was read at uv_loop_init, before the O(records)
+     * preparation: refresh it so that the stop timer counts from now, the
+     * same instant elapsed time counts from. */
+    uv_update_time(&r->loop);
+    r->start_ns = uv_hrtime();
     if (r->target == 0)
         uv_timer_start(&r->stop_timer, on_stop,
                        (uint64_t)(r->cfg->duration_s * 1000), 0);

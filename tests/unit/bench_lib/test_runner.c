@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -28,7 +29,8 @@
 #define MAX_FDS 64
 
 /* The fake server: SET and KV.PUT answer +OK, GET answers a value unless
- * the key ends in '7' (nil), anything else "-WRONG no such command". */
+ * the key ends in '7' (nil), a well-formed `KV.SCAN table start "" LIMIT n`
+ * answers an empty page, anything else "-WRONG no such command". */
 typedef struct fake {
     int listen_fd;
     int stop_pipe[2];
@@ -37,9 +39,34 @@ typedef struct fake {
     uint64_t commands;
 } fake;
 
+static bool arg_is(const resp_arg *a, const char *s)
+{
+    return a->len == strlen(s) && memcmp(a->p, s, a->len) == 0;
+}
+
+/* KV.SCAN <default or t> user... "" LIMIT 1..100 */
+static bool scan_ok(const resp_cmd *cmd)
+{
+    const resp_arg *a = cmd->argv;
+    if (cmd->argc != 6 || !arg_is(&a[0], "KV.SCAN") ||
+        !(arg_is(&a[1], "default") || arg_is(&a[1], "t")) ||
+        a[2].len != BENCH_KEY_LEN || a[3].len != 0 ||
+        !arg_is(&a[4], "LIMIT"))
+        return false;
+    char n[8] = {0};
+    memcpy(n, a[5].p, a[5].len < 7 ? a[5].len : 7);
+    return atoi(n) >= 1 && atoi(n) <= 100;
+}
+
 static void answer(buf *out, const resp_cmd *cmd)
 {
     const resp_arg *a = cmd->argv;
+    if (scan_ok(cmd)) {
+        resp_write_array(out, 2);
+        resp_write_bulk_str(out, "");
+        resp_write_array(out, 0);
+        return;
+    }
     if ((a[0].len == 3 && memcmp(a[0].p, "SET", 3) == 0) ||
         (a[0].len == 6 && memcmp(a[0].p, "KV.PUT", 6) == 0)) {
         resp_write_simple(out, "OK");
@@ -199,13 +226,36 @@ static void test_run_workload_a(void **state)
     bench_result_free(res);
 }
 
-/* Workload E: the fake has no KV.SCAN; every scan is an error under its
- * first word, inserts succeed, and nothing lands in the scan histogram. */
+/* Workload E with the default scan template, on `default` and on a named
+ * table: the fake checks every argument of every scan. */
+static void test_scans(void **state)
+{
+    fake *f = *state;
+    const char *tables[] = {NULL, "t"};
+    for (int i = 0; i < 2; i++) {
+        bench_config cfg;
+        config(&cfg, f, "E");
+        cfg.table = tables[i];
+        cfg.ops = 1000;
+        bench_result *res;
+        assert_int_equal(bench_run(&cfg, BENCH_PHASE_RUN, &res), 0);
+        assert_int_equal(bench_result_errors(res), 0);
+        assert_true(bench_hist_count(res->ops[BENCH_OP_SCAN].hist) > 800);
+        assert_int_equal(bench_hist_count(res->ops[BENCH_OP_SCAN].hist) +
+                             bench_hist_count(res->ops[BENCH_OP_INSERT].hist),
+                         1000);
+        bench_result_free(res);
+    }
+}
+
+/* A scan command the server does not know: every scan is an error under
+ * its first word, inserts succeed, nothing lands in the scan histogram. */
 static void test_errors_counted_by_word(void **state)
 {
     fake *f = *state;
     bench_config cfg;
     config(&cfg, f, "E");
+    cfg.scan_cmd = "NOPE {start} {n}";
     cfg.pipeline = 1;
     cfg.ops = 1000;
     bench_result *res;
@@ -286,6 +336,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_load_phase),
         cmocka_unit_test(test_run_workload_a),
+        cmocka_unit_test(test_scans),
         cmocka_unit_test(test_errors_counted_by_word),
         cmocka_unit_test(test_duration_run),
         cmocka_unit_test(test_refused_connection),
