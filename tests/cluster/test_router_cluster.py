@@ -1,14 +1,13 @@
 """The router with real nodes: real etcd, three real `cairn node` processes
 (Raft per range), a real `cairn router`, and redis-py.
 
-The nodes are registered in etcd by the test the way a node registers
-itself (node record + liveness key), so the router's TABLE.CREATE places
-and creates replicas through the node admin RPC, then everything goes
-through the router: table lifecycle, put/get/delete, scans over a pre-split
+The nodes register themselves in etcd (`--etcd`: node record, lease-backed
+liveness key, leader records), so the router's TABLE.CREATE places and
+creates replicas through the node admin RPC, then everything goes through
+the router: table lifecycle, put/get/delete, scans over a pre-split
 table with concurrent writers, a leadership transfer behind the router's
 back, kill -9 of a leader under write load, and redis-benchmark.
 """
-import json
 import threading
 import time
 import subprocess
@@ -27,9 +26,8 @@ def cl():
     nodes = None
     try:
         etcd = Etcd(procs, wd.path)
-        nodes = nodeharness.Cluster(3).start()
-        for n in nodes.nodes:
-            register(etcd, n)
+        nodes = nodeharness.Cluster(3, node_args=["--etcd", etcd.url]).start()
+        wait_live(etcd, 3)
         state = {"etcd": etcd, "nodes": nodes, "procs": procs, "dir": wd.path,
                  "router": Router(procs, wd.path, etcd.url)}
         yield state
@@ -41,10 +39,9 @@ def cl():
         wd.cleanup()
 
 
-def register(etcd, n):
-    etcd.put(b"/cairn/nodes/%016x" % n.id,
-             json.dumps({"addr": n.addr, "capacity": 1 << 40}).encode())
-    etcd.put(b"/cairn/live/%016x" % n.id, b"1")
+def wait_live(etcd, n):
+    wait_for(lambda: len(etcd.get_prefix(b"/cairn/live/")) >= n, 20,
+             "%d nodes registered in etcd" % n)
 
 
 @pytest.fixture
@@ -177,6 +174,7 @@ def test_kill_leader_under_write_load(cl, r):
         p.execute_command("KV.GET", "kl", k)
     assert p.execute() == [k.encode() for k in ks]  # no acknowledged write lost
     leader.start()
+    wait_live(cl["etcd"], 3)
 
 
 def test_data_path_survives_etcd_restart(cl, r):
