@@ -72,6 +72,9 @@ typedef struct engine_options {
     /* LMDB map size in bytes (the most the store can hold); 0 = default
      * (documented in docs/ARCHITECTURE.md). Ignored by RocksDB. */
     uint64_t lmdb_map_size;
+    /* RocksDB memtable size in bytes; 0 = default (64 MiB). Small values
+     * make tests exercise flushes and compactions. Ignored by LMDB. */
+    uint64_t rocks_write_buffer_size;
 } engine_options;
 
 /* One record as a reader sees it. Pointers stay valid until the next call on

@@ -507,13 +507,17 @@ static const engine_ops rk_ops = {
     .range_stats = rk_range_stats,
 };
 
-static void rk_set_options(rk_engine *e)
+static void rk_set_options(rk_engine *e, const engine_options *o)
 {
     e->opts = rocksdb_options_create();
     rocksdb_options_set_create_if_missing(e->opts, 1);
+    if (o->rocks_write_buffer_size > 0)
+        rocksdb_options_set_write_buffer_size(e->opts,
+                                              o->rocks_write_buffer_size);
     rocksdb_options_set_wal_recovery_mode(e->opts,
                                           rocksdb_point_in_time_recovery);
     rocksdb_options_set_max_background_jobs(e->opts, 2);
+    rocksdb_options_set_keep_log_file_num(e->opts, 10); /* info logs */
     /* Point reads of absent keys (dual read, LWW checks) skip SSTs. */
     e->table = rocksdb_block_based_options_create();
     e->cache = rocksdb_cache_create_lru(RK_BLOCK_CACHE);
@@ -534,7 +538,7 @@ int engine_rocks_open(const char *dir, const engine_options *opts,
         return CAIRN_ERR_NOMEM;
     e->base.ops = &rk_ops;
     e->base.kind = ENGINE_LSM;
-    rk_set_options(e);
+    rk_set_options(e, opts);
     char *err = NULL;
     e->db = rocksdb_open(e->opts, dir, &err);
     if (err != NULL) {

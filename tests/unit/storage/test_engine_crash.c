@@ -4,7 +4,7 @@
  * exactly the state at its stored applied index, and loses nothing that
  * engine_sync() made durable.
  *
- * A child process opens the store and writes a stream of batches; batch i
+ * A child process (this binary, re-executed) opens the store and writes a stream of batches; batch i
  * sets applied index i on two ranges and writes keys and values (and, one
  * batch in eight, an interval delete) that are a pure function of i, so the
  * parent can compute the expected state at any index. The child reports
@@ -16,6 +16,7 @@
  * Set CAIRN_CRASH_SEED to replay a run.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -38,6 +39,12 @@
 #define OPS_PER_BATCH 6
 #define SYNC_EVERY 16  /* batches between engine_sync() calls */
 #define MSG_LEN 9      /* tag byte + big-endian u64 */
+
+/* A small RocksDB memtable, so that kills also land in flushes and
+ * compactions, not only in WAL appends. */
+static const engine_options crash_opts = {
+    .rocks_write_buffer_size = 256 * 1024,
+};
 
 enum { MSG_OPENED = 'o', MSG_INTENT = 'i', MSG_DONE = 'd', MSG_SYNCED = 's' };
 
@@ -163,10 +170,11 @@ static void report(int fd, char tag, uint64_t v)
         _exit(3);
 }
 
+/* Runs in its own process (main's --child), until killed. */
 static void child(engine_kind kind, const char *dir, int fd)
 {
     engine *e;
-    if (engine_open(kind, dir, NULL, &e) != 0)
+    if (engine_open(kind, dir, &crash_opts, &e) != 0)
         _exit(1);
     uint64_t i;
     if (engine_applied_index(e, NULL, 1, &i) != 0)
@@ -334,7 +342,7 @@ static uint64_t verify(engine_kind kind, const char *dir, const progress *p,
                        uint64_t before)
 {
     engine *e;
-    assert_int_equal(engine_open(kind, dir, NULL, &e), 0);
+    assert_int_equal(engine_open(kind, dir, &crash_opts, &e), 0);
     uint64_t a1, a2;
     assert_int_equal(engine_applied_index(e, NULL, 1, &a1), 0);
     assert_int_equal(engine_applied_index(e, NULL, 2, &a2), 0);
@@ -363,11 +371,19 @@ static void crash_round(engine_kind kind, const char *dir, unsigned *rng,
 {
     int fds[2];
     assert_int_equal(pipe(fds), 0);
+    fcntl(fds[0], F_SETFD, FD_CLOEXEC); /* the child only writes */
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
         close(fds[0]);
-        child(kind, dir, fds[1]);
+        /* A fresh process image: the parent has RocksDB's background
+         * threads from earlier rounds, and a forked child would inherit
+         * its thread pool without the threads (no flush, no compaction). */
+        char fd[16];
+        snprintf(fd, sizeof fd, "%d", fds[1]);
+        execl("/proc/self/exe", "test_storage_engine_crash", "--child",
+              engine_kind_name(kind), dir, fd, (char *)NULL);
+        _exit(4);
     }
     close(fds[1]);
     progress p = {0};
@@ -429,8 +445,12 @@ static void test_crash_lsm(void **state)
     crash_test(ENGINE_LSM);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    engine_kind kind;
+    if (argc == 5 && strcmp(argv[1], "--child") == 0 &&
+        engine_kind_parse(argv[2], &kind) == 0)
+        child(kind, argv[3], atoi(argv[4])); /* never returns */
     /* a child killed mid-write must not take the parent with it */
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
