@@ -112,6 +112,40 @@ static void del_done(struct rop *op, int status, const rpc_reply *rep)
     finish(op->r, q);
 }
 
+/*
+ * Deletes report whether a live value was deleted (KV.DEL 1/0, DEL's
+ * count). A node's DEL reply says NOT_FOUND when it knows the key held no
+ * live value, but a node may also just acknowledge the tombstone; so the
+ * router first reads the key from the leader: absent -> 0 without writing
+ * (as if the delete came first), present -> delete. Two clients deleting
+ * the same key at once may then both count it.
+ */
+static struct rop *start_del_after_probe(struct rop *probe, rop_done_fn done)
+{
+    struct rop *op = router_op_new(probe->r, probe->req, RPC_DEL,
+                                   probe->table_id, done);
+    if (op == NULL)
+        return NULL;
+    op->idx = probe->idx;
+    op->key = probe->key;
+    op->key_len = probe->key_len;
+    router_op_start(op);
+    return op;
+}
+
+static void del_probe_done(struct rop *op, int status, const rpc_reply *rep)
+{
+    struct rreq *q = op->req;
+    if (q == NULL)
+        return;
+    if (status == 0) {
+        if (start_del_after_probe(op, del_done) != NULL)
+            return;
+        status = CAIRN_ERR_NOMEM;
+    }
+    del_done(op, status, rep);
+}
+
 static void start_key_op(struct router *r, struct rreq *q, rpc_type type,
                          rop_done_fn done)
 {
@@ -208,15 +242,25 @@ static void fan_done(struct rop *op, int status, const rpc_reply *rep)
     finish(op->r, q);
 }
 
+/* DEL key...: each key is probed first (see start_del_after_probe). */
+static void fan_del_probe_done(struct rop *op, int status,
+                               const rpc_reply *rep)
+{
+    if (op->req != NULL && status == 0 &&
+        start_del_after_probe(op, fan_done) != NULL)
+        return;
+    fan_done(op, status == 0 ? CAIRN_ERR_NOMEM : status, rep);
+}
+
 static void start_fan_out(struct router *r, struct rreq *q)
 {
     const router_table *t = ready_table(r, q);
     if (t == NULL)
         return;
     size_t n = q->cmd.nargs;
-    rpc_type type = q->cmd.kind == RCMD_MSET  ? RPC_PUT
-                    : q->cmd.kind == RCMD_DEL ? RPC_DEL
-                                              : RPC_GET;
+    rpc_type type = q->cmd.kind == RCMD_MSET ? RPC_PUT : RPC_GET;
+    rop_done_fn done =
+        q->cmd.kind == RCMD_DEL ? fan_del_probe_done : fan_done;
     if (q->cmd.kind == RCMD_MGET &&
         (q->parts = calloc(n, sizeof *q->parts)) == NULL) {
         router_reply_status(q, CAIRN_ERR_NOMEM, NULL);
@@ -226,7 +270,7 @@ static void start_fan_out(struct router *r, struct rreq *q)
     struct rop **ops = calloc(n, sizeof *ops);
     for (size_t i = 0; ops != NULL && i < n; i++) {
         const router_arg *a = &q->cmd.args[i * q->cmd.stride];
-        ops[i] = router_op_new(r, q, type, t->id, fan_done);
+        ops[i] = router_op_new(r, q, type, t->id, done);
         if (ops[i] == NULL)
             break;
         ops[i]->idx = i;
@@ -365,7 +409,7 @@ void router_exec(struct router *r, struct rreq *q)
         start_key_op(r, q, RPC_PUT, put_done);
         break;
     case RCMD_KV_DEL:
-        start_key_op(r, q, RPC_DEL, del_done);
+        start_key_op(r, q, RPC_GET, del_probe_done);
         break;
     case RCMD_DEL:
     case RCMD_EXISTS:

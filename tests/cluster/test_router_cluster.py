@@ -68,6 +68,8 @@ def test_lifecycle_and_put_get_delete(r):
     s2 = r.execute_command("KV.PUT", "t1", "k", "v2", "IFSEQ", s1)
     assert s2 > s1
     assert r.execute_command("KV.DEL", "t1", "k") == 1
+    assert r.execute_command("KV.DEL", "t1", "k") == 0
+    assert r.execute_command("KV.DEL", "t1", "never") == 0
     assert r.execute_command("KV.GET", "t1", "k") is None
     assert r.execute_command("TABLE.CREATE", "lsm1", "ENGINE", "lsm") == b"OK"
     r.execute_command("KV.PUT", "lsm1", "a", "b")
@@ -230,3 +232,8 @@ def test_redis_benchmark(cl):
     print(text)
     assert "rror" not in text, text
     assert "SET:" in text and "GET:" in text
+    assert r.mset({"m1": "1", "m2": "2"}) is True
+    assert r.mget("m1", "m2", "m3") == [b"1", b"2", None]
+    assert r.exists("m1", "m2", "m3") == 2
+    assert r.delete("m1", "m2", "m3") == 2
+    assert r.delete("m1") == 0
