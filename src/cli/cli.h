@@ -21,5 +21,6 @@ int cmd_meta(int argc, char **argv);
 int cmd_router(int argc, char **argv);
 int cmd_node(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_controller(int argc, char **argv);
 
 #endif

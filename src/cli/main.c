@@ -16,6 +16,7 @@ static const struct cli_command commands[] = {
     {"router", "run a request manager (RESP server)", cmd_router},
     {"node", "run a storage node (range replicas)", cmd_node},
     {"bench", "YCSB-style load against a RESP server", cmd_bench},
+    {"controller", "run a cluster controller (one active, elected)", cmd_controller},
 };
 
 static int usage(FILE *out)

@@ -1,0 +1,46 @@
+/*
+ * controller.h - the cluster controller (issue 4, "cairn controller";
+ * MISSION.md, metadata manager): one active instance, elected through an
+ * etcd lease, that drives the metadata and the nodes towards what the
+ * metadata says.
+ *
+ * First cut: it finishes or rolls back table creations that nobody
+ * finished (a router that died mid-create), finishes drops (nodes lose the
+ * ranges' data, then the metadata goes), and polls every live node's
+ * metrics, recording the leaders it learns of as a backstop to the nodes'
+ * own records. Its loop is a list of reconcilers (controller_int.h) so
+ * that replacement, split and move are added as further ones.
+ *
+ * Every action re-checks that this instance still holds the election, and
+ * every metadata change is a compare-and-swap (meta.h): a deposed
+ * controller that wakes up late cannot undo its successor's work.
+ */
+#ifndef CAIRN_CONTROLLER_H
+#define CAIRN_CONTROLLER_H
+
+#include <stdbool.h>
+
+typedef struct controller_config {
+    const char *etcd;   /* "http://host:port[,...]" */
+    const char *prefix; /* NULL = META_PREFIX_DEFAULT */
+    const char *name;   /* candidate name in P/controller, e.g. "host:pid" */
+    int lease_ttl_s;    /* election lease, >= 2 (0 = 5) */
+    int interval_ms;    /* loop period (0 = 1000) */
+    int create_timeout_ms; /* a CREATING table older than this is finished
+                              or rolled back (0 = 30000: beyond a router's
+                              own create deadline) */
+} controller_config;
+
+typedef struct controller controller;
+
+/* Start campaigning and the loop, each on a thread of its own. Does no
+ * blocking etcd I/O on the caller's thread. 0, CAIRN_ERR_INVALID, NOMEM. */
+int controller_start(const controller_config *cfg, controller **out);
+
+/* Whether this instance is the active controller now. */
+bool controller_is_active(controller *c);
+
+/* Stop the loop and resign (another candidate takes over at once). */
+void controller_stop(controller *c);
+
+#endif

@@ -1,0 +1,175 @@
+/*
+ * reconcile_create.c - finish or roll back table creations (issue 4,
+ * "Tables": a create interrupted by a crash at any step is either
+ * completed or rolled back; it never leaves a half table visible).
+ *
+ * A router creates a table itself (CREATING, replicas, leaders, READY) and
+ * gives up within its own deadline. A table still CREATING after
+ * create_timeout_ms (longer than that deadline, so the controller never
+ * races a live router) was abandoned: if every range has a leader the
+ * create had in fact succeeded, so mark it READY; if not, (re)create the
+ * missing replicas on their nodes (CREATE_REPLICA is idempotent: EXISTS)
+ * for another create_timeout_ms, then roll back by marking it DROPPING,
+ * which the drop reconciler finishes. The age is counted from when this
+ * controller first saw the table, so a new controller waits a full timeout
+ * again: late is safe, early is not.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "controller/controller_int.h"
+#include "storage/engine.h" /* engine_kind: the RPC's engine byte */
+
+#define RETRY_EVERY_MS 5000
+
+typedef struct seen {
+    uint64_t table_id;
+    uint64_t since_ms;   /* first seen CREATING */
+    uint64_t retry_ms;   /* next CREATE_REPLICA round */
+    bool alive;          /* seen in this pass */
+} seen;
+
+typedef struct create_state {
+    seen *v;
+    size_t n, cap;
+} create_state;
+
+static void *create_init(ctl *c)
+{
+    return calloc(1, sizeof(create_state));
+}
+
+static void create_fini(void *state)
+{
+    create_state *s = state;
+    if (s)
+        free(s->v);
+    free(s);
+}
+
+static seen *find_seen(create_state *s, uint64_t table_id, uint64_t now)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (s->v[i].table_id == table_id)
+            return &s->v[i];
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 8;
+        seen *v = realloc(s->v, cap * sizeof *v);
+        if (v == NULL)
+            return NULL;
+        s->v = v;
+        s->cap = cap;
+    }
+    s->v[s->n] = (seen){.table_id = table_id, .since_ms = now};
+    return &s->v[s->n++];
+}
+
+static bool all_led(const meta_map *map, uint64_t table_id)
+{
+    size_t n = 0;
+    const meta_range *rs = meta_map_ranges(map, table_id, &n);
+    for (size_t i = 0; i < n; i++)
+        if (meta_map_leader(map, rs[i].id) == NULL)
+            return false;
+    return n > 0;
+}
+
+/* Create every replica of a range on its node, all bootstrapped with the
+ * same voters, as the router does. */
+static void create_range(ctl *c, const meta_map *map, const meta_table *t,
+                         const meta_range *rg)
+{
+    rpc_request req;
+    memset(&req, 0, sizeof req);
+    req.type = RPC_CREATE_REPLICA;
+    req.id = 1;
+    req.range_id = rg->id;
+    req.epoch = rg->epoch;
+    req.table_id = t->id;
+    req.engine = (uint8_t)(t->engine == META_ENGINE_LSM ? ENGINE_LSM
+                                                         : ENGINE_BTREE);
+    req.key = (rpc_bytes){rg->start, rg->start_len};
+    req.end = (rpc_bytes){rg->end, rg->end_len};
+    req.bootstrap = true;
+    for (int i = 0; i < rg->n_replicas && req.n_peers < RPC_MAX_PEERS; i++) {
+        const meta_node *n = meta_map_node(map, rg->replicas[i]);
+        if (n == NULL)
+            return; /* placement names an unknown node: leave it to rollback */
+        req.peers[req.n_peers].id = n->id;
+        req.peers[req.n_peers].addr =
+            (rpc_bytes){(const uint8_t *)n->addr, strlen(n->addr)};
+        req.n_peers++;
+    }
+    for (unsigned i = 0; i < req.n_peers && ctl_active(c); i++) {
+        char addr[META_ADDR_MAX + 1];
+        buf msg = BUF_INIT;
+        snprintf(addr, sizeof addr, "%.*s", (int)req.peers[i].addr.len,
+                 (const char *)req.peers[i].addr.p);
+        int rc = ctl_node_rpc(addr, &req, &msg);
+        if (rc != 0 && rc != CAIRN_ERR_EXISTS)
+            ctl_log(c, "table %s: cannot create range %" PRIu64
+                    " on node %" PRIu64 ": %s %s", t->name, rg->id,
+                    req.peers[i].id, cairn_err_word(rc),
+                    msg.len ? (const char *)msg.data : "");
+        buf_free(&msg);
+    }
+}
+
+static void reconcile_table(ctl *c, const meta_map *map, const meta_table *t,
+                            seen *s, uint64_t now)
+{
+    int timeout = ctl_config(c)->create_timeout_ms;
+    if (now - s->since_ms < (uint64_t)timeout || !ctl_active(c))
+        return;
+    if (all_led(map, t->id)) {
+        int rc = meta_table_set_ready(ctl_meta(c), t->name, t->id);
+        ctl_log(c, "table %s: interrupted create finished (ready): %s",
+                t->name, rc ? cairn_err_message(rc) : "ok");
+    } else if (now - s->since_ms < 2 * (uint64_t)timeout) {
+        if (now < s->retry_ms)
+            return;
+        s->retry_ms = now + RETRY_EVERY_MS;
+        size_t n = 0;
+        const meta_range *rs = meta_map_ranges(map, t->id, &n);
+        for (size_t i = 0; i < n; i++)
+            if (meta_map_leader(map, rs[i].id) == NULL)
+                create_range(c, map, t, &rs[i]);
+    } else {
+        int rc = meta_table_drop(ctl_meta(c), t->name, NULL);
+        ctl_log(c, "table %s: create abandoned, rolled back (dropping): %s",
+                t->name, rc ? cairn_err_message(rc) : "ok");
+    }
+}
+
+static void create_run(ctl *c, void *state, const meta_map *map)
+{
+    create_state *s = state;
+    uint64_t now = ctl_now_ms();
+    for (size_t i = 0; i < s->n; i++)
+        s->v[i].alive = false;
+    for (size_t i = 0; i < meta_map_table_count(map); i++) {
+        const meta_table *t = meta_map_table_at(map, i);
+        if (t->state != META_TABLE_CREATING)
+            continue;
+        seen *e = find_seen(s, t->id, now);
+        if (e == NULL)
+            continue;
+        e->alive = true;
+        reconcile_table(c, map, t, e, now);
+    }
+    size_t k = 0; /* forget tables that left CREATING */
+    for (size_t i = 0; i < s->n; i++)
+        if (s->v[i].alive)
+            s->v[k++] = s->v[i];
+    s->n = k;
+}
+
+const ctl_reconciler ctl_reconcile_create = {
+    .name = "create",
+    .init = create_init,
+    .fini = create_fini,
+    .run = create_run,
+};
