@@ -171,36 +171,83 @@ int entry_next(entry_reader *er, entry_op *op)
     return 1;
 }
 
-/* What the key holds as of the ops of this entry applied so far (searched
- * newest first), else as of the store. 1 found, 0 absent, or an error. */
-static int current_seq(engine *e, uint64_t range_id, const entry_op *done,
-                       size_t n_done, const entry_op *op, seq *s,
-                       bool *tombstone, buf *scratch)
+/* ---- applying ------------------------------------------------------- */
+
+/* An op added to the batch but not yet written: conditions of later ops
+ * must see it. Its key is copied into `keys`. */
+typedef struct pending {
+    size_t off, len;
+    seq seq;
+    bool tombstone;
+} pending;
+
+struct entry_applier {
+    engine *e;
+    uint64_t range_id;
+    engine_batch *batch;
+    uint64_t index;   /* last index added */
+    uint64_t written; /* last index written */
+    size_t entries;   /* entries added since the last write */
+    buf keys;
+    pending *v;
+    size_t n, cap;
+    buf scratch;
+};
+
+entry_applier *entry_applier_new(engine *e, uint64_t range_id,
+                                 uint64_t applied)
 {
-    for (size_t i = n_done; i-- > 0;) {
-        if (done[i].key_len == op->key_len &&
-            memcmp(done[i].key, op->key, op->key_len) == 0) {
-            *s = done[i].seq;
-            *tombstone = done[i].kind == ENTRY_OP_DEL;
+    entry_applier *a = calloc(1, sizeof *a);
+    if (a == NULL || (a->batch = engine_batch_new()) == NULL) {
+        free(a);
+        return NULL;
+    }
+    a->e = e;
+    a->range_id = range_id;
+    a->index = a->written = applied;
+    return a;
+}
+
+void entry_applier_free(entry_applier *a)
+{
+    if (a == NULL)
+        return;
+    engine_batch_free(a->batch);
+    buf_free(&a->keys);
+    buf_free(&a->scratch);
+    free(a->v);
+    free(a);
+}
+
+size_t entry_applier_pending(const entry_applier *a) { return a->entries; }
+
+/* What the key holds as of the pending ops (newest first), else as of the
+ * store. 1 found, 0 absent, or an error. */
+static int current_seq(entry_applier *a, const entry_op *op, seq *s,
+                       bool *tombstone)
+{
+    for (size_t i = a->n; i-- > 0;) {
+        if (a->v[i].len == op->key_len &&
+            memcmp(a->keys.data + a->v[i].off, op->key, op->key_len) == 0) {
+            *s = a->v[i].seq;
+            *tombstone = a->v[i].tombstone;
             return 1;
         }
     }
-    int rc = engine_get(e, NULL, range_id, op->key, op->key_len, s,
-                        tombstone, scratch);
+    int rc = engine_get(a->e, NULL, a->range_id, op->key, op->key_len, s,
+                        tombstone, &a->scratch);
     if (rc == CAIRN_ERR_NOT_FOUND)
         return 0;
     return rc == 0 ? 1 : rc;
 }
 
-static int check_cond(engine *e, uint64_t range_id, const entry_op *done,
-                      size_t n_done, const entry_op *op, buf *scratch)
+static int check_cond(entry_applier *a, const entry_op *op)
 {
     if (op->cond == ENTRY_COND_NONE)
         return 0;
     seq cur;
     bool tomb = false;
-    int found = current_seq(e, range_id, done, n_done, op, &cur, &tomb,
-                            scratch);
+    int found = current_seq(a, op, &cur, &tomb);
     if (found < 0)
         return found;
     if (op->cond == ENTRY_COND_IFABSENT)
@@ -210,54 +257,93 @@ static int check_cond(engine *e, uint64_t range_id, const entry_op *done,
                : CAIRN_ERR_CONDITION;
 }
 
-static int add_op(engine_batch *b, uint64_t range_id, const entry_op *op)
+static int add_op(entry_applier *a, const entry_op *op)
 {
+    int rc;
     if (op->kind == ENTRY_OP_DEL)
-        return engine_batch_tombstone(b, range_id, op->key, op->key_len,
-                                      &op->seq);
-    return engine_batch_put(b, range_id, op->key, op->key_len, &op->seq,
-                            op->value, op->value_len);
+        rc = engine_batch_tombstone(a->batch, a->range_id, op->key,
+                                    op->key_len, &op->seq);
+    else
+        rc = engine_batch_put(a->batch, a->range_id, op->key, op->key_len,
+                              &op->seq, op->value, op->value_len);
+    if (rc != 0)
+        return rc;
+    if (a->n == a->cap) {
+        size_t cap = a->cap ? a->cap * 2 : 64;
+        pending *v = realloc(a->v, cap * sizeof *v);
+        if (v == NULL)
+            return CAIRN_ERR_NOMEM;
+        a->v = v;
+        a->cap = cap;
+    }
+    pending *pd = &a->v[a->n];
+    pd->off = a->keys.len;
+    pd->len = op->key_len;
+    pd->seq = op->seq;
+    pd->tombstone = op->kind == ENTRY_OP_DEL;
+    rc = buf_append(&a->keys, op->key, op->key_len);
+    if (rc == 0)
+        a->n++;
+    return rc;
 }
 
-int entry_apply(engine *e, engine_batch *batch, uint64_t range_id,
-                uint64_t index, const void *p, size_t len,
-                entry_result *results, seq_clock *clock)
+int entry_applier_add(entry_applier *a, uint64_t index, const void *p,
+                      size_t len, entry_result *results, seq_clock *clock)
 {
     entry_reader er;
+    entry_op op;
     int rc = entry_parse(p, len, &er);
     if (rc != 0)
         return rc;
-    entry_op *done = calloc(er.n_ops ? er.n_ops : 1, sizeof *done);
-    buf scratch = BUF_INIT;
-    size_t n_done = 0;
-    if (done == NULL)
-        return CAIRN_ERR_NOMEM;
-    engine_batch_clear(batch);
-    entry_op op;
     for (uint32_t i = 0; rc == 0 && entry_next(&er, &op) == 1; i++) {
-        int st = check_cond(e, range_id, done, n_done, &op, &scratch);
-        if (st != 0 && st != CAIRN_ERR_CONDITION) {
-            rc = st;
-            break;
-        }
+        int st = check_cond(a, &op);
+        if (st != 0 && st != CAIRN_ERR_CONDITION)
+            return st;
         if (results) {
             results[i].status = st;
             results[i].seq = op.seq;
         }
         if (clock)
             seq_observe(clock, &op.seq);
-        if (st == 0) {
-            rc = add_op(batch, range_id, &op);
-            done[n_done++] = op;
-        }
+        if (st == 0)
+            rc = add_op(a, &op);
     }
     if (rc == 0)
-        rc = engine_batch_set_applied(batch, range_id, index);
+        rc = engine_batch_set_applied(a->batch, a->range_id, index);
+    if (rc == 0) {
+        a->index = index;
+        a->entries++;
+    }
+    return rc;
+}
+
+int entry_applier_flush(entry_applier *a)
+{
+    if (a->entries == 0)
+        return 0;
+    int rc = engine_write(a->e, a->batch);
+    if (rc != 0)
+        return rc;
+    engine_batch_clear(a->batch);
+    buf_reset(&a->keys);
+    a->n = 0;
+    a->entries = 0;
+    a->written = a->index;
+    return 0;
+}
+
+int entry_apply(engine *e, engine_batch *batch, uint64_t range_id,
+                uint64_t index, const void *p, size_t len,
+                entry_result *results, seq_clock *clock)
+{
+    (void)batch;
+    entry_applier *a = entry_applier_new(e, range_id, 0);
+    if (a == NULL)
+        return CAIRN_ERR_NOMEM;
+    int rc = entry_applier_add(a, index, p, len, results, clock);
     if (rc == 0)
-        rc = engine_write(e, batch);
-    engine_batch_clear(batch);
-    buf_free(&scratch);
-    free(done);
+        rc = entry_applier_flush(a);
+    entry_applier_free(a);
     return rc;
 }
 

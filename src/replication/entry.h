@@ -98,10 +98,36 @@ typedef struct entry_result {
  * Conditions are evaluated here, against the state the entry applies to,
  * including earlier ops of the same entry: that makes a conditional put
  * atomic. `results` (n_ops of them) may be NULL. Every op's sequencer is
- * passed to `clock` (seq_observe) if not NULL. */
+ * passed to `clock` (seq_observe) if not NULL. `batch` is unused (kept for
+ * callers); this is entry_applier_add + entry_applier_flush. */
 int entry_apply(engine *e, engine_batch *batch, uint64_t range_id,
                 uint64_t index, const void *p, size_t len,
                 entry_result *results, seq_clock *clock);
+
+/* An applier applies consecutive entries of one range into ONE engine
+ * batch, written by entry_applier_flush(): libraft applies every entry that
+ * commits in one callback, and the index store may fsync per write, so the
+ * replica flushes once per loop iteration (and before anything reads the
+ * store). Conditions of later entries see the pending ops of earlier ones.
+ * The batch carries the applied index of the last entry added, so a write
+ * is still all-or-nothing and exactly at an entry boundary. */
+typedef struct entry_applier entry_applier;
+
+/* `applied` is the range's applied index in the store. NULL if no memory. */
+entry_applier *entry_applier_new(engine *e, uint64_t range_id,
+                                 uint64_t applied);
+void entry_applier_free(entry_applier *a);
+
+/* Add entry `index` (the next one). Errors: CAIRN_ERR_CORRUPT (malformed,
+ * nothing added), or an engine error (the applier must then be dropped). */
+int entry_applier_add(entry_applier *a, uint64_t index, const void *p,
+                      size_t len, entry_result *results, seq_clock *clock);
+
+/* Number of entries added and not yet written. */
+size_t entry_applier_pending(const entry_applier *a);
+
+/* Write the pending entries (one engine_write); no-op if none. */
+int entry_applier_flush(entry_applier *a);
 
 /* ---- range meta ------------------------------------------------------- */
 

@@ -60,7 +60,7 @@ struct replica {
     range_meta meta;
     uint64_t range_id;
     engine *eng;
-    engine_batch *batch;
+    entry_applier *applier; /* committed entries not yet written */
     struct raft raft;
     struct raft_io io;
     struct raft_uv_transport transport;
@@ -213,6 +213,27 @@ static void observe_only(replica *r, const void *p, size_t len)
         seq_observe(r->env->clock, &op.seq);
 }
 
+/* The index store refused a committed entry: continuing would let this
+ * replica diverge. Stop; a restart replays from the store's applied index. */
+static void apply_failed(replica *r, uint64_t index, int rc)
+{
+    fprintf(stderr,
+            "cairn node: range %llu: applying entries up to %llu failed: %s;"
+            " stopping\n",
+            (unsigned long long)r->range_id, (unsigned long long)index,
+            cairn_err_message(rc));
+    abort();
+}
+
+/* Write the applied-but-pending entries: before anything reads the store
+ * (reads, snapshots, metrics) and once per loop iteration. */
+static void apply_flush(replica *r)
+{
+    int rc = entry_applier_flush(r->applier);
+    if (rc != 0)
+        apply_failed(r, r->applied, rc);
+}
+
 static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *b,
                      void **result)
 {
@@ -224,22 +245,11 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *b,
         return 0;
     }
     proposal *prop = find_proposal(r, b->base, b->len);
-    int rc = entry_apply(r->eng, r->batch, r->range_id, index, b->base,
-                         b->len, prop ? prop->res : NULL, r->env->clock);
-    if (rc != 0) {
-        /* The index store refused a committed entry: continuing would let
-         * this replica diverge. Stop; a restart replays from the store's
-         * applied index. */
-        fprintf(stderr,
-                "cairn node: range %llu: applying entry %llu (%zu bytes) "
-                "failed: %s; stopping\n",
-                (unsigned long long)r->range_id, (unsigned long long)index,
-                b->len, cairn_err_message(rc));
-        for (size_t i = 0; i < b->len && i < 64; i++)
-            fprintf(stderr, "%02x", ((const uint8_t *)b->base)[i]);
-        fprintf(stderr, "\n");
-        abort();
-    }
+    int rc = entry_applier_add(r->applier, index, b->base, b->len,
+                               prop ? prop->res : NULL, r->env->clock);
+    if (rc != 0)
+        apply_failed(r, index, rc);
+    schedule_flush(r); /* the batch is written once per loop iteration */
     r->applied = index;
     return 0;
 }
@@ -252,6 +262,7 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[],
      * with libraft's index must hold exactly that state. Try later. */
     if (r->applied > r->raft.last_applied)
         return RAFT_BUSY;
+    apply_flush(r);
     if (engine_sync(r->eng) != 0)
         return RAFT_IOERR;
     buf out = BUF_INIT;
@@ -292,6 +303,7 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *b)
     int rc = snapshot_index(b->base, b->len, &index);
     if (rc != 0)
         return RAFT_CORRUPT;
+    apply_flush(r);
     if (index > r->applied) {
         rc = snapshot_restore(r->eng, r->range_id, b->base, b->len);
         if (rc != 0) {
@@ -301,6 +313,11 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *b)
             return RAFT_IOERR;
         }
         r->applied = index;
+        entry_applier *fresh = entry_applier_new(r->eng, r->range_id, index);
+        if (fresh == NULL)
+            return RAFT_NOMEM;
+        entry_applier_free(r->applier);
+        r->applier = fresh;
         buf meta = BUF_INIT;
         if (engine_get_meta(r->eng, NULL, r->range_id, &meta) == 0)
             range_meta_decode(meta.data, meta.len, &r->meta);
@@ -436,6 +453,7 @@ static void barrier_cb(struct raft_barrier *req, int status)
     replica *r = req->data;
     r->barrier_busy = false;
     r->n_barriers++;
+    apply_flush(r); /* the reads below must see every applied entry */
     if (status == 0 && r->raft.state == RAFT_LEADER &&
         r->raft.current_term == r->barrier_term) {
         r->ready_term = r->barrier_term;
@@ -482,6 +500,7 @@ static void flush_cb(uv_check_t *h)
 {
     replica *r = h->data;
     uv_check_stop(h);
+    apply_flush(r);
     if (r->closing)
         return;
     if (r->raft.state != RAFT_LEADER) {
@@ -809,6 +828,7 @@ int replica_digest(replica *r, uint64_t *out)
     engine_iter *it;
     engine_entry en;
     uint64_t h = 0xcbf29ce484222325ull;
+    apply_flush(r);
     int rc = engine_iter_open(r->eng, NULL, r->range_id, NULL, 0, NULL, 0, 0,
                               ENGINE_ITER_TOMBSTONES, &it);
     if (rc != 0)
@@ -839,6 +859,7 @@ int replica_metrics(replica *r, buf *out)
     uint64_t lid;
     const char *laddr;
     replica_leader(r, &lid, &laddr);
+    apply_flush(r);
     r->size_checked_ms = 0;
     refresh_size(r);
     int rc = buf_appendf(
@@ -885,8 +906,7 @@ static int copy_meta(range_meta *dst, const range_meta *src)
 static void free_replica(replica *r)
 {
     range_meta_free(&r->meta);
-    if (r->batch)
-        engine_batch_free(r->batch);
+    entry_applier_free(r->applier);
     free(r->writes.v);
     free(r->reads.v);
     free(r->reading.v);
@@ -916,6 +936,7 @@ static void raft_closed(struct raft *raft)
         prop_free(p);
     }
     fail_waiters(&r->reading, CAIRN_ERR_SHUTDOWN);
+    apply_flush(r);
     raft_uv_close(&r->io);
     rep_transport_release(&r->transport);
     uv_close((uv_handle_t *)&r->flush, flush_closed);
@@ -998,8 +1019,7 @@ int replica_open(rep_env *env, engine *eng, const range_meta *meta,
                  bool boot, replica **out, char *err)
 {
     replica *r = calloc(1, sizeof *r);
-    if (r == NULL || copy_meta(&r->meta, meta) != 0 ||
-        (r->batch = engine_batch_new()) == NULL) {
+    if (r == NULL || copy_meta(&r->meta, meta) != 0) {
         if (r)
             free_replica(r);
         return set_err(err, CAIRN_ERR_NOMEM, "%s", "out of memory");
@@ -1008,6 +1028,9 @@ int replica_open(rep_env *env, engine *eng, const range_meta *meta,
     r->eng = eng;
     r->range_id = meta->range_id;
     int rc = engine_applied_index(eng, NULL, r->range_id, &r->applied);
+    if (rc == 0 &&
+        (r->applier = entry_applier_new(eng, r->range_id, r->applied)) == NULL)
+        rc = CAIRN_ERR_NOMEM;
     snprintf(r->dir, sizeof r->dir, "%s/raft/%llu", env->dir,
              (unsigned long long)r->range_id);
     if (rc == 0 && mkdir(r->dir, 0755) != 0 && errno != EEXIST)

@@ -167,7 +167,7 @@ class Cluster:
                 best = (m, mt["term"])
         return best[0] if best else None
 
-    def wait_leader(self, rng, members=None, timeout=15, exclude=None):
+    def wait_leader(self, rng, members=None, timeout=30, exclude=None):
         def ready():
             ld = self.leader(rng, members)
             if ld is None or ld is exclude:

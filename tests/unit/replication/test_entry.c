@@ -181,6 +181,43 @@ static void test_corrupt_entry_changes_nothing(void **state)
     buf_free(&e);
 }
 
+/* Entries added to one applier are written by one flush; conditions of a
+ * later entry see the pending ops of an earlier one. */
+static void test_applier_batches_entries(void **state)
+{
+    fix *f = *state;
+    buf e1 = BUF_INIT, e2 = BUF_INIT;
+    entry_result res[1];
+    seq s1 = seq_make(300, 0, 1);
+    entry_op a = put_op("q", "1", s1), b = put_op("q", "2", seq_make(301, 0, 1));
+    b.cond = ENTRY_COND_IFSEQ;
+    b.cond_seq = s1;
+    encode(&e1, &a, 1);
+    encode(&e2, &b, 1);
+    entry_applier *ap = entry_applier_new(f->e, 1, 0);
+    assert_non_null(ap);
+    assert_int_equal(entry_applier_add(ap, 1, e1.data, e1.len, NULL, NULL), 0);
+    assert_int_equal(entry_applier_add(ap, 2, e2.data, e2.len, res, NULL), 0);
+    assert_int_equal(res[0].status, 0);
+    assert_int_equal(entry_applier_pending(ap), 2);
+    uint64_t applied = 9;
+    assert_int_equal(engine_applied_index(f->e, NULL, 1, &applied), 0);
+    assert_int_equal(applied, 0); /* nothing written yet */
+    assert_int_equal(entry_applier_flush(ap), 0);
+    assert_int_equal(entry_applier_pending(ap), 0);
+    assert_int_equal(engine_applied_index(f->e, NULL, 1, &applied), 0);
+    assert_int_equal(applied, 2);
+    assert_value(f, "q", "2");
+    /* a malformed entry adds nothing */
+    e1.data[0] = 2;
+    assert_int_equal(entry_applier_add(ap, 3, e1.data, e1.len, NULL, NULL),
+                     CAIRN_ERR_CORRUPT);
+    assert_int_equal(entry_applier_pending(ap), 0);
+    entry_applier_free(ap);
+    buf_free(&e1);
+    buf_free(&e2);
+}
+
 static void test_meta_round_trip(void **state)
 {
     (void)state;
@@ -275,6 +312,8 @@ int main(void)
             test_apply_sets_applied_index_and_conditions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_entry_changes_nothing,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_applier_batches_entries, setup,
+                                        teardown),
         cmocka_unit_test(test_meta_round_trip),
         cmocka_unit_test_setup_teardown(test_snapshot_round_trip, setup,
                                         teardown),
