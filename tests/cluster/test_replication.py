@@ -396,3 +396,24 @@ def test_full_restart_replays_only_the_log_tail():
         with ld.client() as c:
             assert c.get(R, EPOCH, b"cas") == (b"19", s)
             assert len(c.scan_all(R, EPOCH)) == 201
+
+
+def test_static_bootstrap_flag_and_lsm_engine():
+    cl = Cluster(3)
+    peers = ",".join("%d=%s" % (n.id, n.addr) for n in cl.nodes)
+    for n in cl.nodes:
+        n.extra = ["--bootstrap", "5:" + peers, "--engine", "lsm"]
+    with cl:
+        ld = cl.wait_leader(5)
+        with ld.client() as c:
+            c.put(5, EPOCH, b"k", b"v")
+            assert c.get(5, EPOCH, b"k")[0] == b"v"
+        assert ld.metrics(5)["engine"] == "lsm"
+        wait_converged(cl, rng=5)
+        # the flag is harmless on restart: the range is reopened, not re-made
+        ld.kill()
+        ld.start()
+        wait_converged(cl, rng=5)
+        ld2 = cl.wait_leader(5)
+        with ld2.client() as c:
+            assert c.get(5, EPOCH, b"k")[0] == b"v"
