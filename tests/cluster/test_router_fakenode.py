@@ -382,3 +382,25 @@ def test_slow_reader_is_bounded(cluster, r):
             got += 1
     sender.join(10)
     s.close()
+
+
+def test_redis_cli(cluster, r):
+    try:
+        r.execute_command("TABLE.CREATE", "default")
+    except redis.ResponseError as e:
+        assert str(e).startswith("EXISTS")
+    port = str(cluster["router"].port)
+
+    def cli(*args, stdin=None):
+        out = subprocess.run(["redis-cli", "-p", port] + list(args), input=stdin,
+                             capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+        return out.stdout.strip()
+
+    assert cli("SET", "cli-key", "hello") == "OK"
+    assert cli("GET", "cli-key") == "hello"
+    assert cli("KV.GET", "default", "cli-key") == "hello"
+    assert "default" in cli("TABLE.LIST").split()
+    assert cli("KV.GET", "nosuch", "k") == "NOTABLE no such table 'nosuch'"
+    # A session read from stdin, as a user would type it.
+    assert cli(stdin="PING\nSET a 1\nGET a\n").split() == ["PONG", "OK", "1"]
