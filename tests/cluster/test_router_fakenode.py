@@ -404,3 +404,70 @@ def test_redis_cli(cluster, r):
     assert cli("KV.GET", "nosuch", "k") == "NOTABLE no such table 'nosuch'"
     # A session read from stdin, as a user would type it.
     assert cli(stdin="PING\nSET a 1\nGET a\n").split() == ["PONG", "OK", "1"]
+
+
+def test_idle_clients_are_cheap(cluster):
+    """An idle client holds no input buffer: 500 of them, each having sent
+    one command, cost the router little memory."""
+    router = cluster["router"]
+    base = router.rss_kb()
+    socks = []
+    try:
+        for _ in range(500):
+            s = socket.create_connection(("127.0.0.1", router.port), 5)
+            s.sendall(b"PING\r\n")
+            socks.append(s)
+        for s in socks:
+            assert s.recv(16) == b"+PONG\r\n"
+        grown = router.rss_kb() - base
+        print("500 idle clients: +%d KiB" % grown)
+        assert grown < 500 * 16  # under 16 KiB each
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_range_split_behind_the_routers_back(cluster, r):
+    """A range splits on the nodes first (the old range now ends at "m" and
+    has a new epoch; a new range on another leader holds [m, +inf)); etcd
+    learns it a little later. The router is rejected (STALE_EPOCH,
+    KEY_OUT_OF_RANGE), refreshes, and answers every key correctly."""
+    import json
+    r.execute_command("TABLE.CREATE", "sp")
+    _, ranges = table_ranges(r, "sp")
+    old = ranges[0][b"id"]
+    keys = [bytes([c]) * 3 for c in range(ord("a"), ord("z") + 1)]
+    for k in keys:
+        r.execute_command("KV.PUT", "sp", k, k)
+    etcd = cluster["etcd"]
+    key_old = [k for k in etcd.get_prefix(b"/cairn/ranges/")
+               if k.endswith(b"%016x" % old)][0]
+    rec = json.loads(etcd.get(key_old))
+    new = old + 1000
+    for n in cluster["nodes"]:
+        src = n.ranges[old]
+        src.end, src.epoch = b"m", src.epoch + 1
+        n.ranges[new] = type(src)(new, 1, b"m", b"", src.peers)
+        n.ranges[new].data = {k: v for k, v in node_of(cluster, 1).ranges[old]
+                              .data.items() if k >= b"m"}
+        n.set_leader(new, 2, write_meta=(n.id == 2))
+
+    def publish():
+        time.sleep(0.2)
+        rec_old = dict(rec, end=b"m".hex(), epoch=rec["epoch"] + 1)
+        rec_new = dict(rec, id=new, start=b"m".hex(), end="", epoch=1)
+        etcd.put(key_old, json.dumps(rec_old).encode())
+        etcd.put(key_old[:-16] + b"%016x" % new, json.dumps(rec_new).encode())
+
+    t = threading.Thread(target=publish)
+    t.start()
+    try:
+        for k in keys:
+            assert r.execute_command("KV.GET", "sp", k) == k
+    finally:
+        t.join()
+    wait_for(lambda: len(table_ranges(r, "sp")[1]) == 2, 10, "the split")
+    seen, _ = scan_all(r, "sp", "", "", 5)
+    assert [k for k, _ in seen] == keys
+    n2 = node_of(cluster, 2)
+    assert any(q[1] == new for q in n2.requests)
