@@ -20,6 +20,7 @@ int cmd_dev(int argc, char **argv);
 int cmd_meta(int argc, char **argv);
 int cmd_router(int argc, char **argv);
 int cmd_node(int argc, char **argv);
+int cmd_admin(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_controller(int argc, char **argv);
 

@@ -15,6 +15,7 @@ static const struct cli_command commands[] = {
     {"meta", "back up, restore or print the metadata in etcd", cmd_meta},
     {"router", "run a request manager (RESP server)", cmd_router},
     {"node", "run a storage node (range replicas)", cmd_node},
+    {"admin", "admin RPCs to a node: replicas, leadership, metrics", cmd_admin},
     {"bench", "YCSB-style load against a RESP server", cmd_bench},
     {"controller", "run a cluster controller (one active, elected)", cmd_controller},
 };

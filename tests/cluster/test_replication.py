@@ -417,3 +417,33 @@ def test_static_bootstrap_flag_and_lsm_engine():
         ld2 = cl.wait_leader(5)
         with ld2.client() as c:
             assert c.get(5, EPOCH, b"k")[0] == b"v"
+
+
+def test_cairn_admin_cli():
+    import json
+    import subprocess
+    from nodeharness import cairn_bin
+
+    def admin(*args, ok=True):
+        p = subprocess.run([cairn_bin(), "admin", "--node"] + list(args),
+                           capture_output=True, text=True, timeout=30)
+        assert (p.returncode == 0) == ok, (p.returncode, p.stdout, p.stderr)
+        return p.stdout if ok else p.stderr
+
+    with Cluster(3) as cl:
+        peers = ",".join("%d=%s" % (n.id, n.addr) for n in cl.nodes)
+        for n in cl.nodes:
+            assert "created" in admin(n.addr, "create-replica", "3", peers,
+                                      "--start", "a", "--end", "z")
+        ld = cl.wait_leader(3)
+        m = json.loads(admin(ld.addr, "metrics", "3"))
+        assert m["role"] == "leader" and m["range"] == 3
+        allm = json.loads(admin(ld.addr, "metrics"))
+        assert [r["range"] for r in allm["ranges"]] == [3]
+        follower = next(n for n in cl.nodes if n is not ld)
+        err = admin(follower.addr, "transfer-leader", "3", ok=False)
+        assert err.startswith("NOT_LEADER") and ld.addr in err
+        admin(ld.addr, "transfer-leader", "3", str(follower.id))
+        wait_for(lambda: cl.leader(3) is follower, 10, "transfer")
+        assert admin(ld.addr, "metrics", "99", ok=False).startswith(
+            "RANGE_NOT_FOUND")

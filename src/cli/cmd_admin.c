@@ -1,0 +1,212 @@
+/*
+ * cmd_admin.c - `cairn admin`: send one admin RPC to a node (rpc.h) and
+ * print the reply. What the controller will do programmatically, by hand:
+ * create, add and remove replicas, transfer leadership, read metrics.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "common/err.h"
+#include "node/node.h"
+#include "proto/rpc.h"
+
+static int usage(FILE *out)
+{
+    fprintf(out,
+            "usage: cairn admin --node HOST:PORT COMMAND [ARGS]\n"
+            "\n"
+            "commands:\n"
+            "  ping\n"
+            "  metrics [RANGE]                  JSON; all ranges if omitted\n"
+            "  create-replica RANGE ID=ADDR,... [--start KEY] [--end KEY]\n"
+            "                 [--engine btree|lsm] [--epoch N] [--table N]\n"
+            "                 [--join]          (--join: empty replica to be\n"
+            "                                    added by the leader)\n"
+            "  add-replica RANGE ID ADDR        on the leader: standby, then\n"
+            "                                   voter once caught up\n"
+            "  remove-replica RANGE ID          on the leader\n"
+            "  transfer-leader RANGE [ID]       on the leader (0 = any)\n");
+    return out == stdout ? 0 : 2;
+}
+
+static int dial(const char *addr)
+{
+    char host[256];
+    const char *colon = strrchr(addr, ':');
+    if (colon == NULL || (size_t)(colon - addr) >= sizeof host)
+        return -1;
+    memcpy(host, addr, (size_t)(colon - addr));
+    host[colon - addr] = '\0';
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)atoi(colon + 1))};
+    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+        return -1;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int send_all(int fd, const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Read one complete frame into `in`; its length, or -1. */
+static long recv_frame(int fd, buf *in)
+{
+    for (;;) {
+        long n = rpc_frame_len(in->data, in->len);
+        if (n != 0)
+            return n;
+        if (buf_reserve(in, 65536) != 0)
+            return -1;
+        ssize_t r = read(fd, in->data + in->len, in->cap - in->len);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        in->len += (size_t)r;
+    }
+}
+
+static int call(const char *addr, const rpc_request *q)
+{
+    buf out = BUF_INIT, in = BUF_INIT;
+    int fd = dial(addr), status = 1;
+    if (fd < 0) {
+        fprintf(stderr, "cairn admin: cannot connect to %s: %s\n", addr,
+                strerror(errno));
+        return 1;
+    }
+    rpc_reply r;
+    long n;
+    if (rpc_hello_client(&out) != 0 || rpc_encode_request(&out, q) != 0 ||
+        send_all(fd, out.data, out.len) != 0 || (n = recv_frame(fd, &in)) < 0 ||
+        rpc_decode_reply(in.data, (size_t)n, q->type, &r) != 0) {
+        fprintf(stderr, "cairn admin: no valid reply from %s\n", addr);
+    } else if (r.status != 0) {
+        fprintf(stderr, "%s %.*s", cairn_err_word(r.status),
+                (int)r.message.len, (const char *)r.message.p);
+        if (r.status == CAIRN_ERR_NOT_LEADER)
+            fprintf(stderr, " (leader %llu at %.*s)",
+                    (unsigned long long)r.leader_id, (int)r.leader_addr.len,
+                    (const char *)r.leader_addr.p);
+        fprintf(stderr, "\n");
+    } else {
+        printf("%.*s\n", (int)r.value.len, (const char *)r.value.p);
+        status = 0;
+    }
+    close(fd);
+    buf_free(&out);
+    buf_free(&in);
+    return status;
+}
+
+static rpc_bytes str_bytes(const char *s)
+{
+    rpc_bytes b = {(const uint8_t *)s, s ? strlen(s) : 0};
+    return b;
+}
+
+static int create_replica(const char *addr, int argc, char **argv,
+                          rpc_request *q)
+{
+    range_peer peers[RANGE_MAX_PEERS];
+    unsigned n = 0;
+    engine_kind kind = ENGINE_BTREE;
+    if (argc < 3 || node_parse_peers(argv[2], peers, &n) != 0)
+        return usage(stderr);
+    q->type = RPC_CREATE_REPLICA;
+    q->epoch = 1;
+    q->table_id = 1;
+    q->bootstrap = true;
+    for (int i = 3; i < argc; i++) {
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(argv[i], "--join") == 0)
+            q->bootstrap = false;
+        else if (v && strcmp(argv[i], "--start") == 0)
+            q->key = str_bytes(argv[++i]);
+        else if (v && strcmp(argv[i], "--end") == 0)
+            q->end = str_bytes(argv[++i]);
+        else if (v && strcmp(argv[i], "--epoch") == 0)
+            q->epoch = strtoull(argv[++i], NULL, 10);
+        else if (v && strcmp(argv[i], "--table") == 0)
+            q->table_id = strtoull(argv[++i], NULL, 10);
+        else if (v && strcmp(argv[i], "--engine") == 0) {
+            if (engine_kind_parse(argv[++i], &kind) != 0)
+                return usage(stderr);
+        } else
+            return usage(stderr);
+    }
+    q->engine = (uint8_t)kind;
+    q->n_peers = n;
+    for (unsigned i = 0; i < n; i++) {
+        q->peers[i].id = peers[i].id;
+        q->peers[i].addr = str_bytes(peers[i].addr);
+    }
+    return call(addr, q);
+}
+
+int cmd_admin(int argc, char **argv)
+{
+    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 ||
+                      strcmp(argv[1], "-h") == 0))
+        return usage(stdout);
+    if (argc < 4 || strcmp(argv[1], "--node") != 0)
+        return usage(stderr);
+    const char *addr = argv[2], *cmd = argv[3];
+    argc -= 3;
+    argv += 3; /* argv[0] = command */
+    rpc_request q;
+    memset(&q, 0, sizeof q);
+    q.id = 1;
+    uint64_t a1 = argc > 1 ? strtoull(argv[1], NULL, 10) : 0;
+    uint64_t a2 = argc > 2 ? strtoull(argv[2], NULL, 10) : 0;
+    if (strcmp(cmd, "ping") == 0 && argc == 1) {
+        q.type = RPC_PING;
+    } else if (strcmp(cmd, "metrics") == 0 && argc <= 2) {
+        q.type = RPC_METRICS;
+        q.range_id = a1;
+    } else if (strcmp(cmd, "create-replica") == 0 && argc >= 3) {
+        q.range_id = a1;
+        return create_replica(addr, argc, argv, &q);
+    } else if (strcmp(cmd, "add-replica") == 0 && argc == 4) {
+        q.type = RPC_ADD_REPLICA;
+        q.range_id = a1;
+        q.node_id = a2;
+        q.addr = str_bytes(argv[3]);
+    } else if (strcmp(cmd, "remove-replica") == 0 && argc == 3) {
+        q.type = RPC_REMOVE_REPLICA;
+        q.range_id = a1;
+        q.node_id = a2;
+    } else if (strcmp(cmd, "transfer-leader") == 0 && argc <= 3 && argc >= 2) {
+        q.type = RPC_TRANSFER_LEADER;
+        q.range_id = a1;
+        q.node_id = a2;
+    } else {
+        return usage(stderr);
+    }
+    return call(addr, &q);
+}
