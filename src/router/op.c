@@ -251,6 +251,17 @@ static void follow_hint(struct rop *op, const rpc_reply *rep)
     retry_later(op, CAIRN_ERR_NOT_LEADER, msg, true);
 }
 
+static void node_msg(char *msg, size_t cap, const struct rop *op,
+                     const rpc_reply *rep)
+{
+    snprintf(msg, cap, "node %llu: %.*s", (unsigned long long)op->node_id,
+             (int)(rep->message.len < 60 ? rep->message.len : 60),
+             (const char *)rep->message.p);
+}
+
+/* What a node's answer means for the op (the node's contract: rejections
+ * below are given before a write is proposed to Raft, so nothing was
+ * applied; a proposal whose fate is unknown is answered TIMEOUT). */
 void router_op_reply(struct rop *op, const rpc_reply *rep)
 {
     char msg[96];
@@ -258,16 +269,32 @@ void router_op_reply(struct rop *op, const rpc_reply *rep)
     case CAIRN_ERR_NOT_LEADER:
         follow_hint(op, rep);
         return;
+    case CAIRN_ERR_NO_QUORUM:
+        /* No leader known there (an election): ask around after a backoff
+         * - or, if no majority comes back, TRYAGAIN at the deadline. */
+        forget_leader(op);
+        node_msg(msg, sizeof msg, op, rep);
+        retry_later(op, rep->status, msg, true);
+        return;
+    case CAIRN_ERR_SHUTDOWN:
+        /* The replica closed; a write it had proposed may still commit. */
+        if (op->is_write) {
+            op_fail(op, CAIRN_ERR_TIMEOUT,
+                    "node %llu shut down before confirming the write; "
+                    "outcome unknown",
+                    (unsigned long long)op->node_id);
+            return;
+        }
+        forget_leader(op);
+        node_msg(msg, sizeof msg, op, rep);
+        retry_later(op, rep->status, msg, true);
+        return;
     case CAIRN_ERR_STALE_EPOCH:
     case CAIRN_ERR_RANGE_NOT_FOUND:
     case CAIRN_ERR_KEY_OUT_OF_RANGE:
     case CAIRN_ERR_TRYAGAIN:
-    case CAIRN_ERR_SHUTDOWN:
         /* The node refused before doing anything: safe to retry. */
-        snprintf(msg, sizeof msg, "node %llu: %.*s",
-                 (unsigned long long)op->node_id,
-                 (int)(rep->message.len < 60 ? rep->message.len : 60),
-                 (const char *)rep->message.p);
+        node_msg(msg, sizeof msg, op, rep);
         retry_later(op, rep->status, msg, true);
         return;
     default:

@@ -471,3 +471,39 @@ def test_range_split_behind_the_routers_back(cluster, r):
     assert [k for k, _ in seen] == keys
     n2 = node_of(cluster, 2)
     assert any(q[1] == new for q in n2.requests)
+
+
+def test_election_and_shutdown_answers(cluster, r):
+    """NOQUORUM (no leader known: an election) is retried until a leader
+    answers; SHUTDOWN is retried for a read, but a write the closing replica
+    may have proposed is -TIMEOUT (outcome unknown), sent once."""
+    r.execute_command("TABLE.CREATE", "el")
+    r.execute_command("KV.PUT", "el", "k", "v")
+    n1 = node_of(cluster, 1)
+    until = time.monotonic() + 0.3
+    seen = []
+
+    def election(node, req):
+        if time.monotonic() < until:
+            seen.append(req["type"])
+            return _reply(req["id"], ERR["NO_QUORUM"], b"election")
+        return None
+
+    n1.before = election
+    assert r.execute_command("KV.GET", "el", "k") == b"v"
+    assert len(seen) >= 2
+    puts = []
+
+    def shutting_down(node, req):
+        if req["type"] == RPC_PUT:
+            puts.append(req["id"])
+        return _reply(req["id"], ERR["SHUTDOWN"], b"closing")
+
+    n1.before = shutting_down
+    with pytest.raises(redis.ResponseError, match="^TIMEOUT .*outcome unknown"):
+        r.execute_command("KV.PUT", "el", "k", "v2")
+    assert len(puts) == 1
+    until = time.monotonic() + 0.2
+    n1.before = lambda node, req: (_reply(req["id"], ERR["SHUTDOWN"], b"closing")
+                                   if time.monotonic() < until else None)
+    assert r.execute_command("KV.GET", "el", "k") == b"v"
