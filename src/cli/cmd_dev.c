@@ -115,7 +115,7 @@ static int dev_parse(struct dev *d, int argc, char **argv)
     return 0;
 }
 
-/* Append a formatted argument to a child's argv (memory freed at exit). */
+/* Append a formatted argument to a child's argv (freed by dev_free). */
 static void child_arg(struct dev_child *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static void child_arg(struct dev_child *c, const char *fmt, ...)
@@ -180,6 +180,14 @@ static void dev_plan(struct dev *d)
     child_arg(c, "127.0.0.1:%d", d->port);
     child_arg(c, "--etcd");
     child_arg(c, "%s", d->etcd_url);
+}
+
+static void dev_free(struct dev *d)
+{
+    for (int i = 0; i < d->nchildren; i++)
+        for (int k = 0; k < d->children[i].argc; k++)
+            free(d->children[i].argv[k]);
+    d->nchildren = 0;
 }
 
 static void write_pid_file(const struct dev *d, const struct dev_child *c)
@@ -439,6 +447,7 @@ int cmd_dev(int argc, char **argv)
     if (dev_start(&d) != 0) {
         fprintf(stderr, "cairn dev: start failed; logs are in %s\n", d.dir);
         dev_stop(&d);
+        dev_free(&d);
         return 1;
     }
     printf("ready: redis-cli -p %d\n", d.port);
@@ -447,5 +456,6 @@ int cmd_dev(int argc, char **argv)
     fflush(stdout);
     dev_supervise(&d, &sigs);
     dev_stop(&d);
+    dev_free(&d);
     return 0;
 }

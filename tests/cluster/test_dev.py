@@ -1,0 +1,317 @@
+"""`cairn dev` end to end, and controller failover (issue 4).
+
+test_dev_cluster: the README's first command. `cairn dev --dir D --port P`
+on free ports in a temporary directory reaches "ready"; redis-cli style
+commands work through its router (Redis commands on `default`, a pre-split
+table, KV.PUT, KV.SCAN); SIGTERM stops every child listed in D/*.pid; a
+restart on the same directory and port serves the same data.
+
+test_controller_failover: two `cairn controller` candidates on a real etcd;
+killing the active one (SIGKILL: no resignation) hands the election to the
+other within the lease TTL, seen in etcd (P/controller) and in its log.
+
+Binary: $CAIRN_BIN, default build/cairn. Every process is ended by PID.
+"""
+import base64
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+import pytest
+import redis
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CAIRN = os.environ.get("CAIRN_BIN", os.path.join(ROOT, "build", "cairn"))
+
+START_DEADLINE = 120  # cairn dev's own start deadline is 60 s per step
+STOP_DEADLINE = 30
+DEV_PORT_OFFSETS = (0, 10, 11, 21, 22, 23)  # router, etcd, nodes (cmd_dev.c)
+
+
+def wait_for(cond, timeout, what, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(interval)
+    raise TimeoutError("timed out after %s s waiting for %s" % (timeout, what))
+
+
+def port_free(port):
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def dev_port():
+    """A router port whose whole cairn dev port layout is free."""
+    for _ in range(200):
+        base = random.randrange(20000, 60000)
+        if all(port_free(base + off) for off in DEV_PORT_OFFSETS):
+            return base
+    raise RuntimeError("no free port layout for cairn dev")
+
+
+def alive(pid):
+    """Whether `pid` exists and is not a zombie."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+
+
+def ours(pid, tmp):
+    """Whether `pid` is a process of this test (its command line names our
+    temporary directory), so that cleanup never hits a recycled PID."""
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return tmp.encode() in f.read()
+    except OSError:
+        return False
+
+
+class Dev:
+    """One `cairn dev` process with its output in files."""
+
+    def __init__(self, tmp, port):
+        self.tmp, self.port = tmp, port
+        self.dir = os.path.join(tmp, "data")
+        self.proc = None
+        self.runs = 0
+
+    def start(self):
+        self.runs += 1
+        self.out = os.path.join(self.tmp, "dev%d.out" % self.runs)
+        self.err = os.path.join(self.tmp, "dev%d.err" % self.runs)
+        with open(self.out, "wb") as o, open(self.err, "wb") as e:
+            self.proc = subprocess.Popen(
+                [CAIRN, "dev", "--dir", self.dir, "--port", str(self.port)],
+                stdout=o, stderr=e, stdin=subprocess.DEVNULL)
+
+        def ready():
+            if self.proc.poll() is not None:
+                raise AssertionError("cairn dev exited with %s:\n%s" % (
+                    self.proc.returncode, self.logs()))
+            with open(self.out) as f:
+                return "ready: redis-cli -p %d" % self.port in f.read()
+        wait_for(ready, START_DEADLINE, "cairn dev to print ready", 0.1)
+
+    def logs(self):
+        text = ""
+        for p in (self.out, self.err):
+            with open(p, errors="replace") as f:
+                text += f.read()
+        return text
+
+    def child_pids(self):
+        pids = {}
+        for name in os.listdir(self.dir):
+            if name.endswith(".pid"):
+                with open(os.path.join(self.dir, name)) as f:
+                    pids[name[:-4]] = int(f.read().strip())
+        return pids
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(STOP_DEADLINE)
+
+    def cleanup(self):
+        """End whatever is left, by PID: cairn dev, then its children."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        if os.path.isdir(self.dir):
+            for pid in self.child_pids().values():
+                if alive(pid) and ours(pid, self.tmp):
+                    os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def dev():
+    with tempfile.TemporaryDirectory(prefix="cairn-dev-") as tmp:
+        d = Dev(tmp, dev_port())
+        try:
+            yield d
+        finally:
+            d.cleanup()
+
+
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                   "runtime error:")
+
+
+def assert_clean_logs(d):
+    """No child reported a sanitizer error (matters with an ASan build)."""
+    for name in os.listdir(d):
+        if name.endswith(".log") and name != "etcd.log":
+            with open(os.path.join(d, name), errors="replace") as f:
+                text = f.read()
+            for mark in SANITIZER_MARKS:
+                assert mark not in text, "%s:\n%s" % (name, text[-3000:])
+
+
+def client(port):
+    return redis.Redis(host="127.0.0.1", port=port, socket_timeout=10)
+
+
+def serves(r, table, key):
+    """Whether the range of `key` answers a read (it has a leader)."""
+    try:
+        r.execute_command("KV.GET", table, key)
+        return True
+    except redis.exceptions.ResponseError as e:
+        if str(e).startswith(("NOQUORUM", "TRYAGAIN")):
+            return False
+        raise
+
+
+def test_dev_cluster(dev):
+    dev.start()
+    r = client(dev.port)
+    assert r.ping()
+    assert r.set("a", "1") is True
+    assert r.get("a") == b"1"
+    assert r.execute_command("TABLE.CREATE", "t", "SPLITS", "m") == b"OK"
+    for k, v in ((b"k", b"v"), (b"z", b"w"), (b"b", b"x")):
+        seq = r.execute_command("KV.PUT", "t", k, v)
+        assert len(seq) == 32
+    cursor, items = r.execute_command("KV.SCAN", "t", "", "", "LIMIT", 10)
+    assert cursor == b""
+    assert items == [b"b", b"x", b"k", b"v", b"z", b"w"]  # across both ranges
+
+    pids = dev.child_pids()
+    assert set(pids) == {"etcd", "node1", "node2", "node3", "controller",
+                         "router"}, pids
+    assert all(alive(p) for p in pids.values())
+    dev.stop()
+    assert dev.proc.returncode == 0, dev.logs()
+    wait_for(lambda: not any(alive(p) for p in pids.values()), STOP_DEADLINE,
+             "every child of cairn dev to exit")
+
+    dev.start()  # same directory, same port
+    r = client(dev.port)
+    assert r.get("a") == b"1"
+    # "ready" means `default` serves; the ranges of t may still be electing
+    # (the router answers NOQUORUM then, without retrying it).
+    wait_for(lambda: serves(r, "t", b"k") and serves(r, "t", b"z"), 30,
+             "both ranges of t to elect a leader after the restart", 0.2)
+    assert r.execute_command("KV.GET", "t", "k") == b"v"
+    cursor, items = r.execute_command("KV.SCAN", "t", "", "", "LIMIT", 10)
+    assert items == [b"b", b"x", b"k", b"v", b"z", b"w"]
+    assert r.set("after-restart", "yes") is True
+    assert r.get("after-restart") == b"yes"
+    pids = dev.child_pids()
+    dev.stop()
+    wait_for(lambda: not any(alive(p) for p in pids.values()), STOP_DEADLINE,
+             "every child of the restarted cairn dev to exit")
+    assert dev.proc.returncode == 0, dev.logs()
+    assert_clean_logs(dev.dir)
+
+
+# ---- controller failover -------------------------------------------------
+
+def etcd_get(url, key):
+    body = json.dumps({"key": base64.b64encode(key.encode()).decode()})
+    req = urllib.request.Request(url + "/v3/kv/range", body.encode(),
+                                 {"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        kvs = json.loads(resp.read()).get("kvs", [])
+    return base64.b64decode(kvs[0]["value"]).decode() if kvs else None
+
+
+class Procs:
+    def __init__(self, tmp):
+        self.tmp, self.procs = tmp, []
+
+    def start(self, argv, log):
+        with open(os.path.join(self.tmp, log), "wb") as f:
+            p = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT,
+                                 stdin=subprocess.DEVNULL)
+        self.procs.append(p)
+        return p
+
+    def stop_all(self):
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait(10)
+
+
+def log_text(tmp, name):
+    with open(os.path.join(tmp, name), errors="replace") as f:
+        return f.read()
+
+
+def test_controller_failover():
+    ttl = 2
+    with tempfile.TemporaryDirectory(prefix="cairn-ctl-") as tmp:
+        procs = Procs(tmp)
+        try:
+            cp, pp = free_port(), free_port()
+            url = "http://127.0.0.1:%d" % cp
+            procs.start(["etcd", "--name", "t", "--data-dir",
+                         os.path.join(tmp, "etcd"),
+                         "--listen-client-urls", url,
+                         "--advertise-client-urls", url,
+                         "--listen-peer-urls", "http://127.0.0.1:%d" % pp,
+                         "--initial-advertise-peer-urls",
+                         "http://127.0.0.1:%d" % pp,
+                         "--initial-cluster", "t=http://127.0.0.1:%d" % pp],
+                        "etcd.log")
+
+            def etcd_up():
+                try:
+                    etcd_get(url, "/probe")
+                    return True
+                except OSError:
+                    return False
+            wait_for(etcd_up, 30, "etcd")
+
+            def controller(name):
+                return procs.start([CAIRN, "controller", "--etcd", url,
+                                    "--id", name, "--lease-ttl", str(ttl),
+                                    "--interval-ms", "200"], name + ".log")
+            a = controller("A")
+            wait_for(lambda: etcd_get(url, "/cairn/controller") == "A", 15,
+                     "A to be elected")
+            wait_for(lambda: "A: active" in log_text(tmp, "A.log"), 10,
+                     "A to say it is active")
+            b = controller("B")
+            wait_for(lambda: "B: started" in log_text(tmp, "B.log"), 10,
+                     "B to start")
+            assert etcd_get(url, "/cairn/controller") == "A"
+            assert "B: active" not in log_text(tmp, "B.log")
+
+            a.kill()  # no resignation: B must wait out A's lease
+            a.wait(10)
+            t0 = time.monotonic()
+            wait_for(lambda: etcd_get(url, "/cairn/controller") == "B",
+                     ttl * 3 + 5, "B to take over")
+            wait_for(lambda: "B: active" in log_text(tmp, "B.log"), 10,
+                     "B to say it is active")
+            assert time.monotonic() - t0 < ttl * 3 + 5
+            assert b.poll() is None
+        finally:
+            procs.stop_all()
