@@ -31,7 +31,7 @@ static int controller_usage(FILE *out)
             "  --id NAME               candidate name (default host:pid)\n"
             "  --lease-ttl S           election lease in seconds (5)\n"
             "  --interval-ms N         loop period (1000)\n"
-            "  --create-timeout-ms N   age of an abandoned create (30000)\n");
+            "  --create-timeout-ms N   age of an abandoned create (60000)\n");
     return out == stdout ? 0 : 2;
 }
 

@@ -153,7 +153,7 @@ static int ctl_init(ctl *c, const controller_config *cfg)
     if (c->cfg.interval_ms <= 0)
         c->cfg.interval_ms = 1000;
     if (c->cfg.create_timeout_ms <= 0)
-        c->cfg.create_timeout_ms = 30000;
+        c->cfg.create_timeout_ms = 60000;
     snprintf(c->name, sizeof c->name, "%s", cfg->name ? cfg->name : "?");
     c->cfg.name = c->name;
     pthread_mutex_init(&c->mu, NULL);

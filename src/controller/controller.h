@@ -27,8 +27,10 @@ typedef struct controller_config {
     int lease_ttl_s;    /* election lease, >= 2 (0 = 5) */
     int interval_ms;    /* loop period (0 = 1000) */
     int create_timeout_ms; /* a CREATING table older than this is finished
-                              or rolled back (0 = 30000: beyond a router's
-                              own create deadline) */
+                              or rolled back (0 = 60000: beyond a router's
+                              whole create - its replica RPCs and its 15 s
+                              wait for leaders - since a router that finds
+                              its table already READY rolls it back) */
 } controller_config;
 
 typedef struct controller controller;
