@@ -257,17 +257,17 @@ static int dev_reap(struct dev *d)
     return died;
 }
 
-/* Stop children in reverse start order: SIGTERM, then SIGKILL at the
- * deadline. Only our own children, by PID. */
-static void dev_stop(struct dev *d)
+/* SIGTERM children [from, to), then SIGKILL at the deadline and reap.
+ * Only our own children, by PID. */
+static void dev_stop_range(struct dev *d, int from, int to)
 {
-    for (int i = d->nchildren - 1; i >= 0; i--)
+    for (int i = to - 1; i >= from; i--)
         if (d->children[i].pid > 0)
             kill(d->children[i].pid, SIGTERM);
     double deadline = now_seconds() + DEV_STOP_SECONDS;
     for (;;) {
         int alive = 0;
-        for (int i = 0; i < d->nchildren; i++) {
+        for (int i = from; i < to; i++) {
             struct dev_child *c = &d->children[i];
             if (c->pid > 0 && waitpid(c->pid, NULL, WNOHANG) == c->pid)
                 c->pid = 0;
@@ -276,7 +276,7 @@ static void dev_stop(struct dev *d)
         if (alive == 0)
             break;
         if (now_seconds() > deadline) {
-            for (int i = 0; i < d->nchildren; i++)
+            for (int i = from; i < to; i++)
                 if (d->children[i].pid > 0) {
                     fprintf(stderr, "cairn dev: %s did not stop, killing\n",
                             d->children[i].name);
@@ -289,6 +289,15 @@ static void dev_stop(struct dev *d)
         struct timespec ts = {0, 50 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
+}
+
+/* Stop the cluster: everything but etcd first (child 0), in reverse start
+ * order, so that nodes and the controller can still revoke their leases
+ * on the way out; etcd last. */
+static void dev_stop(struct dev *d)
+{
+    dev_stop_range(d, 1, d->nchildren);
+    dev_stop_range(d, 0, 1);
     for (int i = 0; i < d->nchildren; i++) {
         char path[PATH_MAX + 64];
         snprintf(path, sizeof path, "%s/%s.pid", d->dir, d->children[i].name);
