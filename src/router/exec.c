@@ -252,26 +252,19 @@ static void fan_del_probe_done(struct rop *op, int status,
     fan_done(op, status == 0 ? CAIRN_ERR_NOMEM : status, rep);
 }
 
-static void start_fan_out(struct router *r, struct rreq *q)
+/* One op per key, all made before any starts, so that the reply waits for
+ * the last of them. NULL entries: out of memory (noted as the error). */
+static struct rop **make_fan_ops(struct router *r, struct rreq *q,
+                                 const router_table *t)
 {
-    const router_table *t = ready_table(r, q);
-    if (t == NULL)
-        return;
     size_t n = q->cmd.nargs;
     rpc_type type = q->cmd.kind == RCMD_MSET ? RPC_PUT : RPC_GET;
     rop_done_fn done =
         q->cmd.kind == RCMD_DEL ? fan_del_probe_done : fan_done;
-    if (q->cmd.kind == RCMD_MGET &&
-        (q->parts = calloc(n, sizeof *q->parts)) == NULL) {
-        router_reply_status(q, CAIRN_ERR_NOMEM, NULL);
-        finish(r, q);
-        return;
-    }
     struct rop **ops = calloc(n, sizeof *ops);
     for (size_t i = 0; ops != NULL && i < n; i++) {
         const router_arg *a = &q->cmd.args[i * q->cmd.stride];
-        ops[i] = router_op_new(r, q, type, t->id, done);
-        if (ops[i] == NULL)
+        if ((ops[i] = router_op_new(r, q, type, t->id, done)) == NULL)
             break;
         ops[i]->idx = i;
         ops[i]->key = a->p;
@@ -281,20 +274,32 @@ static void start_fan_out(struct router *r, struct rreq *q)
             ops[i]->value_len = a[1].len;
         }
     }
-    if (ops == NULL || ops[n - 1] == NULL) {
-        /* Out of memory: the ops made so far fail one by one. */
+    if (ops == NULL || ops[n - 1] == NULL)
         fan_note_error(q, CAIRN_ERR_NOMEM, NULL);
+    return ops;
+}
+
+static void start_fan_out(struct router *r, struct rreq *q)
+{
+    const router_table *t = ready_table(r, q);
+    if (t == NULL)
+        return;
+    if (q->cmd.kind == RCMD_MGET &&
+        (q->parts = calloc(q->cmd.nargs, sizeof *q->parts)) == NULL) {
+        router_reply_status(q, CAIRN_ERR_NOMEM, NULL);
+        finish(r, q);
+        return;
     }
-    /* All ops exist before any starts, so the reply waits for the last. */
+    size_t n = q->cmd.nargs; /* q may be finished by the last start */
+    struct rop **ops = make_fan_ops(r, q, t);
+    bool none = ops == NULL || ops[0] == NULL;
     for (size_t i = 0; ops != NULL && i < n && ops[i] != NULL; i++)
         router_op_start(ops[i]);
-    if (ops == NULL || (n > 0 && ops[n - 1] == NULL)) {
-        if (q->pending == 0) {
-            fan_reply(q);
-            finish(r, q);
-        }
-    }
     free(ops);
+    if (none) { /* nothing will call fan_done */
+        fan_reply(q);
+        finish(r, q);
+    }
 }
 
 /* ---- commands answered by the router itself ---- */

@@ -13,6 +13,7 @@
  * The page is held in memory until it is complete, bounded by the limits
  * above; RESP puts the cursor first, so nothing can be written earlier.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -112,6 +113,32 @@ static bool scan_take(struct rscan *s, const struct rreq *q,
     return true;
 }
 
+/* Take the entries of one node reply. Returns 1 if the page filled up (the
+ * cursor is set), 0 if not, or CAIRN_ERR_PROTO. *seen = entries read. */
+static int take_entries(struct rscan *s, const struct rreq *q,
+                        const rpc_reply *rep, uint32_t *seen)
+{
+    buf resumed = s->skip; /* the key this RPC started at, if resuming */
+    s->skip = (buf)BUF_INIT;
+    size_t pos = 0;
+    rpc_scan_entry e;
+    int rc, full = 0;
+    *seen = 0;
+    while (!full && (rc = rpc_scan_next(rep, &pos, &e)) == 1) {
+        if (++*seen == 1 && resumed.len > 0 &&
+            router_key_cmp(e.key.p, e.key.len, resumed.data, resumed.len) == 0)
+            continue; /* returned by the previous RPC */
+        full = !scan_take(s, q, &e);
+    }
+    if (s->skip.len == 0) { /* nothing new taken: still resume there */
+        buf_free(&s->skip);
+        s->skip = resumed;
+    } else {
+        buf_free(&resumed);
+    }
+    return full ? 1 : rc < 0 ? CAIRN_ERR_PROTO : 0;
+}
+
 static void scan_done(struct rop *op, int status, const rpc_reply *rep)
 {
     struct rreq *q = op->req;
@@ -120,58 +147,32 @@ static void scan_done(struct rop *op, int status, const rpc_reply *rep)
         return;
     struct rscan *s = q->scan;
     if (status != 0) {
-        char msg[160] = "";
-        size_t n = rep->message.len < sizeof msg - 1 ? rep->message.len
-                                                     : sizeof msg - 1;
-        memcpy(msg, rep->message.p, n);
-        msg[n] = '\0';
+        char msg[160];
+        snprintf(msg, sizeof msg, "%.*s",
+                 (int)(rep->message.len < 159 ? rep->message.len : 159),
+                 (const char *)rep->message.p);
         scan_fail(r, q, status, msg);
         return;
     }
-    size_t pos = 0;
-    uint32_t seen = 0;
-    rpc_scan_entry e;
-    int rc;
-    bool had_skip = s->skip.len > 0;
-    buf prev_skip = s->skip; /* compare against the key we resumed at */
-    s->skip = (buf)BUF_INIT;
-    bool full = false;
-    while (!full && (rc = rpc_scan_next(rep, &pos, &e)) == 1) {
-        seen++;
-        if (had_skip && seen == 1 &&
-            router_key_cmp(e.key.p, e.key.len, prev_skip.data,
-                           prev_skip.len) == 0)
-            continue;
-        full = !scan_take(s, q, &e);
-    }
-    if (s->skip.len == 0 && had_skip) { /* nothing new: keep the old one */
-        buf_free(&s->skip);
-        s->skip = prev_skip;
-    } else {
-        buf_free(&prev_skip);
-    }
-    if (!full && rc < 0) {
-        scan_fail(r, q, CAIRN_ERR_PROTO, "malformed scan reply from node");
-        return;
-    }
-    if (full) {
+    uint32_t seen;
+    int rc = take_entries(s, q, rep, &seen);
+    if (rc < 0) {
+        scan_fail(r, q, rc, "malformed scan reply from node");
+    } else if (rc == 1) {
         scan_reply(r, q);
-        return;
-    }
-    if (rep->scan_more || seen >= op->limit) {
+    } else if (rep->scan_more || seen >= op->limit) {
         /* The node stopped early: resume at the last key, skipping it. */
         set_buf(&s->cur, s->skip.data, s->skip.len);
         scan_step(r, q);
-        return;
+    } else if (op->rend_len == 0 ||
+               key_at_or_past_end(q, op->rend, op->rend_len)) {
+        scan_reply(r, q); /* the end of the interval: empty cursor */
+    } else {
+        /* This range is done up to its end: on to the next one. */
+        set_buf(&s->cur, op->rend, op->rend_len);
+        buf_reset(&s->skip);
+        scan_step(r, q);
     }
-    /* This range is exhausted up to its end (or the scan's). */
-    if (op->rend_len == 0 || key_at_or_past_end(q, op->rend, op->rend_len)) {
-        scan_reply(r, q); /* the end: empty cursor */
-        return;
-    }
-    set_buf(&s->cur, op->rend, op->rend_len);
-    buf_reset(&s->skip);
-    scan_step(r, q);
 }
 
 void router_scan_start(struct router *r, struct rreq *q,
