@@ -338,7 +338,7 @@ static void reply_info(struct router *r, struct rreq *q)
                 "total_commands_processed:%llu\r\n"
                 "total_error_replies:%llu\r\n"
                 "# Router\r\nmeta_revision:%lld\r\nmeta_refreshes:%llu\r\n"
-                "tables:%zu\r\nnode_connections_retries:%llu\r\n"
+                "tables:%zu\r\nretries:%llu\r\n"
                 "timeouts:%llu\r\n",
                 r->port, r->nclients,
                 (unsigned long long)r->stat_connections,
