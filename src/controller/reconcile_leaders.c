@@ -19,7 +19,8 @@
 #include "common/err.h"
 #include "controller/controller_int.h"
 
-#define POLL_EVERY_MS 2000
+/* Not at every pass: METRICS costs a node a size read of each range. */
+#define POLL_EVERY_MS 5000
 #define MAX_TRACKED 1024
 
 typedef struct leaders_state {

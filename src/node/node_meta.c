@@ -26,7 +26,8 @@
 #include "../meta/meta.h"
 
 #define POLL_MS 100
-#define REFRESH_POLLS 20 /* re-read terms of led ranges every 2 s */
+#define REFRESH_POLLS 100 /* re-read terms of led ranges every 10 s: metrics
+                            * cost a range-size read, so not at every poll */
 #define RETRY_MS 1000
 #define ETCD_TIMEOUT_MS 2000
 #define LEASE_TTL_S 6
