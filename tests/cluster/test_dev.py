@@ -210,7 +210,7 @@ def test_dev_cluster(dev):
     r = client(dev.port)
     assert r.get("a") == b"1"
     # "ready" means `default` serves; the ranges of t may still be electing
-    # (the router answers NOQUORUM then, without retrying it).
+    # (longer than the router's retry deadline on a loaded machine).
     wait_for(lambda: serves(r, "t", b"k") and serves(r, "t", b"z"), 30,
              "both ranges of t to elect a leader after the restart", 0.2)
     assert r.execute_command("KV.GET", "t", "k") == b"v"
