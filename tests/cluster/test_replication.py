@@ -4,7 +4,9 @@ Every test is bounded; waits are on conditions with deadlines. The data of
 all replicas is compared through the metrics digest (a hash of every record,
 tombstones included) at equal applied indexes.
 """
+import os
 import random
+import re
 import threading
 import time
 
@@ -447,3 +449,54 @@ def test_cairn_admin_cli():
         wait_for(lambda: cl.leader(3) is follower, 10, "transfer")
         assert admin(ld.addr, "metrics", "99", ok=False).startswith(
             "RANGE_NOT_FOUND")
+
+
+def _segments(node, rng=R):
+    d = os.path.join(node.dir, "raft", str(rng))
+    closed = sorted(f for f in os.listdir(d) if re.match(r"^\d+-\d+$", f))
+    opened = sorted(f for f in os.listdir(d) if f.startswith("open-"))
+    return d, closed, opened
+
+
+def test_corrupt_log_middle_refuses_range_torn_tail_is_cut():
+    args = ["--segment-size", str(64 * 1024), "--snapshot-threshold", "100000"]
+    with Cluster(3, node_args=args) as cl:
+        ld = cl.create_range(R)
+        with ld.client() as c:
+            for i in range(300):
+                c.put(R, EPOCH, b"k%04d" % i, b"v" * 1000)
+        wait_converged(cl)
+        f1, f2 = [n for n in cl.nodes if n is not ld]
+
+        # corruption in the middle of a closed segment: that range refuses
+        # to start, with a clear message; the node and its other ranges run
+        f1.kill()
+        d, closed, _ = _segments(f1)
+        assert len(closed) >= 3
+        path = os.path.join(d, closed[len(closed) // 2])
+        with open(path, "r+b") as f:
+            f.seek(os.path.getsize(path) // 2)
+            f.write(b"\xde\xad\xbe\xef" * 4)
+        f1.start()
+        with f1.client() as c:
+            with pytest.raises(RpcError) as e:
+                c.get(R, EPOCH, b"k0001")
+            assert e.value.word == "RANGE_NOT_FOUND"
+        assert "range 1 not started" in f1.tail()
+
+        # a torn tail in the open segment (bytes after the last complete
+        # batch): cut off on start, the replica catches up from the leader
+        f2.kill()
+        d, _, opened = _segments(f2)
+        path = os.path.join(d, opened[0])
+        data = bytearray(open(path, "rb").read())
+        end = len(data.rstrip(b"\0"))
+        assert end > 0
+        data[end - 16:end] = b"\x55" * 16  # the last batch, half rewritten
+        open(path, "wb").write(bytes(data))
+        f2.start()
+        with ld.client() as c:
+            c.put(R, EPOCH, b"after", b"torn")
+        wait_converged(cl, members=[ld, f2])
+        with ld.client() as c:
+            assert len(c.scan_all(R, EPOCH)) == 301
