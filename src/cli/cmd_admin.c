@@ -33,7 +33,9 @@ static int usage(FILE *out)
             "  add-replica RANGE ID ADDR        on the leader: standby, then\n"
             "                                   voter once caught up\n"
             "  remove-replica RANGE ID          on the leader\n"
-            "  transfer-leader RANGE [ID]       on the leader (0 = any)\n");
+            "  transfer-leader RANGE [ID]       on the leader (0 = any)\n"
+            "  drop-replica RANGE               delete this node's replica\n"
+            "                                   (data and log)\n");
     return out == stdout ? 0 : 2;
 }
 
@@ -201,6 +203,9 @@ int cmd_admin(int argc, char **argv)
         q.type = RPC_REMOVE_REPLICA;
         q.range_id = a1;
         q.node_id = a2;
+    } else if (strcmp(cmd, "drop-replica") == 0 && argc == 2) {
+        q.type = RPC_DROP_REPLICA;
+        q.range_id = a1;
     } else if (strcmp(cmd, "transfer-leader") == 0 && argc <= 3 && argc >= 2) {
         q.type = RPC_TRANSFER_LEADER;
         q.range_id = a1;

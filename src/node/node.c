@@ -4,6 +4,7 @@
  */
 #include "node.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <inttypes.h>
@@ -70,6 +71,8 @@ typedef struct op {
     replica *r;
     buf key, end;
     uint32_t limit;
+    uint64_t range_id; /* drop: what to delete once the replica closed */
+    engine *eng;
 } op;
 
 /* ---- replies ---------------------------------------------------------- */
@@ -537,6 +540,74 @@ static void handle_membership(conn *c, const rpc_request *q)
     }
 }
 
+static void remove_range(node *n, uint64_t range_id)
+{
+    for (size_t i = 0; i < n->n_ranges; i++) {
+        if (n->ranges[i].range_id == range_id) {
+            n->ranges[i] = n->ranges[--n->n_ranges];
+            return;
+        }
+    }
+}
+
+/* Remove a directory of plain files (a replica's Raft log). */
+static int remove_flat_dir(const char *path)
+{
+    DIR *d = opendir(path);
+    struct dirent *de;
+    char file[4096];
+    if (d == NULL)
+        return errno == ENOENT ? 0 : CAIRN_ERR_IO;
+    while ((de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        snprintf(file, sizeof file, "%s/%s", path, de->d_name);
+        unlink(file);
+    }
+    closedir(d);
+    return rmdir(path) == 0 ? 0 : CAIRN_ERR_IO;
+}
+
+/* The replica is closed: delete its data (one atomic engine operation,
+ * so a crash leaves the replica whole or gone) and then its log. */
+static void dropped(void *arg)
+{
+    op *o = arg;
+    char path[4096];
+    int rc = engine_drop_range(o->eng, o->range_id);
+    snprintf(path, sizeof path, "%s/raft/%" PRIu64, o->c->n->opts->dir,
+             o->range_id);
+    if (rc == 0)
+        rc = remove_flat_dir(path);
+    if (!o->c->closing) {
+        if (rc == 0)
+            rpc_reply_text(&o->c->out, o->id, "dropped", 7);
+        else
+            reply_error(o->c, o->id, rc, NULL);
+    }
+    op_done(o);
+}
+
+/* Delete this node's replica of a range (after the leader removed it from
+ * the group, or to clean up a replica that never joined). */
+static void handle_drop(conn *c, const rpc_request *q)
+{
+    replica *r = find_range(c->n, q->range_id);
+    if (r == NULL) {
+        reply_error(c, q->id, CAIRN_ERR_RANGE_NOT_FOUND, NULL);
+        return;
+    }
+    op *o = op_new(c, q, NULL);
+    if (o == NULL) {
+        reply_error(c, q->id, CAIRN_ERR_NOMEM, NULL);
+        return;
+    }
+    o->range_id = q->range_id;
+    o->eng = replica_engine(r);
+    remove_range(c->n, q->range_id);
+    replica_close(r, dropped, o);
+}
+
 static void dispatch(conn *c, const rpc_request *q)
 {
     switch (q->type) {
@@ -554,6 +625,9 @@ static void dispatch(conn *c, const rpc_request *q)
         break;
     case RPC_METRICS:
         handle_metrics(c, q);
+        break;
+    case RPC_DROP_REPLICA:
+        handle_drop(c, q);
         break;
     default:
         handle_membership(c, q);

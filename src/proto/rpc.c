@@ -223,6 +223,7 @@ static int encode_body(buf *b, const rpc_request *q)
             rc = wr_bytes(b, q->addr);
         return rc;
     case RPC_METRICS:
+    case RPC_DROP_REPLICA:
         return buf_append_u64(b, q->range_id);
     default:
         return CAIRN_ERR_INVALID;
@@ -297,6 +298,7 @@ static void decode_body(rd *r, rpc_request *q)
             q->addr = rd_str(r);
         return;
     case RPC_METRICS:
+    case RPC_DROP_REPLICA:
         q->range_id = rd_u64(r);
         return;
     default:

@@ -62,7 +62,8 @@ typedef enum rpc_type {
     RPC_REMOVE_REPLICA = 18,
     RPC_TRANSFER_LEADER = 19,
     RPC_METRICS = 20,
-    RPC_TYPE_MAX_ = 21
+    RPC_DROP_REPLICA = 21,
+    RPC_TYPE_MAX_ = 22
 } rpc_type;
 
 /* Condition of a put, checked when the write is applied (atomically). */
@@ -93,6 +94,7 @@ typedef struct rpc_peer {
  *   REMOVE_REPLICA range_id node_id
  *   TRANSFER_LEADER range_id node_id (0 = any voter)
  *   METRICS  range_id (0 = every range)
+ *   DROP_REPLICA range_id (delete this node's replica: data and log)
  *   PING     nothing */
 typedef struct rpc_request {
     rpc_type type;

@@ -12,6 +12,7 @@ import struct
 PING, PUT, DEL, GET, SCAN = 1, 2, 3, 4, 5
 CREATE_REPLICA, ADD_REPLICA, REMOVE_REPLICA, TRANSFER_LEADER, METRICS = (
     16, 17, 18, 19, 20)
+DROP_REPLICA = 21
 COND_NONE, COND_IFSEQ, COND_IFABSENT = 0, 1, 2
 BTREE, LSM = 1, 2
 
@@ -192,6 +193,9 @@ class Client:
     def transfer_leader(self, rng, node_id=0):
         return self.call(TRANSFER_LEADER,
                          struct.pack(">QQ", rng, node_id)).str().decode()
+
+    def drop_replica(self, rng):
+        return self.call(DROP_REPLICA, struct.pack(">Q", rng)).str().decode()
 
     def metrics(self, rng=0):
         return json.loads(self.call(METRICS, struct.pack(">Q", rng)).str())

@@ -342,6 +342,13 @@ def test_membership_changes_under_load():
                 c.remove_replica(R, victim.id)
             ids = {f["id"] for f in ld.metrics(R)["followers"]}
             assert victim.id not in ids
+            # the removed node deletes its replica: data and log
+            with victim.client(20) as c:
+                assert c.drop_replica(R) == "dropped"
+                with pytest.raises(RpcError) as e:
+                    c.get(R, EPOCH, b"x")
+                assert e.value.word == "RANGE_NOT_FOUND"
+            assert not os.path.exists(os.path.join(victim.dir, "raft", "1"))
             load.wait_more(200)
             # transfer leadership to n4
             ld = cl.wait_leader(R)

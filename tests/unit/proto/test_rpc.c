@@ -150,6 +150,12 @@ static void test_admin_requests(void **state)
     assert_int_equal(rpc_encode_request(&f, &m), 0);
     assert_int_equal(rpc_decode_request(f.data, f.len, &d), 0);
     assert_int_equal(d.type, RPC_METRICS);
+    buf_reset(&f);
+    rpc_request x = {.type = RPC_DROP_REPLICA, .id = 6, .range_id = 12};
+    assert_int_equal(rpc_encode_request(&f, &x), 0);
+    assert_int_equal(rpc_decode_request(f.data, f.len, &d), 0);
+    assert_int_equal(d.type, RPC_DROP_REPLICA);
+    assert_int_equal(d.range_id, 12);
     buf_free(&f);
 }
 
