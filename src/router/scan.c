@@ -11,7 +11,8 @@
  * the last key seen and skips it.
  *
  * The page is held in memory until it is complete, bounded by the limits
- * above; RESP puts the cursor first, so nothing can be written earlier.
+ * above (RESP puts the cursor and the count first, so nothing can be
+ * written earlier), once: it becomes the reply in place.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,13 +44,31 @@ void router_scan_free(struct rreq *q)
     q->scan = NULL;
 }
 
+/* The page becomes the reply in place: the header (cursor, entry count) is
+ * slid in front of the entries, so a page is never held twice. */
 static void scan_reply(struct router *r, struct rreq *q)
 {
     struct rscan *s = q->scan;
-    resp_write_array(&q->out, 2);
-    resp_write_bulk(&q->out, s->cursor.data, s->cursor.len);
-    resp_write_array(&q->out, (size_t)s->count * 2);
-    buf_append(&q->out, s->entries.data, s->entries.len);
+    buf head = BUF_INIT;
+    int rc = resp_write_array(&head, 2);
+    if (rc == 0)
+        rc = resp_write_bulk(&head, s->cursor.data, s->cursor.len);
+    if (rc == 0)
+        rc = resp_write_array(&head, (size_t)s->count * 2);
+    if (rc == 0)
+        rc = buf_reserve(&s->entries, head.len);
+    if (rc == 0) {
+        memmove(s->entries.data + head.len, s->entries.data,
+                s->entries.len);
+        memcpy(s->entries.data, head.data, head.len);
+        s->entries.len += head.len;
+        buf_free(&q->out);
+        q->out = s->entries;
+        s->entries = (buf)BUF_INIT;
+    } else {
+        router_reply_status(q, CAIRN_ERR_NOMEM, NULL);
+    }
+    buf_free(&head);
     router_scan_free(q);
     router_req_finish(q);
 }

@@ -144,6 +144,8 @@ def test_limits_and_errors_keep_the_connection(r):
         r.execute_command("KV.GET", "missing", "k")
     with pytest.raises(redis.ResponseError, match="^INVALID"):
         r.execute_command("KV.SCAN", "lim", "", "", "CURSOR", "garbage")
+    assert r.execute_command("KV.SCAN", "lim", "x", "y") == [b"", []]
+    assert r.execute_command("KV.SCAN", "lim", "y", "x") == [b"", []]
     assert r.ping()  # the same connection still works
 
 
