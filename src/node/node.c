@@ -99,6 +99,11 @@ static void reply_not_leader(conn *c, uint64_t id, replica *r)
                         "replicas reachable");
         return;
     }
+    if (lid == c->n->opts->id) { /* still leader, but handing over */
+        rpc_reply_error(&c->out, id, CAIRN_ERR_TRYAGAIN,
+                        "leadership transfer in progress");
+        return;
+    }
     rpc_reply_not_leader(&c->out, id, lid, addr ? addr : "");
 }
 

@@ -81,6 +81,8 @@ class Load:
             except RpcError as e:
                 if e.word == "NOT_LEADER" and e.leader_addr:
                     addr = e.leader_addr
+                elif e.word == "TRYAGAIN":
+                    time.sleep(0.02)
                 else:
                     addr = random.choice(live)
                     time.sleep(0.02)
