@@ -212,6 +212,8 @@ static void fan_reply(struct rreq *q)
     }
 }
 
+static bool fan_pump(struct router *r, struct rreq *q);
+
 static void fan_done(struct rop *op, int status, const rpc_reply *rep)
 {
     struct rreq *q = op->req;
@@ -233,13 +235,7 @@ static void fan_done(struct rop *op, int status, const rpc_reply *rep)
     } else if (status == 0 && q->cmd.kind != RCMD_MSET) {
         q->count++; /* DEL: deleted a live value; EXISTS: found */
     }
-    if (q->pending > 0)
-        return;
-    fan_reply(q);
-    if (q->parts != NULL)
-        for (size_t i = 0; i < q->cmd.nargs; i++)
-            free(q->parts[i].value);
-    finish(op->r, q);
+    fan_pump(op->r, q);
 }
 
 /* DEL key...: each key is probed first (see start_del_after_probe). */
@@ -252,31 +248,51 @@ static void fan_del_probe_done(struct rop *op, int status,
     fan_done(op, status == 0 ? CAIRN_ERR_NOMEM : status, rep);
 }
 
-/* One op per key, all made before any starts, so that the reply waits for
- * the last of them. NULL entries: out of memory (noted as the error). */
-static struct rop **make_fan_ops(struct router *r, struct rreq *q,
-                                 const router_table *t)
+/* The op for key number q->fan_next, started. false when out of memory. */
+static bool fan_start_next(struct router *r, struct rreq *q)
 {
-    size_t n = q->cmd.nargs;
-    rpc_type type = q->cmd.kind == RCMD_MSET ? RPC_PUT : RPC_GET;
-    rop_done_fn done =
-        q->cmd.kind == RCMD_DEL ? fan_del_probe_done : fan_done;
-    struct rop **ops = calloc(n, sizeof *ops);
-    for (size_t i = 0; ops != NULL && i < n; i++) {
-        const router_arg *a = &q->cmd.args[i * q->cmd.stride];
-        if ((ops[i] = router_op_new(r, q, type, t->id, done)) == NULL)
-            break;
-        ops[i]->idx = i;
-        ops[i]->key = a->p;
-        ops[i]->key_len = a->len;
-        if (type == RPC_PUT) {
-            ops[i]->value = a[1].p;
-            ops[i]->value_len = a[1].len;
-        }
+    size_t i = q->fan_next++;
+    const router_arg *a = &q->cmd.args[i * q->cmd.stride];
+    bool put = q->cmd.kind == RCMD_MSET;
+    struct rop *op = router_op_new(
+        r, q, put ? RPC_PUT : RPC_GET, q->table_id,
+        q->cmd.kind == RCMD_DEL ? fan_del_probe_done : fan_done);
+    if (op == NULL)
+        return false;
+    op->idx = i;
+    op->key = a->p;
+    op->key_len = a->len;
+    if (put) {
+        op->value = a[1].p;
+        op->value_len = a[1].len;
     }
-    if (ops == NULL || ops[n - 1] == NULL)
-        fan_note_error(q, CAIRN_ERR_NOMEM, NULL);
-    return ops;
+    router_op_start(op);
+    return true;
+}
+
+/* Keep at most ROUTER_FAN_WINDOW ops of a fan-out in flight (a command
+ * with a million keys must not become a million ops at once); stop issuing
+ * after an error. Replies once nothing is left. An op that finishes while
+ * the loop below runs only records its result: the loop goes on. */
+static bool fan_pump(struct router *r, struct rreq *q)
+{
+    if (q->fan_busy)
+        return false;
+    q->fan_busy = true;
+    while (q->first_err == 0 && q->fan_next < q->cmd.nargs &&
+           q->pending < ROUTER_FAN_WINDOW)
+        if (!fan_start_next(r, q))
+            fan_note_error(q, CAIRN_ERR_NOMEM, NULL);
+    q->fan_busy = false;
+    if (q->pending > 0 ||
+        (q->first_err == 0 && q->fan_next < q->cmd.nargs))
+        return false;
+    fan_reply(q);
+    if (q->parts != NULL)
+        for (size_t i = 0; i < q->cmd.nargs; i++)
+            free(q->parts[i].value);
+    finish(r, q);
+    return true;
 }
 
 static void start_fan_out(struct router *r, struct rreq *q)
@@ -290,16 +306,8 @@ static void start_fan_out(struct router *r, struct rreq *q)
         finish(r, q);
         return;
     }
-    size_t n = q->cmd.nargs; /* q may be finished by the last start */
-    struct rop **ops = make_fan_ops(r, q, t);
-    bool none = ops == NULL || ops[0] == NULL;
-    for (size_t i = 0; ops != NULL && i < n && ops[i] != NULL; i++)
-        router_op_start(ops[i]);
-    free(ops);
-    if (none) { /* nothing will call fan_done */
-        fan_reply(q);
-        finish(r, q);
-    }
+    q->table_id = t->id;
+    fan_pump(r, q);
 }
 
 /* ---- commands answered by the router itself ---- */

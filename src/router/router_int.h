@@ -45,6 +45,8 @@
 #define ROUTER_REPLY_GUESS (256u << 10)
 /* A scan page stops growing at this many bytes of keys and values. */
 #define ROUTER_SCAN_PAGE_BYTES (4u << 20)
+/* Most ops of one MGET/MSET/DEL/EXISTS in flight at once. */
+#define ROUTER_FAN_WINDOW 64
 /* Retry backoff: first wait, cap. */
 #define ROUTER_BACKOFF_MIN_MS 5
 #define ROUTER_BACKOFF_MAX_MS 400
@@ -125,6 +127,9 @@ struct rreq {
     int first_err;             /* fan-out: first error seen */
     char first_msg[128];
     int64_t count;             /* DEL/EXISTS: sum */
+    uint64_t table_id;         /* fan-out: the table, for later ops */
+    size_t fan_next;           /* fan-out: next key to start */
+    bool fan_busy;             /* fan-out: fan_pump is running */
     struct rpart *parts;       /* MGET: one result per key */
     struct rscan *scan;        /* KV.SCAN state */
     struct rtablejob *job;     /* TABLE.* running on a worker thread */

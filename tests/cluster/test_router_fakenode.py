@@ -509,3 +509,21 @@ def test_election_and_shutdown_answers(cluster, r):
     n1.before = lambda node, req: (_reply(req["id"], ERR["SHUTDOWN"], b"closing")
                                    if time.monotonic() < until else None)
     assert r.execute_command("KV.GET", "el", "k") == b"v"
+
+
+def test_large_fan_out(r):
+    """MSET/MGET/EXISTS/DEL with many more keys than the router keeps in
+    flight per command: every key is answered, in argument order."""
+    try:
+        r.execute_command("TABLE.CREATE", "default")
+    except redis.ResponseError as e:
+        assert str(e).startswith("EXISTS")
+    pairs = {"fan%04d" % i: "v%04d" % i for i in range(0, 1000, 2)}
+    assert r.mset(pairs) is True
+    keys = ["fan%04d" % i for i in range(1000)]
+    got = r.mget(keys)
+    assert got == [("v%04d" % i).encode() if i % 2 == 0 else None
+                   for i in range(1000)]
+    assert r.exists(*keys) == 500
+    assert r.delete(*keys) == 500
+    assert r.exists(*keys) == 0
