@@ -4,6 +4,7 @@
  *   cairn router --listen HOST:PORT --etcd URL[,URL...] [--prefix /cairn]
  *                [--deadline-ms N]
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +67,9 @@ int cmd_router(int argc, char **argv)
     }
     if (cfg.etcd == NULL)
         return router_usage(stderr);
+    /* A client that goes away while its reply is being written must cost
+     * an EPIPE on that socket, not the process. */
+    signal(SIGPIPE, SIG_IGN);
     router *r = NULL;
     int rc = router_new(&r, &cfg);
     if (rc != 0) {

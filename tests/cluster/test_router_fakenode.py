@@ -527,3 +527,20 @@ def test_large_fan_out(r):
     assert r.exists(*keys) == 500
     assert r.delete(*keys) == 500
     assert r.exists(*keys) == 0
+
+
+def test_client_gone_mid_reply(cluster, r):
+    """Clients that vanish while their replies are being written (reset
+    connections) cost the router nothing: it keeps serving."""
+    r.execute_command("TABLE.CREATE", "gone")
+    r.execute_command("KV.PUT", "gone", "k", b"g" * (1024 * 1024))
+    cmd = b"*3\r\n$6\r\nKV.GET\r\n$4\r\ngone\r\n$1\r\nk\r\n"
+    for _ in range(20):
+        s = socket.create_connection(("127.0.0.1", cluster["router"].port), 5)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.sendall(cmd * 4)
+        s.recv(1)  # the reply has started
+        s.close()  # reset, with most of the reply unwritten
+    assert cluster["router"].proc.poll() is None
+    assert r.ping()
+    assert len(r.execute_command("KV.GET", "gone", "k")) == 1024 * 1024
