@@ -560,7 +560,7 @@ static int remove_flat_dir(const char *path)
 {
     DIR *d = opendir(path);
     struct dirent *de;
-    char file[4096];
+    char file[4096 + 256 + 2];
     if (d == NULL)
         return errno == ENOENT ? 0 : CAIRN_ERR_IO;
     while ((de = readdir(d)) != NULL) {

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,11 @@ struct replica {
     uint64_t range_id;
     engine *eng;
     entry_applier *applier; /* committed entries not yet written */
+    engine_view *snap_view;  /* pinned by a snapshot being encoded */
+    uint64_t snap_index;
+    int async_jobs;     /* snapshot encodings running on worker threads */
+    bool raft_gone;     /* libraft closed: jobs must not call back into it */
+    bool free_pending;  /* freed when the last job ends */
     struct raft raft;
     struct raft_io io;
     struct raft_uv_transport transport;
@@ -254,30 +260,41 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *b,
     return 0;
 }
 
+/* Snapshots use libraft's version-3 state machine: fsm_snapshot runs on
+ * the loop and pins a view of the store at exactly libraft's last applied
+ * index; fsm_snapshot_async encodes it on a libuv worker thread (encoding a
+ * range near the cap on the loop would stall every range of the node);
+ * fsm_snapshot_finalize, back on the loop, frees it all. Engine reads from
+ * another thread are allowed while the loop writes (engine.h). */
 static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[],
                         unsigned *n_bufs)
 {
     replica *r = fsm->data;
     /* During replay the store can be ahead of libraft; a snapshot labelled
      * with libraft's index must hold exactly that state. Try later. */
-    if (r->applied > r->raft.last_applied)
+    if (r->applied > r->raft.last_applied || r->snap_view != NULL)
         return RAFT_BUSY;
     apply_flush(r);
-    if (engine_sync(r->eng) != 0)
+    /* the snapshot lets libraft drop the log below it: the store must hold
+     * everything up to here durably first */
+    if (engine_sync(r->eng) != 0 ||
+        engine_view_open(r->eng, &r->snap_view) != 0)
         return RAFT_IOERR;
+    r->snap_index = r->raft.last_applied;
+    *bufs = NULL;
+    *n_bufs = 0;
+    return 0;
+}
+
+static int fsm_snapshot_async(struct raft_fsm *fsm,
+                              struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    replica *r = fsm->data;
     buf out = BUF_INIT;
-    engine_view *view = NULL;
-    int rc = engine_view_open(r->eng, &view);
-    if (rc == 0)
-        rc = snapshot_encode(r->eng, view, r->range_id,
-                             r->raft.last_applied, r->env->opts.snapshot_cap,
-                             &out);
-    if (view)
-        engine_view_close(view);
-    struct raft_buffer *rb = rc == 0 ? raft_malloc(sizeof *rb) : NULL;
-    void *base = rb ? raft_malloc(out.len ? out.len : 1) : NULL;
-    if (base == NULL) {
-        raft_free(rb);
+    int rc = snapshot_encode(r->eng, r->snap_view, r->range_id, r->snap_index,
+                             r->env->opts.snapshot_cap, &out);
+    struct raft_buffer *rb = rc == 0 ? malloc(sizeof *rb) : NULL;
+    if (rb == NULL) {
         if (rc == CAIRN_ERR_SNAPSHOT_TOOBIG)
             fprintf(stderr, "cairn node: range %llu is larger than the "
                     "snapshot cap (%zu bytes): log not compacted\n",
@@ -286,13 +303,29 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[],
         buf_free(&out);
         return rc == CAIRN_ERR_SNAPSHOT_TOOBIG ? RAFT_TOOBIG : RAFT_NOMEM;
     }
-    memcpy(base, out.data, out.len);
-    rb->base = base;
+    rb->base = out.data; /* freed by fsm_snapshot_finalize */
     rb->len = out.len;
-    buf_free(&out);
     *bufs = rb;
     *n_bufs = 1;
-    r->n_snapshots++;
+    return 0;
+}
+
+static int fsm_snapshot_finalize(struct raft_fsm *fsm,
+                                 struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    replica *r = fsm->data;
+    if (*bufs) {
+        for (unsigned i = 0; i < *n_bufs; i++)
+            free((*bufs)[i].base);
+        free(*bufs);
+        r->n_snapshots++;
+    }
+    *bufs = NULL;
+    *n_bufs = 0;
+    if (r->snap_view) {
+        engine_view_close(r->snap_view);
+        r->snap_view = NULL;
+    }
     return 0;
 }
 
@@ -905,6 +938,8 @@ static int copy_meta(range_meta *dst, const range_meta *src)
 
 static void free_replica(replica *r)
 {
+    if (r->snap_view)
+        engine_view_close(r->snap_view);
     range_meta_free(&r->meta);
     entry_applier_free(r->applier);
     free(r->writes.v);
@@ -917,6 +952,10 @@ static void free_replica(replica *r)
 static void flush_closed(uv_handle_t *h)
 {
     replica *r = h->data;
+    if (r->async_jobs > 0) { /* async_job_done frees it */
+        r->free_pending = true;
+        return;
+    }
     void (*cb)(void *) = r->close_cb;
     void *arg = r->close_arg;
     free_replica(r);
@@ -927,6 +966,7 @@ static void flush_closed(uv_handle_t *h)
 static void raft_closed(struct raft *raft)
 {
     replica *r = raft->data;
+    r->raft_gone = true;
     /* Whatever libraft did not answer cannot be answered any more. */
     while (r->props) {
         proposal *p = r->props;
@@ -953,6 +993,61 @@ void replica_close(replica *r, void (*cb)(void *arg), void *arg)
     raft_close(&r->raft, raft_closed);
 }
 
+/* raft_uv in libraft 0.15 is a version-1 raft_io without async_work, which
+ * version-3 snapshots need: provide it on libuv's thread pool. raft_uv does
+ * not know these jobs, so the replica outlives libraft until they end. */
+static void free_replica(replica *r);
+
+typedef struct async_job {
+    uv_work_t work;
+    struct raft_io_async_work *req;
+    replica *r;
+    int status;
+} async_job;
+
+static void async_job_run(uv_work_t *w)
+{
+    async_job *j = w->data;
+    j->status = j->req->work(j->req);
+}
+
+static void async_job_done(uv_work_t *w, int status)
+{
+    async_job *j = w->data;
+    replica *r = j->r;
+    r->async_jobs--;
+    if (!r->raft_gone)
+        j->req->cb(j->req, status == 0 ? j->status : RAFT_CANCELED);
+    free(j);
+    if (r->free_pending && r->async_jobs == 0) {
+        void (*cb)(void *) = r->close_cb;
+        void *arg = r->close_arg;
+        free_replica(r);
+        if (cb)
+            cb(arg);
+    }
+}
+
+static int io_async_work(struct raft_io *io, struct raft_io_async_work *req,
+                         raft_io_async_work_cb cb)
+{
+    replica *r = (replica *)((char *)io - offsetof(replica, io));
+    async_job *j = calloc(1, sizeof *j);
+    if (j == NULL)
+        return RAFT_NOMEM;
+    req->cb = cb;
+    j->req = req;
+    j->r = r;
+    j->work.data = j;
+    if (uv_queue_work(r->env->loop, &j->work, async_job_run,
+                      async_job_done) != 0) {
+        free(j);
+        return RAFT_IOERR;
+    }
+    r->async_jobs++;
+    return 0;
+}
+
 static int set_err(char *err, int rc, const char *fmt, const char *detail)
 {
     if (err)
@@ -976,10 +1071,16 @@ static int init_raft(replica *r, char *err)
     raft_uv_set_segment_size(&r->io, env->opts.segment_size);
     raft_uv_set_connect_retry_delay(&r->io, 100);
     raft_uv_set_snapshot_compression(&r->io, false);
-    r->fsm.version = 1;
+    if (r->io.version < 2) {
+        r->io.version = 2;
+        r->io.async_work = io_async_work;
+    }
+    r->fsm.version = 3;
     r->fsm.data = r;
     r->fsm.apply = fsm_apply;
     r->fsm.snapshot = fsm_snapshot;
+    r->fsm.snapshot_async = fsm_snapshot_async;
+    r->fsm.snapshot_finalize = fsm_snapshot_finalize;
     r->fsm.restore = fsm_restore;
     rv = raft_init(&r->raft, &r->io, &r->fsm, env->node_id, env->address);
     if (rv != 0) {
