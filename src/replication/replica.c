@@ -582,9 +582,12 @@ int replica_write(replica *r, int kind, const void *key, size_t key_len,
     if (value_len > CAIRN_VALUE_MAX)
         return CAIRN_ERR_TOOBIG;
     if (kind == ENTRY_OP_PUT) {
+        /* the store's count, re-read every second, plus what was accepted
+         * since (an upper bound: an overwrite may not grow the range) */
         refresh_size(r);
         if (r->size_bytes > r->env->opts.snapshot_cap)
             return CAIRN_ERR_SNAPSHOT_TOOBIG;
+        r->size_bytes += key_len + value_len;
     }
     waiter w = {.wcb = cb, .arg = arg, .kind = (uint8_t)kind,
                 .cond = (uint8_t)cond, .off = r->stage.len,

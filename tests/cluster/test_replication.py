@@ -509,3 +509,32 @@ def test_corrupt_log_middle_refuses_range_torn_tail_is_cut():
         wait_converged(cl, members=[ld, f2])
         with ld.client() as c:
             assert len(c.scan_all(R, EPOCH)) == 301
+
+
+def test_range_at_snapshot_cap_refuses_puts_keeps_data():
+    with Cluster(3, node_args=["--snapshot-cap", "100000"]) as cl:
+        ld = cl.create_range(R)
+        acked = {}
+        with ld.client() as c:
+            refused = None
+            for i in range(40):
+                k = b"k%02d" % i
+                try:
+                    c.put(R, EPOCH, k, b"x" * 10000)
+                    acked[k] = True
+                except RpcError as e:
+                    refused = e
+                    break
+            assert refused is not None and refused.word == "SNAPTOOBIG"
+            # the size check is refreshed at most once a second: wait for it
+            # to see every write, then every put is refused, deletes are not
+            def refuses():
+                try:
+                    c.put(R, EPOCH, b"more", b"y")
+                except RpcError as e:
+                    return e.word == "SNAPTOOBIG"
+                return False
+            wait_for(refuses, 5, "puts refused at the cap")
+            c.delete(R, EPOCH, b"k00")
+            got = {k for k, _, _ in c.scan_all(R, EPOCH)}
+            assert got == set(acked) - {b"k00"}
