@@ -153,6 +153,9 @@ static int get_engine(node *n, engine_kind kind, engine **out)
         int rc = engine_open(kind, path, NULL, &n->engines[kind]);
         if (rc != 0)
             return rc;
+        n->env.batchers[kind] = entry_batcher_new(n->engines[kind]);
+        if (n->env.batchers[kind] == NULL)
+            return CAIRN_ERR_NOMEM; /* the engine stays open for a retry */
     }
     *out = n->engines[kind];
     return 0;
@@ -913,9 +916,11 @@ static void node_free(node *n)
     uv_walk(&n->loop, close_walk, NULL);
     uv_run(&n->loop, UV_RUN_DEFAULT);
     uv_loop_close(&n->loop);
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < 3; k++) {
+        entry_batcher_free(n->env.batchers[k]); /* replicas flushed them */
         if (n->engines[k])
             engine_close(n->engines[k]);
+    }
     rep_hub_free(n->hub);
     seq_clock_free(n->clock);
     free(n->ranges);

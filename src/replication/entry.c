@@ -182,9 +182,10 @@ typedef struct pending {
 } pending;
 
 struct entry_applier {
-    engine *e;
+    entry_batcher *b;
+    bool own_b; /* a private batcher (entry_applier_new) */
+    bool dirty; /* has ops in b's batch; listed in b->dirty */
     uint64_t range_id;
-    engine_batch *batch;
     uint64_t index;   /* last index added */
     uint64_t written; /* last index written */
     size_t entries;   /* entries added since the last write */
@@ -194,17 +195,94 @@ struct entry_applier {
     buf scratch;
 };
 
+struct entry_batcher {
+    engine *e;
+    engine_batch *batch;
+    entry_applier **dirty;
+    size_t n_dirty, cap_dirty;
+};
+
+entry_batcher *entry_batcher_new(engine *e)
+{
+    entry_batcher *b = calloc(1, sizeof *b);
+    if (b == NULL || (b->batch = engine_batch_new()) == NULL) {
+        free(b);
+        return NULL;
+    }
+    b->e = e;
+    return b;
+}
+
+void entry_batcher_free(entry_batcher *b)
+{
+    if (b == NULL)
+        return;
+    engine_batch_free(b->batch);
+    free(b->dirty);
+    free(b);
+}
+
+int entry_batcher_flush(entry_batcher *b)
+{
+    if (b->n_dirty == 0)
+        return 0;
+    int rc = engine_write(b->e, b->batch);
+    if (rc != 0)
+        return rc;
+    engine_batch_clear(b->batch);
+    for (size_t i = 0; i < b->n_dirty; i++) {
+        entry_applier *a = b->dirty[i];
+        buf_reset(&a->keys);
+        a->n = 0;
+        a->entries = 0;
+        a->written = a->index;
+        a->dirty = false;
+    }
+    b->n_dirty = 0;
+    return 0;
+}
+
+static int mark_dirty(entry_applier *a)
+{
+    entry_batcher *b = a->b;
+    if (a->dirty)
+        return 0;
+    if (b->n_dirty == b->cap_dirty) {
+        size_t cap = b->cap_dirty ? b->cap_dirty * 2 : 16;
+        entry_applier **d = realloc(b->dirty, cap * sizeof *d);
+        if (d == NULL)
+            return CAIRN_ERR_NOMEM;
+        b->dirty = d;
+        b->cap_dirty = cap;
+    }
+    b->dirty[b->n_dirty++] = a;
+    a->dirty = true;
+    return 0;
+}
+
+entry_applier *entry_applier_new_shared(entry_batcher *b, uint64_t range_id,
+                                        uint64_t applied)
+{
+    entry_applier *a = calloc(1, sizeof *a);
+    if (a == NULL)
+        return NULL;
+    a->b = b;
+    a->range_id = range_id;
+    a->index = a->written = applied;
+    return a;
+}
+
 entry_applier *entry_applier_new(engine *e, uint64_t range_id,
                                  uint64_t applied)
 {
-    entry_applier *a = calloc(1, sizeof *a);
-    if (a == NULL || (a->batch = engine_batch_new()) == NULL) {
-        free(a);
+    entry_batcher *b = entry_batcher_new(e);
+    entry_applier *a = b ? entry_applier_new_shared(b, range_id, applied)
+                         : NULL;
+    if (a == NULL) {
+        entry_batcher_free(b);
         return NULL;
     }
-    a->e = e;
-    a->range_id = range_id;
-    a->index = a->written = applied;
+    a->own_b = true;
     return a;
 }
 
@@ -212,7 +290,10 @@ void entry_applier_free(entry_applier *a)
 {
     if (a == NULL)
         return;
-    engine_batch_free(a->batch);
+    if (a->dirty) /* its ops are in the shared batch: write them first */
+        entry_batcher_flush(a->b);
+    if (a->own_b)
+        entry_batcher_free(a->b);
     buf_free(&a->keys);
     buf_free(&a->scratch);
     free(a->v);
@@ -234,7 +315,7 @@ static int current_seq(entry_applier *a, const entry_op *op, seq *s,
             return 1;
         }
     }
-    int rc = engine_get(a->e, NULL, a->range_id, op->key, op->key_len, s,
+    int rc = engine_get(a->b->e, NULL, a->range_id, op->key, op->key_len, s,
                         tombstone, &a->scratch);
     if (rc == CAIRN_ERR_NOT_FOUND)
         return 0;
@@ -259,12 +340,12 @@ static int check_cond(entry_applier *a, const entry_op *op)
 
 static int add_op(entry_applier *a, const entry_op *op)
 {
-    int rc;
-    if (op->kind == ENTRY_OP_DEL)
-        rc = engine_batch_tombstone(a->batch, a->range_id, op->key,
+    int rc = mark_dirty(a);
+    if (rc == 0 && op->kind == ENTRY_OP_DEL)
+        rc = engine_batch_tombstone(a->b->batch, a->range_id, op->key,
                                     op->key_len, &op->seq);
-    else
-        rc = engine_batch_put(a->batch, a->range_id, op->key, op->key_len,
+    else if (rc == 0)
+        rc = engine_batch_put(a->b->batch, a->range_id, op->key, op->key_len,
                               &op->seq, op->value, op->value_len);
     if (rc != 0)
         return rc;
@@ -309,7 +390,9 @@ int entry_applier_add(entry_applier *a, uint64_t index, const void *p,
             rc = add_op(a, &op);
     }
     if (rc == 0)
-        rc = engine_batch_set_applied(a->batch, a->range_id, index);
+        rc = mark_dirty(a);
+    if (rc == 0)
+        rc = engine_batch_set_applied(a->b->batch, a->range_id, index);
     if (rc == 0) {
         a->index = index;
         a->entries++;
@@ -319,17 +402,7 @@ int entry_applier_add(entry_applier *a, uint64_t index, const void *p,
 
 int entry_applier_flush(entry_applier *a)
 {
-    if (a->entries == 0)
-        return 0;
-    int rc = engine_write(a->e, a->batch);
-    if (rc != 0)
-        return rc;
-    engine_batch_clear(a->batch);
-    buf_reset(&a->keys);
-    a->n = 0;
-    a->entries = 0;
-    a->written = a->index;
-    return 0;
+    return a->dirty ? entry_batcher_flush(a->b) : 0;
 }
 
 int entry_apply(engine *e, engine_batch *batch, uint64_t range_id,

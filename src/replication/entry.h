@@ -104,18 +104,35 @@ int entry_apply(engine *e, engine_batch *batch, uint64_t range_id,
                 uint64_t index, const void *p, size_t len,
                 entry_result *results, seq_clock *clock);
 
-/* An applier applies consecutive entries of one range into ONE engine
- * batch, written by entry_applier_flush(): libraft applies every entry that
- * commits in one callback, and the index store may fsync per write, so the
- * replica flushes once per loop iteration (and before anything reads the
- * store). Conditions of later entries see the pending ops of earlier ones.
- * The batch carries the applied index of the last entry added, so a write
- * is still all-or-nothing and exactly at an entry boundary. */
+/* An applier applies consecutive entries of one range into an engine batch
+ * written by a flush: libraft applies every entry that commits in one
+ * callback, and the index store may fsync per write, so the replica flushes
+ * once per loop iteration (and before anything reads the store).
+ * Conditions of later entries see the pending ops of earlier ones. The batch
+ * carries the applied index of the last entry added, so a write is still
+ * all-or-nothing and exactly at an entry boundary.
+ *
+ * A batcher holds one engine batch shared by the appliers of every range of
+ * that engine on the node: flushing any of them writes all of them, so a
+ * node with many busy ranges still does one engine write per iteration. */
 typedef struct entry_applier entry_applier;
+typedef struct entry_batcher entry_batcher;
 
-/* `applied` is the range's applied index in the store. NULL if no memory. */
+entry_batcher *entry_batcher_new(engine *e);
+void entry_batcher_free(entry_batcher *b);
+
+/* Write every pending op of every applier of `b` (one engine_write). */
+int entry_batcher_flush(entry_batcher *b);
+
+/* An applier sharing `b` (which must outlive it). NULL if no memory. */
+entry_applier *entry_applier_new_shared(entry_batcher *b, uint64_t range_id,
+                                        uint64_t applied);
+
+/* An applier with a private batcher. `applied` is the range's applied
+ * index in the store. NULL if no memory. */
 entry_applier *entry_applier_new(engine *e, uint64_t range_id,
                                  uint64_t applied);
+/* Free; writes the applier's pending ops first, if any. */
 void entry_applier_free(entry_applier *a);
 
 /* Add entry `index` (the next one). Errors: CAIRN_ERR_CORRUPT (malformed,
@@ -126,7 +143,8 @@ int entry_applier_add(entry_applier *a, uint64_t index, const void *p,
 /* Number of entries added and not yet written. */
 size_t entry_applier_pending(const entry_applier *a);
 
-/* Write the pending entries (one engine_write); no-op if none. */
+/* Write the pending entries (with those of every applier sharing its
+ * batcher: one engine_write); no-op if none. */
 int entry_applier_flush(entry_applier *a);
 
 /* ---- range meta ------------------------------------------------------- */

@@ -329,6 +329,13 @@ static int fsm_snapshot_finalize(struct raft_fsm *fsm,
     return 0;
 }
 
+static entry_applier *new_applier(replica *r, uint64_t applied)
+{
+    entry_batcher *b = r->env->batchers[engine_get_kind(r->eng)];
+    return b ? entry_applier_new_shared(b, r->range_id, applied)
+             : entry_applier_new(r->eng, r->range_id, applied);
+}
+
 static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *b)
 {
     replica *r = fsm->data;
@@ -346,7 +353,7 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *b)
             return RAFT_IOERR;
         }
         r->applied = index;
-        entry_applier *fresh = entry_applier_new(r->eng, r->range_id, index);
+        entry_applier *fresh = new_applier(r, index);
         if (fresh == NULL)
             return RAFT_NOMEM;
         entry_applier_free(r->applier);
@@ -1133,7 +1140,7 @@ int replica_open(rep_env *env, engine *eng, const range_meta *meta,
     r->range_id = meta->range_id;
     int rc = engine_applied_index(eng, NULL, r->range_id, &r->applied);
     if (rc == 0 &&
-        (r->applier = entry_applier_new(eng, r->range_id, r->applied)) == NULL)
+        (r->applier = new_applier(r, r->applied)) == NULL)
         rc = CAIRN_ERR_NOMEM;
     snprintf(r->dir, sizeof r->dir, "%s/raft/%llu", env->dir,
              (unsigned long long)r->range_id);

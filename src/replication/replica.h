@@ -66,6 +66,10 @@ typedef struct rep_env {
     seq_clock *clock;
     uint64_t nonce; /* random per process: marks this process's proposals */
     rep_options opts;
+    /* One shared apply batch per index store (by engine_kind), so that the
+     * ranges of a node write their applied entries with one engine write
+     * per loop iteration; NULL: each replica batches alone. */
+    entry_batcher *batchers[3];
 } rep_env;
 
 typedef struct replica replica;

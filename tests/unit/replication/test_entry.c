@@ -218,6 +218,36 @@ static void test_applier_batches_entries(void **state)
     buf_free(&e2);
 }
 
+/* Appliers of two ranges sharing a batcher: one flush writes both. */
+static void test_shared_batcher_one_write(void **state)
+{
+    fix *f = *state;
+    buf e = BUF_INIT;
+    entry_op op = put_op("s", "1", seq_make(400, 0, 1));
+    encode(&e, &op, 1);
+    entry_batcher *b = entry_batcher_new(f->e);
+    entry_applier *a1 = entry_applier_new_shared(b, 1, 0);
+    entry_applier *a2 = entry_applier_new_shared(b, 2, 0);
+    assert_int_equal(entry_applier_add(a1, 1, e.data, e.len, NULL, NULL), 0);
+    assert_int_equal(entry_applier_add(a2, 7, e.data, e.len, NULL, NULL), 0);
+    assert_int_equal(entry_applier_flush(a2), 0); /* writes a1's too */
+    assert_int_equal(entry_applier_pending(a1), 0);
+    uint64_t i1 = 0, i2 = 0;
+    assert_int_equal(engine_applied_index(f->e, NULL, 1, &i1), 0);
+    assert_int_equal(engine_applied_index(f->e, NULL, 2, &i2), 0);
+    assert_int_equal(i1, 1);
+    assert_int_equal(i2, 7);
+    assert_value(f, "s", "1");
+    /* freeing an applier with pending ops writes them */
+    assert_int_equal(entry_applier_add(a1, 2, e.data, e.len, NULL, NULL), 0);
+    entry_applier_free(a1);
+    assert_int_equal(engine_applied_index(f->e, NULL, 1, &i1), 0);
+    assert_int_equal(i1, 2);
+    entry_applier_free(a2);
+    entry_batcher_free(b);
+    buf_free(&e);
+}
+
 static void test_meta_round_trip(void **state)
 {
     (void)state;
@@ -313,6 +343,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_corrupt_entry_changes_nothing,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_applier_batches_entries, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_shared_batcher_one_write, setup,
                                         teardown),
         cmocka_unit_test(test_meta_round_trip),
         cmocka_unit_test_setup_teardown(test_snapshot_round_trip, setup,
