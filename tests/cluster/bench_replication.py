@@ -42,7 +42,7 @@ def _s(b):
     return struct.pack(">I", len(b)) + b
 
 
-def client_proc(addr, kind, seconds, window, tid, q):
+def client_proc(addr, kind, seconds, window, tid, q, rng=R):
     host, port = addr.rsplit(":", 1)
     sock = socket.create_connection((host, int(port)))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -57,7 +57,7 @@ def client_proc(addr, kind, seconds, window, tid, q):
 
     def frame(i):
         key = b"p%d-%08d" % (tid, i % 20000 if kind == GET else i)
-        body = struct.pack(">QQ", R, 1) + _s(key)
+        body = struct.pack(">QQ", rng, 1) + _s(key)
         if kind == PUT:
             body += _s(value) + b"\0" + b"\0" * 16
         f = struct.pack(">BQ", kind, i) + body
@@ -93,10 +93,13 @@ def client_proc(addr, kind, seconds, window, tid, q):
     q.put((lat, errors))
 
 
-def run_load(addr, kind, seconds, procs, window):
+def run_load(addr, kind, seconds, procs, window, targets=None):
+    """targets: list of (address, range) the processes take in turn."""
     q = mp.Queue()
+    targets = targets or [(addr, R)]
     ps = [mp.Process(target=client_proc,
-                     args=(addr, kind, seconds, window, t, q))
+                     args=(targets[t % len(targets)][0], kind, seconds,
+                           window, t, q, targets[t % len(targets)][1]))
           for t in range(procs)]
     t0 = time.monotonic()
     for p in ps:
@@ -207,6 +210,30 @@ def bench_etcd(load):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def bench_ranges(args):
+    """args.ranges ranges on 3 nodes, the client processes spread over
+    them: the node-wide shared apply batch at work."""
+    cl = Cluster(3, node_args=[])
+    cl.node_args = ["--election-ms", "1000", "--heartbeat-ms", "100"]
+    try:
+        cl.start()
+        targets = []
+        for rng in range(1, args.ranges + 1):
+            targets.append((cl.create_range(rng).addr, rng))
+        w = run_load(None, PUT, args.seconds, args.procs, args.window,
+                     targets)
+        entries = writes = 0
+        for m in cl.nodes:
+            with m.client() as c:
+                for r in c.metrics(0)["ranges"]:
+                    if r["role"] == "leader":
+                        writes += r["writes"]
+                        entries += r["entries"]
+        return w, writes, entries
+    finally:
+        cl.close()
+
+
 def cpu_seconds(pid):
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
@@ -257,6 +284,8 @@ def main():
                     "8000, 15000 writes/s targets)")
     ap.add_argument("--idle-ranges", type=int, default=0)
     ap.add_argument("--skip-range", action="store_true")
+    ap.add_argument("--ranges", type=int, default=0,
+                    help="also write to this many ranges at once")
     args = ap.parse_args()
     if not args.skip_range:
         w, r, writes, entries, counts, barriers, reads = bench_range(args)
@@ -275,6 +304,12 @@ def main():
               % (r["ops"], r["ops_s"], r["p50_ms"], r["p99_ms"], r["errors"]))
         print("  leader: %d reads confirmed by %d barriers = %.1f reads/barrier"
               % (reads, barriers, reads / max(barriers, 1)))
+    if args.ranges:
+        w, writes, entries = bench_ranges(args)
+        print("writes over %d ranges: %d ops = %.0f ops/s, p50 %.2f ms, "
+              "p99 %.2f ms, errors %s; %.1f writes/entry" % (
+                  args.ranges, w["ops"], w["ops_s"], w["p50_ms"],
+                  w["p99_ms"], w["errors"], writes / max(entries, 1)))
     if args.etcd:
         print("etcd 3 members, etcdctl check perf --load %s:" % args.etcd_load)
         print(bench_etcd(args.etcd_load))
