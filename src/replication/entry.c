@@ -553,7 +553,10 @@ int snapshot_index(const void *p, size_t len, uint64_t *applied_out)
     return 0;
 }
 
-static int restore_records(rdr *r, engine_batch *b, uint64_t range_id)
+/* Read the records: add them to `b` (if not NULL) and move `clock` past
+ * their sequencers (if not NULL). */
+static int read_records(rdr *r, engine_batch *b, uint64_t range_id,
+                        seq_clock *clock)
 {
     uint64_t count = take_u64(r);
     int rc = 0;
@@ -566,9 +569,11 @@ static int restore_records(rdr *r, engine_batch *b, uint64_t range_id)
         const uint8_t *v = take_str(r, &vn);
         if (r->bad)
             break;
-        if (flags & 1)
+        if (clock)
+            seq_observe(clock, &s);
+        if (b && (flags & 1))
             rc = engine_batch_tombstone(b, range_id, k, kn, &s);
-        else
+        else if (b)
             rc = engine_batch_put(b, range_id, k, kn, &s, v, vn);
     }
     if (rc == 0 && (r->bad || !entry_padding_ok(r->p, r->pos, r->len)))
@@ -576,25 +581,46 @@ static int restore_records(rdr *r, engine_batch *b, uint64_t range_id)
     return rc;
 }
 
-int snapshot_restore(engine *e, uint64_t range_id, const void *p, size_t len)
+/* Position `r` after the header; the meta blob is returned. */
+static int read_snapshot_header(rdr *r, uint64_t *applied,
+                                const uint8_t **meta, size_t *meta_len)
 {
-    rdr r = {p, len, 0, false};
-    const uint8_t *magic = take(&r, 4);
+    const uint8_t *magic = take(r, 4);
     if (magic == NULL || memcmp(magic, SNAP_MAGIC, 4) != 0)
         return CAIRN_ERR_CORRUPT;
-    uint64_t applied = take_u64(&r);
+    *applied = take_u64(r);
+    *meta = take_str(r, meta_len);
+    return r->bad ? CAIRN_ERR_CORRUPT : 0;
+}
+
+int snapshot_observe(const void *p, size_t len, seq_clock *clock)
+{
+    rdr r = {p, len, 0, false};
+    uint64_t applied;
+    const uint8_t *meta;
     size_t meta_len;
-    const uint8_t *meta = take_str(&r, &meta_len);
-    if (r.bad)
-        return CAIRN_ERR_CORRUPT;
+    int rc = read_snapshot_header(&r, &applied, &meta, &meta_len);
+    return rc ? rc : read_records(&r, NULL, 0, clock);
+}
+
+int snapshot_restore(engine *e, uint64_t range_id, const void *p, size_t len,
+                     seq_clock *clock)
+{
+    rdr r = {p, len, 0, false};
+    uint64_t applied;
+    const uint8_t *meta;
+    size_t meta_len;
+    int rc = read_snapshot_header(&r, &applied, &meta, &meta_len);
+    if (rc != 0)
+        return rc;
     engine_batch *b = engine_batch_new();
     if (b == NULL)
         return CAIRN_ERR_NOMEM;
     /* Replace, not merge: everything the range held goes in the same
      * atomic batch as the snapshot's records. */
-    int rc = engine_batch_delete_interval(b, range_id, NULL, 0, NULL, 0);
+    rc = engine_batch_delete_interval(b, range_id, NULL, 0, NULL, 0);
     if (rc == 0)
-        rc = restore_records(&r, b, range_id);
+        rc = read_records(&r, b, range_id, clock);
     if (rc == 0 && meta_len)
         rc = engine_batch_set_meta(b, range_id, meta, meta_len);
     if (rc == 0)

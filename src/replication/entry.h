@@ -192,7 +192,14 @@ int snapshot_index(const void *p, size_t len, uint64_t *applied_out);
 /* Replace range `range_id` with a snapshot in one atomic batch: the
  * deletion of every key the range held, every record of the snapshot, its
  * meta blob and its applied index. A crash leaves the old state or the new
- * one, never a mix. */
-int snapshot_restore(engine *e, uint64_t range_id, const void *p, size_t len);
+ * one, never a mix. `clock` (may be NULL) observes every sequencer. */
+int snapshot_restore(engine *e, uint64_t range_id, const void *p, size_t len,
+                     seq_clock *clock);
+
+/* Move `clock` past every sequencer of a snapshot (restore does it too, for
+ * `clock` not NULL). A restarting replica whose store is newer than its last
+ * snapshot skips the restore but must still observe what it holds (seq.h
+ * rule 4): the log before the snapshot is gone. */
+int snapshot_observe(const void *p, size_t len, seq_clock *clock);
 
 #endif

@@ -345,7 +345,8 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *b)
         return RAFT_CORRUPT;
     apply_flush(r);
     if (index > r->applied) {
-        rc = snapshot_restore(r->eng, r->range_id, b->base, b->len);
+        rc = snapshot_restore(r->eng, r->range_id, b->base, b->len,
+                              r->env->clock);
         if (rc != 0) {
             fprintf(stderr, "cairn node: range %llu: restoring snapshot "
                     "%llu failed: %s\n", (unsigned long long)r->range_id,
@@ -362,6 +363,10 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *b)
         if (engine_get_meta(r->eng, NULL, r->range_id, &meta) == 0)
             range_meta_decode(meta.data, meta.len, &r->meta);
         buf_free(&meta);
+    } else {
+        /* the store is newer: keep it, but observe what the snapshot holds
+         * (the log before it is gone; seq.h rule 4) */
+        snapshot_observe(b->base, b->len, r->env->clock);
     }
     raft_free(b->base);
     return 0;

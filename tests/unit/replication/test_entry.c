@@ -281,6 +281,12 @@ static void test_meta_round_trip(void **state)
     buf_free(&out);
 }
 
+static uint64_t zero_now(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
 static void test_snapshot_round_trip(void **state)
 {
     fix *f = *state;
@@ -316,7 +322,17 @@ static void test_snapshot_round_trip(void **state)
     engine_batch_put(f->b, 2, "k01", 3, &old, "old", 3);
     engine_batch_put(f->b, 2, "zz-not-in-snapshot", 18, &old, "old", 3);
     assert_int_equal(engine_write(f->e, f->b), 0);
-    assert_int_equal(snapshot_restore(f->e, 2, snap.data, snap.len), 0);
+    /* clocks stuck at time 0: only observing can move them past ts */
+    seq_clock *c2 = seq_clock_new(2, zero_now, NULL);
+    assert_int_equal(snapshot_restore(f->e, 2, snap.data, snap.len, c2), 0);
+    seq after = seq_next(c2); /* observed every record, tombstone included */
+    assert_true(seq_cmp(&after, &ts) > 0);
+    seq_clock_free(c2);
+    seq_clock *c3 = seq_clock_new(3, zero_now, NULL);
+    assert_int_equal(snapshot_observe(snap.data, snap.len, c3), 0);
+    after = seq_next(c3);
+    assert_true(seq_cmp(&after, &ts) > 0);
+    seq_clock_free(c3);
     assert_int_equal(engine_applied_index(f->e, NULL, 2, &idx), 0);
     assert_int_equal(idx, 12);
     assert_int_equal(engine_get_meta(f->e, NULL, 2, &meta), 0);
@@ -326,8 +342,8 @@ static void test_snapshot_round_trip(void **state)
     assert_int_equal(again.len, snap.len); /* identical data */
     assert_memory_equal(again.data + 12, snap.data + 12, snap.len - 12);
     /* a truncated snapshot is refused */
-    assert_int_equal(snapshot_restore(f->e, 3, snap.data, snap.len - 24),
-                     CAIRN_ERR_CORRUPT);
+    assert_int_equal(snapshot_restore(f->e, 3, snap.data, snap.len - 24,
+                                      NULL), CAIRN_ERR_CORRUPT);
     buf_free(&again);
     buf_free(&e);
     buf_free(&snap);
