@@ -393,8 +393,11 @@ static replica *route(conn *c, const rpc_request *q)
         reply_error(c, q->id, CAIRN_ERR_RANGE_NOT_FOUND, msg);
         return NULL;
     }
+    /* Older than the range's epoch: the sender's routing is stale. A newer
+     * one means the metadata moved on (a membership change recorded by the
+     * controller) while this replica's bounds, checked next, still hold. */
     uint64_t epoch = replica_meta(r)->epoch;
-    if (q->epoch != epoch) {
+    if (q->epoch < epoch) {
         snprintf(msg, sizeof msg, "epoch %" PRIu64 ", range is at %" PRIu64,
                  q->epoch, epoch);
         reply_error(c, q->id, CAIRN_ERR_STALE_EPOCH, msg);

@@ -148,7 +148,7 @@ def test_basic_operations_and_routing_errors():
                 c.put(R, EPOCH, b"", b"x")
             assert e.value.word == "KEYEMPTY"
             with pytest.raises(RpcError) as e:
-                c.put(R, EPOCH + 1, b"a", b"x")
+                c.put(R, EPOCH - 1, b"a", b"x")
             assert e.value.word == "STALE_EPOCH"
             with pytest.raises(RpcError) as e:
                 c.get(99, EPOCH, b"a")
