@@ -59,11 +59,13 @@ typedef struct bench_config {
     const char *scan_cmd; /* template, see above */
     unsigned max_scan;    /* scan lengths are uniform in 1..max_scan */
     bool progress;        /* a progress line on stderr */
+    unsigned drain_ms;    /* after the last request, how long replies may
+                           * take before they count as UNANSWERED */
     uint64_t seed;
 } bench_config;
 
 /* Defaults: 127.0.0.1:6379, workload A, 100000 records of 100 bytes, 50
- * clients, pipeline 1, 10 s, zipfian, max scan 100. */
+ * clients, pipeline 1, 10 s, zipfian, max scan 100, drain 10 s. */
 void bench_config_default(bench_config *cfg);
 
 #define BENCH_ERR_WORDS 16

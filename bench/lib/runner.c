@@ -19,7 +19,6 @@
 #include "common/err.h"
 #include "proto/resp.h"
 
-#define DRAIN_TIMEOUT_MS 10000
 #define MAX_SCAN_ARGS 16
 
 typedef struct inflight {
@@ -190,6 +189,7 @@ static void conn_flush(conn *c)
 }
 
 static void conn_fail(conn *c, const char *why, bool lost);
+static void begin_stop(runner *r);
 
 /* Fill the pipeline up to its depth, then send. */
 static void conn_fill(conn *c)
@@ -211,7 +211,7 @@ static void conn_fill(conn *c)
         r->issued++;
     }
     if (!may_issue(r) && r->target && !r->stopping)
-        r->stopping = true;
+        begin_stop(r);
     conn_flush(c);
 }
 
@@ -400,6 +400,14 @@ static void on_drain_timeout(uv_timer_t *t)
     runner_close_all(r);
 }
 
+/* No more requests; what is in flight gets cfg->drain_ms to come back (a
+ * server that never answers must not hang the run). */
+static void begin_stop(runner *r)
+{
+    r->stopping = true;
+    uv_timer_start(&r->drain_timer, on_drain_timeout, r->cfg->drain_ms, 0);
+}
+
 static void on_stop(uv_timer_t *t)
 {
     runner *r = t->data;
@@ -412,8 +420,7 @@ static void on_stop(uv_timer_t *t)
                        0);
         return;
     }
-    r->stopping = true;
-    uv_timer_start(&r->drain_timer, on_drain_timeout, DRAIN_TIMEOUT_MS, 0);
+    begin_stop(r);
     maybe_finish(r);
 }
 
@@ -474,6 +481,7 @@ void bench_config_default(bench_config *cfg)
     cfg->scan_cmd = BENCH_DEFAULT_SCAN;
     cfg->max_scan = 100;
     cfg->seed = 1;
+    cfg->drain_ms = 10000;
 }
 
 /* Split the scan template on spaces; `""` is an empty argument. */

@@ -314,6 +314,35 @@ static void test_refused_connection(void **state)
     bench_result_free(res);
 }
 
+/* A server that accepts and never answers: the run still ends, after the
+ * drain deadline, with every request counted as UNANSWERED. */
+static void test_silent_server(void **state)
+{
+    (void)state;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof sa;
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, len), 0);
+    assert_int_equal(listen(fd, 8), 0); /* the kernel completes connects */
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    bench_config cfg;
+    bench_config_default(&cfg);
+    cfg.port = ntohs(sa.sin_port);
+    cfg.ops = 6;
+    cfg.clients = 2;
+    cfg.pipeline = 3;
+    cfg.records = 10;
+    cfg.drain_ms = 200;
+    bench_result *res;
+    assert_int_equal(bench_run(&cfg, BENCH_PHASE_RUN, &res), 0);
+    assert_int_equal(word_count(res, "UNANSWERED"), 6);
+    assert_int_equal(bench_result_errors(res), 6);
+    assert_false(res->aborted);
+    bench_result_free(res);
+    close(fd);
+}
+
 static void test_bad_config(void **state)
 {
     (void)state;
@@ -340,6 +369,7 @@ int main(void)
         cmocka_unit_test(test_errors_counted_by_word),
         cmocka_unit_test(test_duration_run),
         cmocka_unit_test(test_refused_connection),
+        cmocka_unit_test(test_silent_server),
         cmocka_unit_test(test_bad_config),
     };
     return cmocka_run_group_tests(tests, fake_start, fake_stop);
