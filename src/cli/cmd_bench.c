@@ -20,7 +20,7 @@ static void bench_usage(FILE *out)
             "\n"
             "YCSB-style load over RESP (a cairn router, Redis, ...).\n"
             "\n"
-            "  --host ADDR        server IP address (127.0.0.1)\n"
+            "  --host HOST        server name or IP address (127.0.0.1)\n"
             "  --port N           server port (6379)\n"
             "  --workload X       A 50%% read/50%% update, B 95/5, C 100%% "
             "read,\n"
