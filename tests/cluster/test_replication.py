@@ -216,7 +216,11 @@ def test_restart_catches_up_through_snapshot():
             for i in range(400):
                 c.put(R, EPOCH, b"k%04d" % i, b"y%d" % i)
             c.delete(R, EPOCH, b"early000")
-        assert ld.metrics(R)["snapshot_index"] > 100
+        lm = ld.metrics(R)
+        assert lm["snapshot_index"] > 100
+        lag = {f["id"]: f for f in lm["followers"]}[lagger.id]
+        assert lag["lag_entries"] >= 400 and lag["lag_seconds"] > 0, lag
+        assert lm["range_keys"] == 450 and lm["role"] == "leader"
         lagger.start()
         wait_converged(cl)
         m = lagger.metrics(R)
