@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -207,6 +208,7 @@ static int dev_spawn(const struct dev *d, struct dev_child *c)
 {
     char log[PATH_MAX + 64];
     snprintf(log, sizeof log, "%s/%s.log", d->dir, c->name);
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0)
         return -1;
@@ -217,6 +219,12 @@ static int dev_spawn(const struct dev *d, struct dev_child *c)
         /* Own process group: Ctrl-C reaches only `cairn dev`, which then
          * stops the children in order. */
         setpgid(0, 0);
+        /* If `cairn dev` itself is killed (SIGKILL cannot be caught), the
+         * children must not outlive it holding the ports: the kernel sends
+         * them SIGTERM, which each handles as a clean stop. */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != parent)
+            _exit(1); /* the parent died before prctl took effect */
         int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
         if (fd >= 0) {
             dup2(fd, 1);

@@ -226,6 +226,24 @@ def test_dev_cluster(dev):
     assert_clean_logs(dev.dir)
 
 
+def test_dev_killed_leaves_no_children(dev):
+    """SIGKILL of `cairn dev` itself cannot be caught; its children must
+    still stop (PR_SET_PDEATHSIG) instead of holding the ports, and a new
+    `cairn dev` on the same directory and port comes up with the data."""
+    dev.start()
+    r = client(dev.port)
+    assert r.set("survives", "yes") is True
+    pids = dev.child_pids()
+    dev.proc.kill()
+    dev.proc.wait(STOP_DEADLINE)
+    wait_for(lambda: not any(alive(p) for p in pids.values()), STOP_DEADLINE,
+             "every child of a SIGKILLed cairn dev to exit")
+    dev.start()
+    assert client(dev.port).get("survives") == b"yes"
+    dev.stop()
+    assert dev.proc.returncode == 0, dev.logs()
+
+
 # ---- controller failover -------------------------------------------------
 
 def etcd_get(url, key):
