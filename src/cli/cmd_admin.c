@@ -3,20 +3,19 @@
  * print the reply. What the controller will do programmatically, by hand:
  * create, add and remove replicas, transfer leadership, read metrics.
  */
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "cli.h"
 #include "common/err.h"
 #include "node/node.h"
 #include "proto/rpc.h"
+#include "proto/rpc_sync.h"
+
+/* A node answers admin requests at once, but dropping a replica waits for
+ * its Raft group to close and its data to be deleted. */
+#define ADMIN_TIMEOUT_MS 30000
 
 static int usage(FILE *out)
 {
@@ -39,75 +38,15 @@ static int usage(FILE *out)
     return out == stdout ? 0 : 2;
 }
 
-static int dial(const char *addr)
-{
-    char host[256];
-    const char *colon = strrchr(addr, ':');
-    if (colon == NULL || (size_t)(colon - addr) >= sizeof host)
-        return -1;
-    memcpy(host, addr, (size_t)(colon - addr));
-    host[colon - addr] = '\0';
-    struct sockaddr_in sa = {.sin_family = AF_INET,
-                             .sin_port = htons((uint16_t)atoi(colon + 1))};
-    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
-        return -1;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0)
-        return -1;
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-static int send_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-/* Read one complete frame into `in`; its length, or -1. */
-static long recv_frame(int fd, buf *in)
-{
-    for (;;) {
-        long n = rpc_frame_len(in->data, in->len);
-        if (n != 0)
-            return n;
-        if (buf_reserve(in, 65536) != 0)
-            return -1;
-        ssize_t r = read(fd, in->data + in->len, in->cap - in->len);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -1;
-        in->len += (size_t)r;
-    }
-}
-
 static int call(const char *addr, const rpc_request *q)
 {
-    buf out = BUF_INIT, in = BUF_INIT;
-    int fd = dial(addr), status = 1;
-    if (fd < 0) {
-        fprintf(stderr, "cairn admin: cannot connect to %s: %s\n", addr,
-                strerror(errno));
-        return 1;
-    }
+    buf frame = BUF_INIT;
     rpc_reply r;
-    long n;
-    if (rpc_hello_client(&out) != 0 || rpc_encode_request(&out, q) != 0 ||
-        send_all(fd, out.data, out.len) != 0 || (n = recv_frame(fd, &in)) < 0 ||
-        rpc_decode_reply(in.data, (size_t)n, q->type, &r) != 0) {
-        fprintf(stderr, "cairn admin: no valid reply from %s\n", addr);
+    int status = 1;
+    int rc = rpc_sync_call(addr, q, ADMIN_TIMEOUT_MS, &frame, &r);
+    if (rc != 0) {
+        fprintf(stderr, "cairn admin: no valid reply from %s: %s\n", addr,
+                cairn_err_message(rc));
     } else if (r.status != 0) {
         fprintf(stderr, "%s %.*s", cairn_err_word(r.status),
                 (int)r.message.len, (const char *)r.message.p);
@@ -120,9 +59,7 @@ static int call(const char *addr, const rpc_request *q)
         printf("%.*s\n", (int)r.value.len, (const char *)r.value.p);
         status = 0;
     }
-    close(fd);
-    buf_free(&out);
-    buf_free(&in);
+    buf_free(&frame);
     return status;
 }
 

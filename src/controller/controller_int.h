@@ -1,6 +1,6 @@
 /*
  * controller_int.h - what the controller's parts share: the handle, the
- * reconciler interface, and a blocking RPC client for nodes.
+ * reconciler interface, and the bound of a node RPC.
  *
  * A reconciler is one concern of the controller, in one file: each pass of
  * the loop (every interval, and on every metadata change) runs every
@@ -23,6 +23,7 @@
 #include "controller/controller.h"
 #include "meta/meta.h"
 #include "proto/rpc.h"
+#include "proto/rpc_sync.h"
 
 typedef struct ctl ctl;
 
@@ -53,15 +54,10 @@ uint64_t ctl_now_ms(void);
 /* A line on stderr prefixed with the controller's name. */
 void ctl_log(ctl *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* ---- node RPC (noderpc.c) ------------------------------------------------ */
+/* ---- node RPC ------------------------------------------------------------ */
 
+/* Reconcilers talk to nodes with proto/rpc_sync.h (one blocking call, one
+ * fresh connection: a few calls a second at most), within this bound. */
 #define CTL_RPC_TIMEOUT_MS 3000
-
-/* Send `req` to the node at `addr` ("host:port") on a fresh connection and
- * wait for its reply, up to CTL_RPC_TIMEOUT_MS. Returns the reply's status
- * (0 or a cairn error) or CAIRN_ERR_IO when the node cannot be reached.
- * `text` (may be NULL) receives the reply's text (admin replies: JSON) or
- * its error message, NUL-terminated. */
-int ctl_node_rpc(const char *addr, const rpc_request *req, buf *text);
 
 #endif

@@ -21,7 +21,7 @@
 
 #include "common/err.h"
 #include "controller/controller_int.h"
-#include "storage/engine.h" /* engine_kind: the RPC's engine byte */
+#include "meta/replica_rpc.h"
 
 #define RETRY_EVERY_MS 5000
 
@@ -83,32 +83,12 @@ static void create_range(ctl *c, const meta_map *map, const meta_table *t,
                          const meta_range *rg)
 {
     rpc_request req;
-    memset(&req, 0, sizeof req);
-    req.type = RPC_CREATE_REPLICA;
-    req.id = 1;
-    req.range_id = rg->id;
-    req.epoch = rg->epoch;
-    req.table_id = t->id;
-    req.engine = (uint8_t)(t->engine == META_ENGINE_LSM ? ENGINE_LSM
-                                                         : ENGINE_BTREE);
-    req.key = (rpc_bytes){rg->start, rg->start_len};
-    req.end = (rpc_bytes){rg->end, rg->end_len};
-    req.bootstrap = true;
-    for (int i = 0; i < rg->n_replicas && req.n_peers < RPC_MAX_PEERS; i++) {
-        const meta_node *n = meta_map_node(map, rg->replicas[i]);
-        if (n == NULL)
-            return; /* placement names an unknown node: leave it to rollback */
-        req.peers[req.n_peers].id = n->id;
-        req.peers[req.n_peers].addr =
-            (rpc_bytes){(const uint8_t *)n->addr, strlen(n->addr)};
-        req.n_peers++;
-    }
+    if (meta_create_replica_request(map, t, rg, &req) != 0)
+        return; /* placement names an unknown node: leave it to rollback */
     for (unsigned i = 0; i < req.n_peers && ctl_active(c); i++) {
-        char addr[META_ADDR_MAX + 1];
         buf msg = BUF_INIT;
-        snprintf(addr, sizeof addr, "%.*s", (int)req.peers[i].addr.len,
-                 (const char *)req.peers[i].addr.p);
-        int rc = ctl_node_rpc(addr, &req, &msg);
+        const char *addr = meta_map_node(map, req.peers[i].id)->addr;
+        int rc = rpc_sync_status(addr, &req, CTL_RPC_TIMEOUT_MS, &msg);
         if (rc != 0 && rc != CAIRN_ERR_EXISTS)
             ctl_log(c, "table %s: cannot create range %" PRIu64
                     " on node %" PRIu64 ": %s %s", t->name, rg->id,

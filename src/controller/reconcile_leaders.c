@@ -84,7 +84,7 @@ static void poll_node(ctl *c, leaders_state *s, const meta_map *map,
     req.type = RPC_METRICS;
     req.id = 1;
     buf text = BUF_INIT;
-    int rc = ctl_node_rpc(n->addr, &req, &text);
+    int rc = rpc_sync_status(n->addr, &req, CTL_RPC_TIMEOUT_MS, &text);
     set_down(c, s, n, rc != 0, rc);
     cJSON *j = rc == 0 ? cJSON_ParseWithLength((const char *)text.data,
                                                text.len)

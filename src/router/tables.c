@@ -15,18 +15,17 @@
  * deletes whatever was created), or deleted outright when nothing was
  * created on any node.
  */
-#include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "common/err.h"
 #include "router/router_int.h"
-#include "storage/engine.h" /* engine_kind: the RPC's engine byte */
+#include "meta/replica_rpc.h"
+#include "proto/rpc_sync.h"
 
 #define CREATE_WAIT_MS 15000
 #define ADMIN_RPC_TIMEOUT_MS 5000
@@ -60,92 +59,6 @@ static uint64_t mono_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* ---- a blocking RPC for admin requests (worker thread only) ---- */
-
-static int dial(const char *addr)
-{
-    const char *colon = strrchr(addr, ':');
-    if (colon == NULL || colon - addr > 63)
-        return -1;
-    char host[64];
-    memcpy(host, addr, (size_t)(colon - addr));
-    host[colon - addr] = '\0';
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
-    if (getaddrinfo(host, colon + 1, &hints, &ai) != 0)
-        return -1;
-    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct timeval tv = {ADMIN_RPC_TIMEOUT_MS / 1000, 0};
-    if (fd >= 0) {
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-        if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
-            close(fd);
-            fd = -1;
-        }
-    }
-    freeaddrinfo(ai);
-    return fd;
-}
-
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-static int read_all(int fd, uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t got = recv(fd, p, n, 0);
-        if (got <= 0)
-            return -1;
-        p += got;
-        n -= (size_t)got;
-    }
-    return 0;
-}
-
-/* Send one request to `addr` and wait for its reply. Returns the reply's
- * status, or CAIRN_ERR_IO when the node could not be reached. */
-static int admin_rpc(const char *addr, const rpc_request *req, char *msg,
-                     size_t msgcap)
-{
-    buf out = BUF_INIT;
-    int rc = rpc_hello_client(&out);
-    if (rc == 0)
-        rc = rpc_encode_request(&out, req);
-    int fd = rc == 0 ? dial(addr) : -1;
-    uint8_t *frame = NULL;
-    rc = CAIRN_ERR_IO;
-    uint8_t head[4];
-    if (fd >= 0 && write_all(fd, out.data, out.len) == 0 &&
-        read_all(fd, head, 4) == 0) {
-        size_t len = be_get_u32(head) + 4u;
-        frame = len <= RPC_FRAME_MAX ? malloc(len) : NULL;
-        if (frame != NULL) {
-            memcpy(frame, head, 4);
-            rpc_reply rep;
-            if (read_all(fd, frame + 4, len - 4) == 0 &&
-                rpc_decode_reply(frame, len, req->type, &rep) == 0) {
-                rc = rep.status;
-                snprintf(msg, msgcap, "%.*s", (int)rep.message.len,
-                         (const char *)rep.message.p);
-            }
-        }
-    }
-    if (fd >= 0)
-        close(fd);
-    free(frame);
-    buf_free(&out);
-    return rc;
-}
-
 /* ---- TABLE.CREATE ---- */
 
 static int live_nodes(const meta_map *map)
@@ -161,38 +74,23 @@ static int create_range_replicas(struct rtablejob *j, const meta_map *map,
                                  int *created)
 {
     rpc_request req;
-    memset(&req, 0, sizeof req);
-    req.type = RPC_CREATE_REPLICA;
-    req.id = 1;
-    req.range_id = rg->id;
-    req.epoch = rg->epoch;
-    req.table_id = t->id;
-    req.engine = (uint8_t)(t->engine == META_ENGINE_LSM ? ENGINE_LSM
-                                                         : ENGINE_BTREE);
-    req.key = (rpc_bytes){rg->start, rg->start_len};
-    req.end = (rpc_bytes){rg->end, rg->end_len};
-    req.bootstrap = true;
-    for (int i = 0; i < rg->n_replicas && i < RPC_MAX_PEERS; i++) {
-        const meta_node *n = meta_map_node(map, rg->replicas[i]);
-        if (n == NULL)
-            return fail(j, CAIRN_ERR_TRYAGAIN, "node %llu is unknown",
-                        (unsigned long long)rg->replicas[i]);
-        req.peers[i].id = n->id;
-        req.peers[i].addr = (rpc_bytes){(const uint8_t *)n->addr,
-                                        strlen(n->addr)};
-        req.n_peers++;
-    }
+    if (meta_create_replica_request(map, t, rg, &req) != 0)
+        return fail(j, CAIRN_ERR_TRYAGAIN,
+                    "range %llu is placed on an unknown node",
+                    (unsigned long long)rg->id);
     for (unsigned i = 0; i < req.n_peers; i++) {
-        char msg[128] = "", addr[META_ADDR_MAX + 1];
-        snprintf(addr, sizeof addr, "%.*s", (int)req.peers[i].addr.len,
-                 (const char *)req.peers[i].addr.p);
-        int rc = admin_rpc(addr, &req, msg, sizeof msg);
+        buf msg = BUF_INIT;
+        const char *addr = meta_map_node(map, req.peers[i].id)->addr;
+        int rc = rpc_sync_status(addr, &req, ADMIN_RPC_TIMEOUT_MS, &msg);
         if (rc != 0 && rc != CAIRN_ERR_EXISTS)
-            return fail(j, CAIRN_ERR_TRYAGAIN,
-                        "cannot create range %llu on node %llu: %s %s",
-                        (unsigned long long)rg->id,
-                        (unsigned long long)req.peers[i].id,
-                        cairn_err_word(rc), msg);
+            fail(j, CAIRN_ERR_TRYAGAIN,
+                 "cannot create range %llu on node %llu: %s %s",
+                 (unsigned long long)rg->id,
+                 (unsigned long long)req.peers[i].id, cairn_err_word(rc),
+                 msg.len ? (const char *)msg.data : "");
+        buf_free(&msg);
+        if (rc != 0 && rc != CAIRN_ERR_EXISTS)
+            return CAIRN_ERR_TRYAGAIN;
         (*created)++;
     }
     return 0;
@@ -217,10 +115,9 @@ static bool probe_leader(const meta_map *map, const meta_range *rg)
         return false; /* no 1-byte key fits: rely on etcd's record */
     for (int i = 0; i < rg->n_replicas; i++) {
         const meta_node *n = meta_map_node(map, rg->replicas[i]);
-        char msg[64];
         if (n == NULL)
             continue;
-        int rc = admin_rpc(n->addr, &req, msg, sizeof msg);
+        int rc = rpc_sync_status(n->addr, &req, ADMIN_RPC_TIMEOUT_MS, NULL);
         if (rc == 0 || rc == CAIRN_ERR_NOT_FOUND)
             return true;
     }
