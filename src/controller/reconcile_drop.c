@@ -3,14 +3,24 @@
  * immediately invisible - then nodes delete the ranges' data and the
  * metadata goes).
  *
- * A DROPPING table is already invisible to routers (meta_map_route). For
- * each of its ranges every live node hosting a replica is asked to delete
- * it; once all did, the table's metadata (table, ranges, leaders) is
- * deleted in one compare-and-swap transaction. A node that is down is not
- * waited for: its leftover replica is an orphan for a later garbage
- * collector (a replica whose range is not in the metadata). A node that is
- * live but failed to answer makes the drop wait for the next pass, so
- * that data is not orphaned on nodes that were only slow.
+ * A DROPPING table is already invisible to routers (meta_map_route). Each
+ * pass asks every node that hosts a replica of one of its ranges to delete
+ * it (DROP_REPLICA: the node closes the replica, deletes its index-store
+ * data and its Raft log); RANGE_NOT_FOUND means already gone. Only when
+ * every replica is confirmed gone is the table's metadata (table, ranges,
+ * leaders) deleted, in one compare-and-swap transaction: the metadata is
+ * the only record of where replicas live, so deleting it earlier would
+ * orphan them for good.
+ *
+ * A node that is down (its record exists, its liveness key does not), or
+ * live but not answering, keeps the table DROPPING: the next pass asks
+ * again, and a node that restarts reopens its replicas and then deletes
+ * them when asked. A node gone forever is decommissioned by deleting its
+ * record (P/nodes/<id>; the replacement reconciler will do that when it
+ * replaces a dead node's replicas): from then on its replicas are not
+ * waited for. Should such a node ever come back with its old directory,
+ * those replicas are orphans (their range is in no metadata, so nothing
+ * routes to them), for the orphan collector to delete.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -20,38 +30,65 @@
 #include "common/err.h"
 #include "controller/controller_int.h"
 
-/* Ask the node at `addr` to delete its replica of `range_id` (Raft log and
- * index-store data). The node RPC has no such request yet (proto/rpc.h:
- * CREATE, ADD, REMOVE, TRANSFER, METRICS): until it has, this answers
- * UNSUPPORTED and the data stays on the node while the metadata goes. */
-static int drop_replica(const char *addr, uint64_t range_id)
+/* Dropping a replica waits for its Raft group to close and its data to be
+ * deleted: longer than other admin requests. */
+#define DROP_RPC_TIMEOUT_MS 10000
+/* How often, at most, to say which nodes a drop is waiting for. */
+#define WAIT_LOG_EVERY_MS 30000
+
+typedef struct drop_state {
+    uint64_t next_log_ms;
+} drop_state;
+
+static void *drop_init(ctl *c)
 {
-    (void)addr;
-    (void)range_id;
-    return CAIRN_ERR_UNSUPPORTED;
+    return calloc(1, sizeof(drop_state));
 }
 
-/* true when every live replica of the table's ranges is gone (or cannot
- * be dropped by this version of the nodes). */
-static bool drop_data(ctl *c, const meta_map *map, const meta_table *t)
+static void drop_fini(void *state)
+{
+    free(state);
+}
+
+/* Delete the replica of `range_id` on `node`: 0 when it is gone (now or
+ * before), else why not. */
+static int drop_replica(const meta_node *node, uint64_t range_id)
+{
+    if (!node->live)
+        return CAIRN_ERR_TRYAGAIN;
+    rpc_request req;
+    memset(&req, 0, sizeof req);
+    req.type = RPC_DROP_REPLICA;
+    req.id = 1;
+    req.range_id = range_id;
+    int rc = rpc_sync_status(node->addr, &req, DROP_RPC_TIMEOUT_MS, NULL);
+    return rc == CAIRN_ERR_RANGE_NOT_FOUND ? 0 : rc;
+}
+
+/* true when no replica of the table's ranges remains on a known node. */
+static bool drop_data(ctl *c, drop_state *s, const meta_map *map,
+                      const meta_table *t)
 {
     size_t n = 0;
-    bool done = true, unsupported = false;
+    bool done = true, say = ctl_now_ms() >= s->next_log_ms;
     const meta_range *rs = meta_map_ranges(map, t->id, &n);
     for (size_t i = 0; i < n && ctl_active(c); i++)
         for (int k = 0; k < rs[i].n_replicas; k++) {
             const meta_node *node = meta_map_node(map, rs[i].replicas[k]);
-            if (node == NULL || !node->live)
+            if (node == NULL)
+                continue; /* decommissioned: see the top of this file */
+            int rc = drop_replica(node, rs[i].id);
+            if (rc == 0)
                 continue;
-            int rc = drop_replica(node->addr, rs[i].id);
-            if (rc == CAIRN_ERR_UNSUPPORTED)
-                unsupported = true;
-            else if (rc != 0 && rc != CAIRN_ERR_RANGE_NOT_FOUND)
-                done = false;
+            done = false;
+            if (say)
+                ctl_log(c, "table %s: range %" PRIu64 " not yet deleted on "
+                        "node %" PRIu64 " (%s): %s; retrying", t->name,
+                        rs[i].id, node->id, node->live ? "live" : "down",
+                        cairn_err_message(rc));
         }
-    if (unsupported)
-        ctl_log(c, "table %s: nodes cannot delete range data yet (no drop "
-                "RPC); the data stays on the nodes", t->name);
+    if (!done && say)
+        s->next_log_ms = ctl_now_ms() + WAIT_LOG_EVERY_MS;
     return done && ctl_active(c);
 }
 
@@ -59,7 +96,7 @@ static void drop_run(ctl *c, void *state, const meta_map *map)
 {
     for (size_t i = 0; i < meta_map_table_count(map) && ctl_active(c); i++) {
         const meta_table *t = meta_map_table_at(map, i);
-        if (t->state != META_TABLE_DROPPING || !drop_data(c, map, t))
+        if (t->state != META_TABLE_DROPPING || !drop_data(c, state, map, t))
             continue;
         int rc = meta_table_delete(ctl_meta(c), t->name, t->id);
         if (rc == 0)
@@ -72,5 +109,7 @@ static void drop_run(ctl *c, void *state, const meta_map *map)
 
 const ctl_reconciler ctl_reconcile_drop = {
     .name = "drop",
+    .init = drop_init,
+    .fini = drop_fini,
     .run = drop_run,
 };

@@ -1,6 +1,7 @@
 /* Tests for src/controller/ against a real etcd (meta/etcd_fixture.h):
  * the election hands over, an abandoned create is finished when its ranges
- * have leaders and rolled back when they do not, a drop is finished. Each
+ * have leaders and rolled back when they do not, a drop waits for every
+ * node that may hold a replica and is then finished. Each
  * test works under its own prefix. Nodes are registered at an address
  * where nothing listens, so every node RPC fails fast, as with a dead
  * node. */
@@ -57,14 +58,37 @@ static controller *start(void **state, const char *prefix, const char *name)
 }
 
 /* One live node (id from the counter) on a dead address. */
-static int64_t add_node(meta *m)
+static uint64_t add_node(meta *m)
 {
     int64_t lease;
     uint64_t id;
     assert_int_equal(etcd_lease_grant(meta_etcd(m), 60, &lease), 0);
     assert_int_equal(meta_alloc_ids(m, META_ID_NODE, 1, &id), 0);
     assert_int_equal(meta_node_register(m, id, "127.0.0.1:1", 1000, lease), 0);
-    return lease;
+    return id;
+}
+
+/* What an operator does for a node gone forever: delete its record
+ * (schema: P/nodes/<16 hex digits>). */
+static void decommission(meta *m, const char *prefix, uint64_t id)
+{
+    char key[128];
+    int n = snprintf(key, sizeof key, "%s/nodes/%016llx", prefix,
+                     (unsigned long long)id);
+    assert_int_equal(etcd_delete(meta_etcd(m), key, (size_t)n, NULL, 0, NULL),
+                     0);
+}
+
+/* The table stays in `want` for `ms` (checked every 50 ms). */
+static void stays_table(meta *m, const char *name, int want, int ms)
+{
+    int64_t until = now_ms() + ms;
+    while (now_ms() < until) {
+        meta_table t;
+        assert_int_equal(meta_table_get(m, name, &t), 0);
+        assert_int_equal(t.state, want);
+        pause_ms(50);
+    }
 }
 
 static meta_table create_table(meta *m, const char *name, int n_splits)
@@ -143,14 +167,17 @@ static void test_create_finished(void **state)
     meta_close(m);
 }
 
-/* No leader ever (the node is dead): retried, then rolled back and the
- * metadata deleted - never left half visible. */
+/* No leader ever (the node is dead): retried, then rolled back - never
+ * left half visible - and the metadata deleted once the node that may
+ * hold a replica is decommissioned. */
 static void test_create_rolled_back(void **state)
 {
     meta *m = open_meta(state, "/ctl-rollback");
-    add_node(m);
+    uint64_t node = add_node(m);
     create_table(m, "t", 0);
     controller *c = start(state, "/ctl-rollback", "c");
+    wait_table(m, "t", META_TABLE_DROPPING);
+    decommission(m, "/ctl-rollback", node);
     wait_table(m, "t", -1);
     meta_map *map;
     assert_int_equal(meta_load(m, &map), 0);
@@ -160,14 +187,21 @@ static void test_create_rolled_back(void **state)
     meta_close(m);
 }
 
+/* A drop never deletes the metadata while a replica may remain on a known
+ * node (here live but not answering): the table stays DROPPING, and goes
+ * once the node is decommissioned. (Deletion on real nodes:
+ * tests/cluster/test_drop.py.) */
 static void test_drop_finished(void **state)
 {
     meta *m = open_meta(state, "/ctl-drop");
-    add_node(m);
+    uint64_t node = add_node(m);
     meta_table t = create_table(m, "t", 1);
     assert_int_equal(meta_table_set_ready(m, "t", t.id), 0);
     assert_int_equal(meta_table_drop(m, "t", NULL), 0);
     controller *c = start(state, "/ctl-drop", "c");
+    wait_active(c, true);
+    stays_table(m, "t", META_TABLE_DROPPING, 1000); /* ten passes */
+    decommission(m, "/ctl-drop", node);
     wait_table(m, "t", -1);
     meta_map *map;
     assert_int_equal(meta_load(m, &map), 0);
