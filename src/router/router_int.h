@@ -213,6 +213,14 @@ void router_scan_free(struct rreq *q);
 /* ---- tables.c ---- */
 void router_table_cmd(struct router *r, struct rreq *q);
 
+/* The last step of TABLE.CREATE: CREATING -> READY for table `name` with
+ * id `id`. The controller may have finished this create first (it marks
+ * READY an old CREATING table whose ranges all have leaders,
+ * reconcile_create.c): a table already READY under the same id is
+ * success, never a failure to roll back. Otherwise as meta_table_set_ready
+ * (CAIRN_ERR_NO_TABLE, CAIRN_ERR_CONDITION: dropping). Blocks on etcd. */
+int router_table_mark_ready(meta *m, const char *name, uint64_t id);
+
 /* ---- op.c ---- */
 /* A new op for `q` (not yet started); NULL when out of memory. */
 struct rop *router_op_new(struct router *r, struct rreq *q, rpc_type type,

@@ -176,6 +176,16 @@ static int pick_replicas(struct rtablejob *j, meta *m)
     return live >= 3 ? 3 : 1;
 }
 
+int router_table_mark_ready(meta *m, const char *name, uint64_t id)
+{
+    int rc = meta_table_set_ready(m, name, id);
+    meta_table now;
+    if (rc == CAIRN_ERR_CONDITION && meta_table_get(m, name, &now) == 0 &&
+        now.id == id && now.state == META_TABLE_READY)
+        rc = 0;
+    return rc;
+}
+
 static void create_work(uv_work_t *w)
 {
     struct rtablejob *j = w->data;
@@ -223,7 +233,7 @@ static void create_work(uv_work_t *w)
     rc = create_replicas(j, r->meta, &t, &created);
     if (rc == 0)
         rc = wait_leaders(j, r->meta, t.id);
-    if (rc == 0 && (rc = meta_table_set_ready(r->meta, j->name, t.id)) != 0)
+    if (rc == 0 && (rc = router_table_mark_ready(r->meta, j->name, t.id)) != 0)
         fail(j, rc, "cannot mark the table ready");
     if (rc != 0) {
         /* Roll back: invisible at once; the controller removes what was
