@@ -72,33 +72,35 @@ static void runner_close_all(runner *r);
 
 /* ---- results ---------------------------------------------------------- */
 
+static int find_word(const bench_result *res, const char *word, size_t len)
+{
+    for (size_t i = 0; i < res->n_err_words; i++)
+        if (strlen(res->err_words[i].word) == len &&
+            memcmp(res->err_words[i].word, word, len) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* Count one error under `word`. The table is bounded: once all but its
+ * last slot are taken, unseen words count as "OTHER", so a server that
+ * invents error words without end cannot grow it. */
 static void count_error_word(bench_result *res, const char *word, size_t len)
 {
     if (len >= sizeof res->err_words[0].word)
         len = sizeof res->err_words[0].word - 1;
-    for (size_t i = 0; i < res->n_err_words; i++) {
-        if (strlen(res->err_words[i].word) == len &&
-            memcmp(res->err_words[i].word, word, len) == 0) {
-            res->err_words[i].count++;
-            return;
-        }
-    }
-    size_t slot = res->n_err_words;
-    if (slot == BENCH_ERR_WORDS - 1) {
+    int i = find_word(res, word, len);
+    if (i < 0 && res->n_err_words >= BENCH_ERR_WORDS - 1) {
         word = "OTHER";
         len = 5;
-        if (strcmp(res->err_words[slot].word, "OTHER") == 0) {
-            res->err_words[slot].count++;
-            return;
-        }
-    } else {
-        res->n_err_words++;
+        i = find_word(res, word, len);
     }
-    memcpy(res->err_words[slot].word, word, len);
-    res->err_words[slot].word[len] = '\0';
-    res->err_words[slot].count = 1;
-    if (slot == BENCH_ERR_WORDS - 1)
-        res->n_err_words = BENCH_ERR_WORDS;
+    if (i < 0) {
+        i = (int)res->n_err_words++;
+        memcpy(res->err_words[i].word, word, len);
+        res->err_words[i].word[len] = '\0';
+        res->err_words[i].count = 0;
+    }
+    res->err_words[i].count++;
 }
 
 static void count_error(runner *r, bench_op op, const char *word, size_t len)

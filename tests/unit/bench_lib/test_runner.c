@@ -8,6 +8,7 @@
  */
 #include <poll.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -61,6 +62,14 @@ static bool scan_ok(const resp_cmd *cmd)
 static void answer(buf *out, const resp_cmd *cmd)
 {
     const resp_arg *a = cmd->argv;
+    if (arg_is(&a[0], "ERRN") && cmd->argc == 2) {
+        /* an error whose word is the argument: "-E17 made up" */
+        char word[16];
+        snprintf(word, sizeof word, "E%.*s", (int)a[1].len,
+                 (const char *)a[1].p);
+        resp_write_error(out, word, "made up");
+        return;
+    }
     if (scan_ok(cmd)) {
         resp_write_array(out, 2);
         resp_write_bulk_str(out, "");
@@ -272,6 +281,29 @@ static void test_errors_counted_by_word(void **state)
     bench_result_free(res);
 }
 
+/* 40 distinct error words: the table keeps the first 15 and counts the
+ * rest under OTHER; nothing is lost from the total. */
+static void test_error_words_bounded(void **state)
+{
+    fake *f = *state;
+    bench_config cfg;
+    config(&cfg, f, "E");
+    cfg.scan_cmd = "ERRN {n}";
+    cfg.max_scan = 40;
+    cfg.ops = 3000;
+    bench_result *res;
+    assert_int_equal(bench_run(&cfg, BENCH_PHASE_RUN, &res), 0);
+    assert_int_equal(res->n_err_words, BENCH_ERR_WORDS);
+    assert_string_equal(res->err_words[BENCH_ERR_WORDS - 1].word, "OTHER");
+    uint64_t sum = 0;
+    for (size_t i = 0; i < res->n_err_words; i++)
+        sum += res->err_words[i].count;
+    assert_int_equal(sum, res->ops[BENCH_OP_SCAN].errors);
+    assert_int_equal(bench_result_errors(res), sum);
+    assert_true(word_count(res, "OTHER") > 0);
+    bench_result_free(res);
+}
+
 /* A duration-bound run stops on its own and drains what is in flight. */
 static void test_duration_run(void **state)
 {
@@ -368,6 +400,7 @@ int main(void)
         cmocka_unit_test(test_run_workload_a),
         cmocka_unit_test(test_scans),
         cmocka_unit_test(test_errors_counted_by_word),
+        cmocka_unit_test(test_error_words_bounded),
         cmocka_unit_test(test_duration_run),
         cmocka_unit_test(test_refused_connection),
         cmocka_unit_test(test_silent_server),
