@@ -15,6 +15,13 @@
 // costs the client about twice the CPU per request. Keys, values and the scrambled zipfian key
 // choice are the same as bench/lib/workload.h and zipf.h.
 //
+// Run (bench/compare does this itself, in a temp dir):
+//   d=$(mktemp -d) && cp bench/etcd/package.json bench/etcd/etcd_bench.js "$d"
+//   (cd "$d" && npm install --no-audit --no-fund)
+//   node "$d/etcd_bench.js" --endpoints 127.0.0.1:2379 --workload A \
+//       --records 10000 --clients 50 --duration 10 [--phase load|run|both]
+// One JSON object per phase on stdout; exit status 1 if any error.
+//
 // Node.js runs JavaScript on one thread: the report carries the process's
 // CPU time so a saturated client shows (cpu.user_s + cpu.sys_s close to
 // elapsed_s means this client, not etcd, was the limit).
