@@ -17,6 +17,7 @@
 #include "common/buf.h"
 #include "common/err.h"
 #include "meta/meta_internal.h"
+#include "meta/mono.h"
 
 #define ELECTION_NAME_MAX 128
 #define ELECTION_MARGIN_MS 500
@@ -34,13 +35,6 @@ struct meta_election {
     pthread_cond_t cv;
 };
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void set_until(meta_election *e, int64_t until)
 {
     pthread_mutex_lock(&e->mu);
@@ -52,20 +46,7 @@ static void set_until(meta_election *e, int64_t until)
 /* Sleep up to ms unless stopped. true = stopped. */
 static bool pause_ms(meta_election *e, int ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    pthread_mutex_lock(&e->mu);
-    while (!e->stop && pthread_cond_timedwait(&e->cv, &e->mu, &ts) == 0)
-        ;
-    bool stop = e->stop;
-    pthread_mutex_unlock(&e->mu);
-    return stop;
+    return meta_sleep_unless(&e->mu, &e->cv, &e->stop, ms);
 }
 
 /* Try to take the key with our lease. 0 won, CAIRN_ERR_EXISTS held by
@@ -80,14 +61,7 @@ static int campaign(meta_election *e)
     if (rc == 0)
         rc = etcd_txn_put(t, true, e->key.data, e->key.len, e->name,
                           strlen(e->name), e->lease);
-    etcd_txn_result r = {0};
-    if (rc == 0)
-        rc = etcd_txn_commit(e->m->c, t, &r);
-    if (rc == 0 && !r.succeeded)
-        rc = CAIRN_ERR_EXISTS;
-    etcd_txn_result_free(&r);
-    etcd_txn_free(t);
-    return rc;
+    return meta_txn_finish(e->m, t, rc, CAIRN_ERR_EXISTS, NULL);
 }
 
 /* Whether the key exists under our lease (it may have been deleted by
@@ -107,7 +81,7 @@ static bool holds(meta_election *e)
 static void round_once(meta_election *e)
 {
     etcd *c = e->m->c;
-    int64_t start = mono_ms();
+    int64_t start = meta_mono_ms();
     if (e->lease == 0 && etcd_lease_grant(c, e->ttl_s, &e->lease) != 0) {
         e->lease = 0;
         return;
@@ -154,11 +128,7 @@ int meta_election_start(meta *m, const char *candidate, int ttl_s,
         return CAIRN_ERR_NOMEM;
     }
     pthread_mutex_init(&e->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&e->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    meta_cond_init(&e->cv);
     if (pthread_create(&e->thread, NULL, election_main, e) != 0) {
         pthread_mutex_destroy(&e->mu);
         pthread_cond_destroy(&e->cv);
@@ -173,16 +143,16 @@ int meta_election_start(meta *m, const char *candidate, int ttl_s,
 bool meta_election_is_leader(meta_election *e)
 {
     pthread_mutex_lock(&e->mu);
-    bool yes = e->leader_until > mono_ms();
+    bool yes = e->leader_until > meta_mono_ms();
     pthread_mutex_unlock(&e->mu);
     return yes;
 }
 
 int meta_election_wait(meta_election *e, int timeout_ms)
 {
-    int64_t deadline = mono_ms() + timeout_ms;
+    int64_t deadline = meta_mono_ms() + timeout_ms;
     while (!meta_election_is_leader(e)) {
-        int64_t left = deadline - mono_ms();
+        int64_t left = deadline - meta_mono_ms();
         if (left <= 0)
             return CAIRN_ERR_TIMEOUT;
         pause_ms(e, left < 20 ? (int)left : 20);

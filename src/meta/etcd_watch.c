@@ -21,6 +21,7 @@
 #include "meta/etcd.h"
 #include "meta/etcd_http.h"
 #include "meta/etcd_json.h"
+#include "meta/mono.h"
 
 #define WATCH_BACKOFF_MIN_MS 50
 #define WATCH_BACKOFF_MAX_MS 1000
@@ -160,14 +161,7 @@ static void stream_once(etcd_watch *w)
 /* Sleep up to ms, returning early when the watch is stopped. */
 static void pause_ms(etcd_watch *w, int ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    struct timespec ts = meta_mono_deadline(ms);
     pthread_mutex_lock(&w->mu);
     while (!atomic_load(&w->stop) &&
            pthread_cond_timedwait(&w->cv, &w->mu, &ts) == 0)
@@ -215,11 +209,7 @@ int etcd_watch_start(etcd *c, const void *key, size_t key_len,
     if (!w)
         return CAIRN_ERR_NOMEM;
     pthread_mutex_init(&w->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&w->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    meta_cond_init(&w->cv);
     w->c = c;
     w->fn = fn;
     w->arg = arg;

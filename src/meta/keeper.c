@@ -15,6 +15,7 @@
 
 #include "common/err.h"
 #include "meta/meta.h"
+#include "meta/mono.h"
 
 #define KEEPER_RETRY_MS 200
 
@@ -32,29 +33,10 @@ struct meta_node_keeper {
     pthread_cond_t cv;
 };
 
-static struct timespec deadline_in(int ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-
 /* Sleep up to ms unless stopped. true = stopped. */
 static bool pause_ms(meta_node_keeper *k, int ms)
 {
-    struct timespec ts = deadline_in(ms);
-    pthread_mutex_lock(&k->mu);
-    while (!k->stop && pthread_cond_timedwait(&k->cv, &k->mu, &ts) == 0)
-        ;
-    bool stop = k->stop;
-    pthread_mutex_unlock(&k->mu);
-    return stop;
+    return meta_sleep_unless(&k->mu, &k->cv, &k->stop, ms);
 }
 
 static void set_state(meta_node_keeper *k, int64_t lease, bool registered)
@@ -121,11 +103,7 @@ int meta_node_keeper_start(meta *m, uint64_t id, const char *addr,
     k->capacity = capacity;
     k->ttl_s = ttl_s;
     pthread_mutex_init(&k->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&k->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    meta_cond_init(&k->cv);
     if (pthread_create(&k->thread, NULL, keeper_main, k) != 0) {
         pthread_mutex_destroy(&k->mu);
         pthread_cond_destroy(&k->cv);
@@ -138,7 +116,7 @@ int meta_node_keeper_start(meta *m, uint64_t id, const char *addr,
 
 int meta_node_keeper_wait(meta_node_keeper *k, int timeout_ms)
 {
-    struct timespec ts = deadline_in(timeout_ms);
+    struct timespec ts = meta_mono_deadline(timeout_ms);
     pthread_mutex_lock(&k->mu);
     while (!k->registered && !k->stop &&
            pthread_cond_timedwait(&k->cv, &k->mu, &ts) == 0)

@@ -122,11 +122,35 @@ int meta_txn_bump_counter(etcd_txn *t, const buf *key, uint64_t v,
                           int64_t rev, uint64_t n)
 {
     char s[24];
-    int len = snprintf(s, sizeof s, "%llu", (unsigned long long)(v + n));
+    snprintf(s, sizeof s, "%llu", (unsigned long long)(v + n));
+    return meta_txn_cas_put(t, key, rev, s);
+}
+
+int meta_txn_cas_put(etcd_txn *t, const buf *key, int64_t rev,
+                     const char *value)
+{
     int rc = etcd_txn_cmp(t, key->data, key->len, ETCD_CMP_MOD,
                           ETCD_CMP_EQUAL, rev);
     if (rc == 0)
-        rc = etcd_txn_put(t, true, key->data, key->len, s, (size_t)len, 0);
+        rc = etcd_txn_put(t, true, key->data, key->len, value, strlen(value),
+                          0);
+    return rc;
+}
+
+int meta_txn_finish(meta *m, etcd_txn *t, int rc, int lost,
+                    int64_t *revision)
+{
+    etcd_txn_result r = {0};
+    if (rc == 0 && t == NULL)
+        rc = CAIRN_ERR_NOMEM;
+    if (rc == 0)
+        rc = etcd_txn_commit(m->c, t, &r);
+    if (rc == 0 && !r.succeeded)
+        rc = lost;
+    if (rc == 0 && revision)
+        *revision = r.revision;
+    etcd_txn_result_free(&r);
+    etcd_txn_free(t);
     return rc;
 }
 
@@ -136,7 +160,9 @@ int meta_alloc_ids(meta *m, meta_id_kind kind, uint64_t n, uint64_t *first)
         return CAIRN_ERR_INVALID;
     buf key = BUF_INIT;
     int rc = meta_key_id(&key, m->prefix, kind);
-    for (int attempt = 0; rc == 0 && attempt < META_RETRIES; attempt++) {
+    if (rc == 0)
+        rc = CAIRN_ERR_BUSY;
+    for (int i = 0; i < META_RETRIES && rc == CAIRN_ERR_BUSY; i++) {
         uint64_t v;
         int64_t rev;
         rc = read_counter(m, &key, &v, &rev);
@@ -145,19 +171,12 @@ int meta_alloc_ids(meta *m, meta_id_kind kind, uint64_t n, uint64_t *first)
             rc = CAIRN_ERR_NOMEM;
         if (rc == 0)
             rc = meta_txn_bump_counter(t, &key, v, rev, n);
-        etcd_txn_result r = {0};
+        rc = meta_txn_finish(m, t, rc, CAIRN_ERR_BUSY, NULL);
         if (rc == 0)
-            rc = etcd_txn_commit(m->c, t, &r);
-        etcd_txn_free(t);
-        etcd_txn_result_free(&r);
-        if (rc == 0 && r.succeeded) {
             *first = v + 1;
-            buf_free(&key);
-            return CAIRN_OK;
-        }
     }
     buf_free(&key);
-    return rc ? rc : CAIRN_ERR_BUSY;
+    return rc;
 }
 
 /* ---- leaders ---------------------------------------------------------- */
@@ -201,17 +220,8 @@ static int leader_try(meta *m, const buf *key, const meta_leader *want)
     etcd_txn *t = etcd_txn_new();
     rc = v && t ? CAIRN_OK : CAIRN_ERR_NOMEM;
     if (rc == 0)
-        rc = etcd_txn_cmp(t, key->data, key->len, ETCD_CMP_MOD,
-                          ETCD_CMP_EQUAL, rev);
-    if (rc == 0)
-        rc = etcd_txn_put(t, true, key->data, key->len, v, strlen(v), 0);
-    etcd_txn_result r = {0};
-    if (rc == 0)
-        rc = etcd_txn_commit(m->c, t, &r);
-    if (rc == 0 && !r.succeeded)
-        rc = CAIRN_ERR_BUSY;
-    etcd_txn_result_free(&r);
-    etcd_txn_free(t);
+        rc = meta_txn_cas_put(t, key, rev, v);
+    rc = meta_txn_finish(m, t, rc, CAIRN_ERR_BUSY, NULL);
     free(v);
     return rc;
 }
@@ -258,19 +268,10 @@ static int node_try(meta *m, const meta_node *nd, int64_t lease)
     if (rc == 0 && !t)
         rc = CAIRN_ERR_NOMEM;
     if (rc == 0)
-        rc = etcd_txn_cmp(t, key.data, key.len, ETCD_CMP_MOD, ETCD_CMP_EQUAL,
-                          rev);
-    if (rc == 0)
-        rc = etcd_txn_put(t, true, key.data, key.len, v, strlen(v), 0);
+        rc = meta_txn_cas_put(t, &key, rev, v);
     if (rc == 0)
         rc = etcd_txn_put(t, true, live.data, live.len, "", 0, lease);
-    etcd_txn_result r = {0};
-    if (rc == 0)
-        rc = etcd_txn_commit(m->c, t, &r);
-    if (rc == 0 && !r.succeeded)
-        rc = CAIRN_ERR_BUSY;
-    etcd_txn_result_free(&r);
-    etcd_txn_free(t);
+    rc = meta_txn_finish(m, t, rc, CAIRN_ERR_BUSY, NULL);
     free(v);
     buf_free(&key);
     buf_free(&live);
@@ -328,17 +329,8 @@ int meta_range_update(meta *m, const meta_range *read, const meta_range *next)
     int rc = v && t ? meta_key_range(&key, m->prefix, read->table_id, read->id)
                     : CAIRN_ERR_NOMEM;
     if (rc == 0)
-        rc = etcd_txn_cmp(t, key.data, key.len, ETCD_CMP_MOD, ETCD_CMP_EQUAL,
-                          read->mod_revision);
-    if (rc == 0)
-        rc = etcd_txn_put(t, true, key.data, key.len, v, strlen(v), 0);
-    etcd_txn_result r = {0};
-    if (rc == 0)
-        rc = etcd_txn_commit(m->c, t, &r);
-    if (rc == 0 && !r.succeeded)
-        rc = CAIRN_ERR_CONDITION;
-    etcd_txn_result_free(&r);
-    etcd_txn_free(t);
+        rc = meta_txn_cas_put(t, &key, read->mod_revision, v);
+    rc = meta_txn_finish(m, t, rc, CAIRN_ERR_CONDITION, NULL);
     free(v);
     buf_free(&key);
     return rc;

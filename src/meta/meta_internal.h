@@ -18,4 +18,18 @@ struct meta {
 int meta_txn_bump_counter(etcd_txn *t, const buf *key, uint64_t v,
                           int64_t rev, uint64_t n);
 
+/* Add the compare-and-swap of one record to `t`'s success branch: "`key`
+ * still has mod revision `rev`" (0: still absent), then "`key` := value"
+ * (no lease). The rule of the schema: no blind writes. */
+int meta_txn_cas_put(etcd_txn *t, const buf *key, int64_t rev,
+                     const char *value);
+
+/* Commit `t` unless `rc` says building it failed, then free it (NULL:
+ * etcd_txn_new failed, CAIRN_ERR_NOMEM). Returns that `rc`, the commit's error, `lost` when a compare failed (another
+ * writer won: CAIRN_ERR_BUSY for callers that re-read and retry,
+ * CAIRN_ERR_CONDITION for those whose caller re-decides), or 0.
+ * *revision (may be NULL) = the revision the transaction wrote. */
+int meta_txn_finish(meta *m, etcd_txn *t, int rc, int lost,
+                    int64_t *revision);
+
 #endif

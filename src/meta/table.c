@@ -161,16 +161,7 @@ static int create_try(meta *m, const meta_table_spec *s, meta_table *tb)
     etcd_txn *t = etcd_txn_new();
     rc = t ? build_create(map, m->prefix, s, tb, t) : CAIRN_ERR_NOMEM;
     meta_map_release(map);
-    etcd_txn_result r = {0};
-    if (rc == 0)
-        rc = etcd_txn_commit(m->c, t, &r);
-    if (rc == 0 && !r.succeeded)
-        rc = CAIRN_ERR_BUSY;
-    if (rc == 0)
-        tb->mod_revision = r.revision;
-    etcd_txn_result_free(&r);
-    etcd_txn_free(t);
-    return rc;
+    return meta_txn_finish(m, t, rc, CAIRN_ERR_BUSY, &tb->mod_revision);
 }
 
 int meta_table_create(meta *m, const meta_table_spec *spec, meta_table *out)
@@ -222,17 +213,8 @@ static int table_cas(meta *m, const meta_table *tb)
     int rc = v && t ? meta_key_table(&key, m->prefix, tb->name)
                     : CAIRN_ERR_NOMEM;
     if (rc == 0)
-        rc = etcd_txn_cmp(t, key.data, key.len, ETCD_CMP_MOD, ETCD_CMP_EQUAL,
-                          tb->mod_revision);
-    if (rc == 0)
-        rc = etcd_txn_put(t, true, key.data, key.len, v, strlen(v), 0);
-    etcd_txn_result r = {0};
-    if (rc == 0)
-        rc = etcd_txn_commit(m->c, t, &r);
-    if (rc == 0 && !r.succeeded)
-        rc = CAIRN_ERR_BUSY;
-    etcd_txn_result_free(&r);
-    etcd_txn_free(t);
+        rc = meta_txn_cas_put(t, &key, tb->mod_revision, v);
+    rc = meta_txn_finish(m, t, rc, CAIRN_ERR_BUSY, NULL);
     free(v);
     buf_free(&key);
     return rc;
@@ -314,11 +296,7 @@ static int delete_leaders(meta *m, const uint64_t *ids, size_t n)
             if (rc == 0)
                 rc = etcd_txn_delete(t, true, key.data, key.len, NULL, 0);
         }
-        etcd_txn_result r = {0};
-        if (rc == 0)
-            rc = etcd_txn_commit(m->c, t, &r);
-        etcd_txn_result_free(&r);
-        etcd_txn_free(t);
+        rc = meta_txn_finish(m, t, rc, CAIRN_ERR_BUSY, NULL);
     }
     buf_free(&key);
     return rc;
@@ -343,13 +321,7 @@ static int delete_table_txn(meta *m, const meta_table *tb)
         size_t end_len = etcd_prefix_end(key.data, key.len, end);
         rc = etcd_txn_delete(t, true, key.data, key.len, end, end_len);
     }
-    etcd_txn_result r = {0};
-    if (rc == 0)
-        rc = etcd_txn_commit(m->c, t, &r);
-    if (rc == 0 && !r.succeeded)
-        rc = CAIRN_ERR_BUSY;
-    etcd_txn_result_free(&r);
-    etcd_txn_free(t);
+    rc = meta_txn_finish(m, t, rc, CAIRN_ERR_BUSY, NULL);
     buf_free(&key);
     return rc;
 }
