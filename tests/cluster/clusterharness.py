@@ -3,8 +3,8 @@
 Everything here runs on loopback with free ports and temporary directories,
 and every process started is remembered and killed by PID at the end:
 
-  - Etcd: a real etcd 3.4 server (Debian `etcd-server`) plus a tiny client of
-    its v3 JSON gateway, to read and write cairn's metadata schema directly.
+  - Etcd, Procs, wait_for, free_port: from harness.py (shared by every
+    cluster test).
   - Router: a real `cairn router` process.
   - FakeNode: an in-process stand-in for `cairn node` that speaks the cairn
     RPC byte for byte (src/proto/rpc.h) over an in-memory map, registers in
@@ -13,60 +13,19 @@ and every process started is remembered and killed by PID at the end:
     routing, retry and ordering rules be tested exactly, independent of Raft.
     Tests that need real replication use real `cairn node` processes.
 """
-import base64
 import json
 import os
 import re
 import shutil
-import signal
 import socket
 import struct
-import subprocess
 import tempfile
 import threading
 import time
-import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def cairn_binary():
-    """The `cairn` binary under test: $CAIRN_BIN, else the first build found."""
-    env = os.environ.get("CAIRN_BIN")
-    if env:
-        return env
-    for d in ("build", "build-router", "build-asan"):
-        p = os.path.join(ROOT, d, "cairn")
-        if os.path.exists(p):
-            return p
-    raise RuntimeError("no cairn binary: build first or set CAIRN_BIN")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class ProcessExited(RuntimeError):
-    """A process waited for has exited: waiting longer is pointless."""
-
-
-def wait_for(cond, timeout, what, interval=0.02):
-    """Poll `cond` until it returns a true value or `timeout` seconds pass."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            v = cond()
-            if v:
-                return v
-        except ProcessExited:
-            raise
-        except Exception as e:  # the thing waited for is not up yet
-            last = e
-        time.sleep(interval)
-    raise TimeoutError("timed out waiting for %s (last error: %r)" % (what, last))
+# The shared helpers, also imported from here by the router's tests.
+from harness import (ROOT, Etcd, ProcessExited, Procs, cairn_bin,  # noqa: F401
+                     free_port, wait_for)
 
 
 def _err_codes():
@@ -80,89 +39,6 @@ def _err_codes():
 ERR = _err_codes()
 
 
-class Procs:
-    """Child processes, killed by PID (SIGKILL after a grace period)."""
-
-    def __init__(self):
-        self.procs = []
-
-    def start(self, argv, log):
-        f = open(log, "ab")
-        p = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT,
-                             stdin=subprocess.DEVNULL)
-        f.close()
-        self.procs.append(p)
-        return p
-
-    def stop(self, p, sig=signal.SIGTERM, timeout=5):
-        if p.poll() is None:
-            p.send_signal(sig)
-            try:
-                p.wait(timeout)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(5)
-
-    def stop_all(self):
-        for p in reversed(self.procs):
-            self.stop(p)
-        self.procs = []
-
-
-class Etcd:
-    """A real single-member etcd on free ports, and a v3 JSON gateway client.
-    kill() and start() restart it on the same ports and data."""
-
-    def __init__(self, procs, workdir):
-        self.procs, self.workdir = procs, workdir
-        self.port = free_port()
-        peer = free_port()
-        self.url = "http://127.0.0.1:%d" % self.port
-        self.dir = os.path.join(workdir, "etcd")
-        self.argv = [
-            "etcd", "--data-dir", self.dir, "--name", "t",
-            "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
-            "--listen-peer-urls", "http://127.0.0.1:%d" % peer,
-            "--initial-advertise-peer-urls", "http://127.0.0.1:%d" % peer,
-            "--initial-cluster", "t=http://127.0.0.1:%d" % peer,
-        ]
-        self.start()
-
-    def start(self):
-        self.proc = self.procs.start(self.argv, os.path.join(self.workdir, "etcd.log"))
-        wait_for(lambda: self.call("/v3/kv/range", {"key": _b64(b"x")}) is not None,
-                 20, "etcd")
-
-    def kill(self):
-        self.procs.stop(self.proc, signal.SIGKILL)
-
-    def call(self, path, body):
-        req = urllib.request.Request(self.url + path, json.dumps(body).encode(),
-                                     {"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=5) as r:
-            return json.loads(r.read())
-
-    def put(self, key, value):
-        self.call("/v3/kv/put", {"key": _b64(key), "value": _b64(value)})
-
-    def get(self, key):
-        r = self.call("/v3/kv/range", {"key": _b64(key)})
-        kvs = r.get("kvs", [])
-        return base64.b64decode(kvs[0].get("value", "")) if kvs else None
-
-    def get_prefix(self, prefix):
-        end = prefix[:-1] + bytes([prefix[-1] + 1])
-        r = self.call("/v3/kv/range", {"key": _b64(prefix), "range_end": _b64(end)})
-        return {base64.b64decode(kv["key"]): base64.b64decode(kv.get("value", ""))
-                for kv in r.get("kvs", [])}
-
-
-def _b64(b):
-    if isinstance(b, str):
-        b = b.encode()
-    return base64.b64encode(b).decode()
-
-
 class Router:
     """A real `cairn router` process."""
 
@@ -170,7 +46,7 @@ class Router:
                  name="router"):
         self.port = free_port()
         # CAIRN_ROUTER_BIN: a separate (e.g. sanitizer) build for the router.
-        argv = [os.environ.get("CAIRN_ROUTER_BIN") or cairn_binary(), "router", "--listen", "127.0.0.1:%d" % self.port,
+        argv = [os.environ.get("CAIRN_ROUTER_BIN") or cairn_bin(), "router", "--listen", "127.0.0.1:%d" % self.port,
                 "--etcd", etcd_url, "--prefix", prefix]
         if deadline_ms:
             argv += ["--deadline-ms", str(deadline_ms)]

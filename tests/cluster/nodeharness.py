@@ -6,42 +6,13 @@ closed. Waits are on conditions with deadlines, never plain sleeps.
 """
 import os
 import signal
-import socket
 import subprocess
 import tempfile
 import shutil
-import time
 
 from cairn_rpc import Client, RpcError
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__))))
-
-
-def cairn_bin():
-    return os.environ.get("CAIRN_BIN", os.path.join(ROOT, "build", "cairn"))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(cond, timeout, what, interval=0.02):
-    """Poll cond() until it returns a true value; fail after timeout s."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            v = cond()
-            if v:
-                return v
-        except (OSError, RpcError, ConnectionError, ValueError) as e:
-            last = e
-        time.sleep(interval)
-    raise AssertionError("timed out after %ss waiting for %s (last: %r)" %
-                         (timeout, what, last))
+# The shared helpers, also imported from here by the replication tests.
+from harness import cairn_bin, free_port, wait_for  # noqa: F401
 
 
 class Node:

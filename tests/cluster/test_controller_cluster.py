@@ -9,29 +9,12 @@ import json
 import os
 import shutil
 import socket
-import subprocess
 import tempfile
 
 import redis
 
-from etcdharness import Etcd
-from nodeharness import Cluster, cairn_bin, free_port, wait_for
-
-
-def start(argv, log):
-    with open(log, "ab") as f:
-        return subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
-
-
-def stop(p):
-    if p.poll() is None:
-        p.terminate()
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(10)
+from harness import Etcd, Procs, cairn_bin, free_port, wait_for
+from nodeharness import Cluster
 
 
 def leader_of(cl, rng):
@@ -42,7 +25,8 @@ def leader_of(cl, rng):
 
 def test_controller_records_leaders_nodes_did_not():
     tmp = tempfile.mkdtemp(prefix="cairn-ctlcluster-")
-    etcd, cl, procs = Etcd(tmp), None, []
+    procs = Procs()
+    etcd, cl = Etcd(tmp, procs), None
     try:
         etcd.start()
         cl = Cluster(3).start()  # no --etcd: these nodes record nothing
@@ -51,9 +35,8 @@ def test_controller_records_leaders_nodes_did_not():
                      json.dumps({"addr": n.addr, "capacity": 1 << 40}))
             etcd.put("/cairn/live/%016x" % n.id, "")
         port = free_port()
-        procs.append(start([cairn_bin(), "router", "--listen",
-                            "127.0.0.1:%d" % port, "--etcd", etcd.url],
-                           os.path.join(tmp, "router.log")))
+        procs.start([cairn_bin(), "router", "--listen", "127.0.0.1:%d" % port,
+                     "--etcd", etcd.url], os.path.join(tmp, "router.log"))
 
         def router_up():
             with socket.create_connection(("127.0.0.1", port), 1):
@@ -66,9 +49,9 @@ def test_controller_records_leaders_nodes_did_not():
         assert len(ranges) == 2
         assert etcd.range("/cairn/leaders/", prefix=True) == {}
 
-        procs.append(start([cairn_bin(), "controller", "--etcd", etcd.url,
-                            "--id", "c", "--interval-ms", "200"],
-                           os.path.join(tmp, "controller.log")))
+        ctl = procs.start([cairn_bin(), "controller", "--etcd", etcd.url,
+                           "--id", "c", "--interval-ms", "200"],
+                          os.path.join(tmp, "controller.log"))
 
         def all_recorded():
             for rng in ranges:
@@ -84,16 +67,14 @@ def test_controller_records_leaders_nodes_did_not():
                  0.2)
         assert r.execute_command("KV.PUT", "t", "k", "v")
         assert r.execute_command("KV.GET", "t", "k") == b"v"
-        stop(procs[1])
-        assert procs[1].returncode == 0
+        procs.stop(ctl)
+        assert ctl.returncode == 0
         with open(os.path.join(tmp, "controller.log"), errors="replace") as f:
             text = f.read()  # an ASan build reports leaks and errors here
         assert "recorded node" in text
         assert "Sanitizer" not in text and "runtime error" not in text, text
     finally:
-        for p in reversed(procs):
-            stop(p)
+        procs.stop_all()  # etcd last: it was started first
         if cl:
             cl.close()
-        etcd.stop()
         shutil.rmtree(tmp, ignore_errors=True)

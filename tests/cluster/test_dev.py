@@ -10,10 +10,9 @@ test_controller_failover: two `cairn controller` candidates on a real etcd;
 killing the active one (SIGKILL: no resignation) hands the election to the
 other within the lease TTL, seen in etcd (P/controller) and in its log.
 
-Binary: $CAIRN_BIN, default build/cairn. Every process is ended by PID.
+Binary: $CAIRN_BIN, default the first build found (harness.py). Every
+process is ended by PID.
 """
-import base64
-import json
 import os
 import random
 import signal
@@ -21,27 +20,16 @@ import socket
 import subprocess
 import tempfile
 import time
-import urllib.request
 
 import pytest
 import redis
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CAIRN = os.environ.get("CAIRN_BIN", os.path.join(ROOT, "build", "cairn"))
+from harness import Etcd, Procs, alive, cairn_bin, wait_for
 
+CAIRN = cairn_bin()
 START_DEADLINE = 120  # cairn dev's own start deadline is 60 s per step
 STOP_DEADLINE = 30
 DEV_PORT_OFFSETS = (0, 10, 11, 21, 22, 23)  # router, etcd, nodes (cmd_dev.c)
-
-
-def wait_for(cond, timeout, what, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(interval)
-    raise TimeoutError("timed out after %s s waiting for %s" % (timeout, what))
 
 
 def port_free(port):
@@ -54,12 +42,6 @@ def port_free(port):
     return True
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def dev_port():
     """A router port whose whole cairn dev port layout is free."""
     for _ in range(200):
@@ -67,15 +49,6 @@ def dev_port():
         if all(port_free(base + off) for off in DEV_PORT_OFFSETS):
             return base
     raise RuntimeError("no free port layout for cairn dev")
-
-
-def alive(pid):
-    """Whether `pid` exists and is not a zombie."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
 
 
 def ours(pid, tmp):
@@ -246,37 +219,6 @@ def test_dev_killed_leaves_no_children(dev):
 
 # ---- controller failover -------------------------------------------------
 
-def etcd_get(url, key):
-    body = json.dumps({"key": base64.b64encode(key.encode()).decode()})
-    req = urllib.request.Request(url + "/v3/kv/range", body.encode(),
-                                 {"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=5) as resp:
-        kvs = json.loads(resp.read()).get("kvs", [])
-    return base64.b64decode(kvs[0]["value"]).decode() if kvs else None
-
-
-class Procs:
-    def __init__(self, tmp):
-        self.tmp, self.procs = tmp, []
-
-    def start(self, argv, log):
-        with open(os.path.join(self.tmp, log), "wb") as f:
-            p = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT,
-                                 stdin=subprocess.DEVNULL)
-        self.procs.append(p)
-        return p
-
-    def stop_all(self):
-        for p in reversed(self.procs):
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait(10)
-
-
 def log_text(tmp, name):
     with open(os.path.join(tmp, name), errors="replace") as f:
         return f.read()
@@ -285,47 +227,30 @@ def log_text(tmp, name):
 def test_controller_failover():
     ttl = 2
     with tempfile.TemporaryDirectory(prefix="cairn-ctl-") as tmp:
-        procs = Procs(tmp)
+        procs = Procs()
         try:
-            cp, pp = free_port(), free_port()
-            url = "http://127.0.0.1:%d" % cp
-            procs.start(["etcd", "--name", "t", "--data-dir",
-                         os.path.join(tmp, "etcd"),
-                         "--listen-client-urls", url,
-                         "--advertise-client-urls", url,
-                         "--listen-peer-urls", "http://127.0.0.1:%d" % pp,
-                         "--initial-advertise-peer-urls",
-                         "http://127.0.0.1:%d" % pp,
-                         "--initial-cluster", "t=http://127.0.0.1:%d" % pp],
-                        "etcd.log")
-
-            def etcd_up():
-                try:
-                    etcd_get(url, "/probe")
-                    return True
-                except OSError:
-                    return False
-            wait_for(etcd_up, 30, "etcd")
+            etcd = Etcd(tmp, procs).start()
 
             def controller(name):
-                return procs.start([CAIRN, "controller", "--etcd", url,
+                return procs.start([CAIRN, "controller", "--etcd", etcd.url,
                                     "--id", name, "--lease-ttl", str(ttl),
-                                    "--interval-ms", "200"], name + ".log")
+                                    "--interval-ms", "200"],
+                                   os.path.join(tmp, name + ".log"))
             a = controller("A")
-            wait_for(lambda: etcd_get(url, "/cairn/controller") == "A", 15,
+            wait_for(lambda: etcd.get(b"/cairn/controller") == b"A", 15,
                      "A to be elected")
             wait_for(lambda: "A: active" in log_text(tmp, "A.log"), 10,
                      "A to say it is active")
             b = controller("B")
             wait_for(lambda: "B: started" in log_text(tmp, "B.log"), 10,
                      "B to start")
-            assert etcd_get(url, "/cairn/controller") == "A"
+            assert etcd.get(b"/cairn/controller") == b"A"
             assert "B: active" not in log_text(tmp, "B.log")
 
             a.kill()  # no resignation: B must wait out A's lease
             a.wait(10)
             t0 = time.monotonic()
-            wait_for(lambda: etcd_get(url, "/cairn/controller") == "B",
+            wait_for(lambda: etcd.get(b"/cairn/controller") == b"B",
                      ttl * 3 + 5, "B to take over")
             wait_for(lambda: "B: active" in log_text(tmp, "B.log"), 10,
                      "B to say it is active")

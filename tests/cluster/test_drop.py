@@ -13,7 +13,8 @@ import os
 import pytest
 
 import nodeharness
-from clusterharness import Etcd, Procs, Router, Workdir, cairn_binary, wait_for
+from clusterharness import Router, Workdir
+from harness import Etcd, Procs, cairn_bin, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -21,13 +22,13 @@ def cl():
     procs, wd = Procs(), Workdir()
     nodes = None
     try:
-        etcd = Etcd(procs, wd.path)
+        etcd = Etcd(wd.path, procs).start()
         nodes = nodeharness.Cluster(3, node_args=["--etcd", etcd.url]).start()
         wait_for(lambda: len(etcd.get_prefix(b"/cairn/live/")) >= 3, 20,
                  "3 nodes registered in etcd")
         router = Router(procs, wd.path, etcd.url)
         ctl_log = os.path.join(wd.path, "controller.log")
-        ctl = procs.start([cairn_binary(), "controller", "--etcd", etcd.url,
+        ctl = procs.start([cairn_bin(), "controller", "--etcd", etcd.url,
                            "--id", "c", "--interval-ms", "200"], ctl_log)
         r = router.client()
         yield {"etcd": etcd, "nodes": nodes, "r": r, "ctl_log": ctl_log}

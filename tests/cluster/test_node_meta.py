@@ -10,7 +10,7 @@ import json
 import shutil
 import tempfile
 
-from etcdharness import Etcd
+from harness import Etcd
 from nodeharness import Cluster, wait_for
 
 RANGE = 7

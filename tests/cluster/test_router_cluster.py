@@ -25,7 +25,7 @@ def cl():
     procs, wd = Procs(), Workdir()
     nodes = None
     try:
-        etcd = Etcd(procs, wd.path)
+        etcd = Etcd(wd.path, procs).start()
         nodes = nodeharness.Cluster(3, node_args=["--etcd", etcd.url]).start()
         wait_live(etcd, 3)
         state = {"etcd": etcd, "nodes": nodes, "procs": procs, "dir": wd.path,

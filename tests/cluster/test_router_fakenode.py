@@ -26,7 +26,7 @@ def cluster():
     procs, wd = Procs(), Workdir()
     nodes, router = [], None
     try:
-        etcd = Etcd(procs, wd.path)
+        etcd = Etcd(wd.path, procs).start()
         nodes = [FakeNode(etcd, i) for i in (1, 2, 3)]
         router = Router(procs, wd.path, etcd.url, deadline_ms=1500)
         yield {"etcd": etcd, "nodes": nodes, "router": router, "procs": procs,
