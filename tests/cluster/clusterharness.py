@@ -19,10 +19,12 @@ import re
 import shutil
 import socket
 import struct
+import subprocess
 import tempfile
 import threading
 import time
 
+import nodeharness
 # The shared helpers, also imported from here by the router's tests.
 from harness import (ROOT, Etcd, ProcessExited, Procs, cairn_bin,  # noqa: F401
                      free_port, wait_for)
@@ -79,6 +81,39 @@ class Router:
     def client(self, **kw):
         import redis
         return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=20, **kw)
+
+
+def wait_live(etcd, n):
+    """Wait until `n` nodes hold a liveness key in etcd (default prefix)."""
+    wait_for(lambda: len(etcd.get_prefix(b"/cairn/live/")) >= n, 20,
+             "%d nodes registered in etcd" % n)
+
+
+def real_nodes(etcd, n=3):
+    """`n` real `cairn node` processes registered in `etcd` (--etcd), once
+    all are live. The caller closes them (Cluster.close)."""
+    nodes = nodeharness.Cluster(n, node_args=["--etcd", etcd.url]).start()
+    try:
+        wait_live(etcd, n)
+    except BaseException:
+        nodes.close()
+        raise
+    return nodes
+
+
+def redis_benchmark(port):
+    """A short redis-benchmark run (SET and GET, 2000 requests) against the
+    router on `port`, unchanged: asserts it ran with zero errors and
+    returns its output."""
+    out = subprocess.run(
+        ["redis-benchmark", "-p", str(port), "-t", "set,get", "-n", "2000",
+         "-q"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    text = out.stdout + out.stderr
+    print(text)
+    assert "rror" not in text, text
+    assert "SET:" in text and "GET:" in text
+    return text
 
 
 class Workdir:

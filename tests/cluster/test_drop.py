@@ -12,8 +12,7 @@ import os
 
 import pytest
 
-import nodeharness
-from clusterharness import Router, Workdir
+from clusterharness import Router, Workdir, real_nodes
 from harness import Etcd, Procs, cairn_bin, wait_for
 
 
@@ -23,9 +22,7 @@ def cl():
     nodes = None
     try:
         etcd = Etcd(wd.path, procs).start()
-        nodes = nodeharness.Cluster(3, node_args=["--etcd", etcd.url]).start()
-        wait_for(lambda: len(etcd.get_prefix(b"/cairn/live/")) >= 3, 20,
-                 "3 nodes registered in etcd")
+        nodes = real_nodes(etcd, 3)
         router = Router(procs, wd.path, etcd.url)
         ctl_log = os.path.join(wd.path, "controller.log")
         ctl = procs.start([cairn_bin(), "controller", "--etcd", etcd.url,

@@ -10,14 +10,13 @@ back, kill -9 of a leader under write load, and redis-benchmark.
 """
 import threading
 import time
-import subprocess
 
 import pytest
 import redis
 
-import nodeharness
 from cairn_rpc import Client
-from clusterharness import Etcd, Procs, Router, Workdir, wait_for
+from clusterharness import (Etcd, Procs, Router, Workdir, real_nodes,
+                            redis_benchmark, wait_for, wait_live)
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +25,7 @@ def cl():
     nodes = None
     try:
         etcd = Etcd(wd.path, procs).start()
-        nodes = nodeharness.Cluster(3, node_args=["--etcd", etcd.url]).start()
-        wait_live(etcd, 3)
+        nodes = real_nodes(etcd, 3)
         state = {"etcd": etcd, "nodes": nodes, "procs": procs, "dir": wd.path,
                  "router": Router(procs, wd.path, etcd.url)}
         yield state
@@ -37,11 +35,6 @@ def cl():
             nodes.close()
         procs.stop_all()
         wd.cleanup()
-
-
-def wait_live(etcd, n):
-    wait_for(lambda: len(etcd.get_prefix(b"/cairn/live/")) >= n, 20,
-             "%d nodes registered in etcd" % n)
 
 
 @pytest.fixture
@@ -224,14 +217,7 @@ def test_redis_benchmark(cl):
         r.execute_command("TABLE.CREATE", "default")
     except redis.ResponseError as e:
         assert str(e).startswith("EXISTS")
-    out = subprocess.run(
-        ["redis-benchmark", "-p", str(cl["router"].port), "-t", "set,get",
-         "-n", "2000", "-q"], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    text = out.stdout + out.stderr
-    print(text)
-    assert "rror" not in text, text
-    assert "SET:" in text and "GET:" in text
+    redis_benchmark(cl["router"].port)
     assert r.mset({"m1": "1", "m2": "2"}) is True
     assert r.mget("m1", "m2", "m3") == [b"1", b"2", None]
     assert r.exists("m1", "m2", "m3") == 2
