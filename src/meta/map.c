@@ -52,9 +52,9 @@ int meta_range_copy(meta_range *dst, const meta_range *src)
 
 bool meta_range_contains(const meta_range *r, const void *key, size_t len)
 {
-    if (meta_key_cmp(key, len, r->start, r->start_len) < 0)
+    if (key_cmp(key, len, r->start, r->start_len) < 0)
         return false;
-    return r->end_len == 0 || meta_key_cmp(key, len, r->end, r->end_len) < 0;
+    return r->end_len == 0 || key_cmp(key, len, r->end, r->end_len) < 0;
 }
 
 int meta_table_name_check(const char *name)
@@ -302,7 +302,7 @@ const meta_range *meta_map_range_for(const meta_map *map, uint64_t table_id,
     size_t lo = 0, hi = s->n;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (meta_key_cmp(s->v[mid].start, s->v[mid].start_len, key, len) <= 0)
+        if (key_cmp(s->v[mid].start, s->v[mid].start_len, key, len) <= 0)
             lo = mid + 1;
         else
             hi = mid;
@@ -425,7 +425,7 @@ static int put_range(meta_map *m, const meta_key *k, const etcd_kv *kv)
     size_t lo = 0, hi = s->n;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (meta_key_cmp(s->v[mid].start, s->v[mid].start_len, r.start,
+        if (key_cmp(s->v[mid].start, s->v[mid].start_len, r.start,
                          r.start_len) < 0)
             lo = mid + 1;
         else

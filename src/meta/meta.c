@@ -318,7 +318,7 @@ int meta_range_update(meta *m, const meta_range *read, const meta_range *next)
 {
     if (next->id != read->id || next->table_id != read->table_id ||
         next->n_replicas < 0 || next->n_replicas > META_MAX_REPLICAS ||
-        (next->end_len > 0 && meta_key_cmp(next->start, next->start_len,
+        (next->end_len > 0 && key_cmp(next->start, next->start_len,
                                            next->end, next->end_len) >= 0))
         return CAIRN_ERR_INVALID;
     if (next->epoch <= read->epoch)

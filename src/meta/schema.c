@@ -307,7 +307,7 @@ int meta_range_decode(const uint8_t *v, size_t n, meta_range *r)
         r->state = META_RANGE_MIGRATING;
     /* A range must not be empty: start < end unless end is +inf. */
     if (ok && r->end_len > 0 &&
-        meta_key_cmp(r->start, r->start_len, r->end, r->end_len) >= 0)
+        key_cmp(r->start, r->start_len, r->end, r->end_len) >= 0)
         ok = false;
     cJSON_Delete(o);
     if (!ok) {
@@ -368,11 +368,3 @@ int meta_counter_decode(const uint8_t *v, size_t n, uint64_t *out)
     return CAIRN_OK;
 }
 
-int meta_key_cmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
-{
-    size_t n = an < bn ? an : bn;
-    int c = n ? memcmp(a, b, n) : 0;
-    if (c != 0)
-        return c;
-    return an < bn ? -1 : an > bn;
-}

@@ -8,6 +8,7 @@
 #define CAIRN_META_SCHEMA_H
 
 #include "common/buf.h"
+#include "common/key.h" /* key_cmp: range bounds */
 #include "meta/meta.h"
 
 typedef enum meta_key_kind {
@@ -57,8 +58,5 @@ int meta_node_decode(const uint8_t *v, size_t n, meta_node *nd);
 
 /* An id counter's value ("" or absent = 0). */
 int meta_counter_decode(const uint8_t *v, size_t n, uint64_t *out);
-
-/* memcmp order with the shorter key first on a common prefix. */
-int meta_key_cmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn);
 
 #endif

@@ -28,7 +28,7 @@ static int check_spec(const meta_table_spec *s)
     for (size_t i = 0; i < s->n_splits; i++) {
         if (s->split_lens[i] < CAIRN_KEY_MIN || s->split_lens[i] > CAIRN_KEY_MAX)
             return CAIRN_ERR_INVALID;
-        if (i > 0 && meta_key_cmp(s->splits[i - 1], s->split_lens[i - 1],
+        if (i > 0 && key_cmp(s->splits[i - 1], s->split_lens[i - 1],
                                   s->splits[i], s->split_lens[i]) >= 0)
             return CAIRN_ERR_INVALID;
     }

@@ -18,15 +18,6 @@ struct router_cache {
     size_t nnodes, ncap;
 };
 
-int router_key_cmp(const uint8_t *a, size_t alen, const uint8_t *b,
-                   size_t blen)
-{
-    size_t n = alen < blen ? alen : blen;
-    int cmp = n ? memcmp(a, b, n) : 0;
-    if (cmp != 0)
-        return cmp;
-    return alen < blen ? -1 : alen > blen;
-}
 
 router_cache *router_cache_new(int64_t revision)
 {
@@ -151,7 +142,7 @@ int router_cache_add_node(router_cache *c, uint64_t node_id,
 static int range_start_cmp(const void *a, const void *b)
 {
     const router_range *x = a, *y = b;
-    return router_key_cmp(x->start, x->start_len, y->start, y->start_len);
+    return key_cmp(x->start, x->start_len, y->start, y->start_len);
 }
 
 void router_cache_seal(router_cache *c)
@@ -196,7 +187,7 @@ static bool key_below_end(const router_range *r, const uint8_t *key,
                           size_t len)
 {
     return r->end_len == 0 ||
-           router_key_cmp(key, len, r->end, r->end_len) < 0;
+           key_cmp(key, len, r->end, r->end_len) < 0;
 }
 
 const router_range *router_cache_lookup(const router_table *t,
@@ -207,7 +198,7 @@ const router_range *router_cache_lookup(const router_table *t,
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         const router_range *r = &t->ranges[mid];
-        if (router_key_cmp(r->start, r->start_len, key, len) <= 0)
+        if (key_cmp(r->start, r->start_len, key, len) <= 0)
             lo = mid + 1;
         else
             hi = mid;
@@ -228,7 +219,7 @@ const router_range *router_cache_next(const router_table *t,
         return NULL;
     const router_range *n = &t->ranges[i + 1];
     /* Only a range that starts exactly where `r` ends continues it. */
-    if (router_key_cmp(n->start, n->start_len, r->end, r->end_len) != 0)
+    if (key_cmp(n->start, n->start_len, r->end, r->end_len) != 0)
         return NULL;
     return n;
 }

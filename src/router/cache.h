@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/key.h" /* key_cmp: routing */
 #include "common/limits.h"
 
 #define ROUTER_REPLICAS_MAX 7
@@ -110,10 +111,5 @@ void router_cache_set_leader(router_cache *c, uint64_t range_id,
 
 /* Address "host:port" of a node, NULL if unknown. */
 const char *router_cache_node_addr(const router_cache *c, uint64_t node_id);
-
-/* Compare two keys (bytes, then length): <0, 0, >0. An empty `b` as an
- * upper bound means +infinity, which callers handle themselves. */
-int router_key_cmp(const uint8_t *a, size_t alen, const uint8_t *b,
-                   size_t blen);
 
 #endif

@@ -240,7 +240,7 @@ static void fill_request(const struct rop *op, rpc_request *req)
     req->end.len = op->end_len;
     /* A scan stops at the end of the range it is sent to. */
     if (op->type == RPC_SCAN && op->rend_len > 0 &&
-        (op->end_len == 0 || router_key_cmp(op->rend, op->rend_len, op->end,
+        (op->end_len == 0 || key_cmp(op->rend, op->rend_len, op->end,
                                             op->end_len) < 0)) {
         req->end.p = op->rend;
         req->end.len = op->rend_len;

@@ -88,7 +88,7 @@ static bool key_at_or_past_end(const struct rreq *q, const uint8_t *k,
                                size_t len)
 {
     const router_arg *end = &q->cmd.end;
-    return end->len > 0 && router_key_cmp(k, len, end->p, end->len) >= 0;
+    return end->len > 0 && key_cmp(k, len, end->p, end->len) >= 0;
 }
 
 /* Send the next RPC of the page. */
@@ -145,7 +145,7 @@ static int take_entries(struct rscan *s, const struct rreq *q,
     *seen = 0;
     while (!full && (rc = rpc_scan_next(rep, &pos, &e)) == 1) {
         if (++*seen == 1 && resumed.len > 0 &&
-            router_key_cmp(e.key.p, e.key.len, resumed.data, resumed.len) == 0)
+            key_cmp(e.key.p, e.key.len, resumed.data, resumed.len) == 0)
             continue; /* returned by the previous RPC */
         full = !scan_take(s, q, &e);
     }

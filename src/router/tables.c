@@ -110,7 +110,7 @@ static bool probe_leader(const meta_map *map, const meta_range *rg)
     req.epoch = rg->epoch;
     req.key = rg->start_len ? (rpc_bytes){rg->start, rg->start_len}
                             : (rpc_bytes){&low, 1};
-    if (rg->end_len > 0 && router_key_cmp(req.key.p, req.key.len, rg->end,
+    if (rg->end_len > 0 && key_cmp(req.key.p, req.key.len, rg->end,
                                           rg->end_len) >= 0)
         return false; /* no 1-byte key fits: rely on etcd's record */
     for (int i = 0; i < rg->n_replicas; i++) {

@@ -117,15 +117,6 @@ int engine_mkdirs(const char *dir)
     return rc;
 }
 
-int engine_key_cmp(const uint8_t *a, size_t alen, const uint8_t *b,
-                   size_t blen)
-{
-    size_t n = alen < blen ? alen : blen;
-    int c = n ? memcmp(a, b, n) : 0;
-    if (c != 0)
-        return c;
-    return alen < blen ? -1 : alen > blen;
-}
 
 static int check_key(size_t len)
 {
@@ -346,7 +337,7 @@ int engine_batch_delete_interval(engine_batch *b, uint64_t range_id,
         rc = check_bound(end_len);
     if (rc != 0)
         return rc;
-    if (end_len > 0 && engine_key_cmp(start, start_len, end, end_len) >= 0)
+    if (end_len > 0 && key_cmp(start, start_len, end, end_len) >= 0)
         return 0; /* an empty interval: nothing to do */
     engine_batch_op *op = batch_new_op(b, range_id, start_len + end_len);
     if (op == NULL)

@@ -12,6 +12,7 @@
 #ifndef CAIRN_ENGINE_INT_H
 #define CAIRN_ENGINE_INT_H
 
+#include "common/key.h" /* key_cmp: the stores' order */
 #include "engine.h"
 
 /* The value record: sequencer | flags | value bytes. */
@@ -141,8 +142,5 @@ int engine_rocks_open(const char *dir, const engine_options *opts,
 /* mkdir -p. 0 or CAIRN_ERR_IO. */
 int engine_mkdirs(const char *dir);
 
-/* memcmp order of byte strings, a shorter prefix sorting first. */
-int engine_key_cmp(const uint8_t *a, size_t alen, const uint8_t *b,
-                   size_t blen);
 
 #endif

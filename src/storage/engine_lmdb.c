@@ -334,7 +334,7 @@ static int lm_iter_next(engine_raw_iter *raw, const uint8_t **key,
     it->started = true;
     int rc = lm_settle(it);
     if (rc == 1 && it->hi_len > 0 &&
-        engine_key_cmp(it->key, it->key_len, it->hi, it->hi_len) >= 0)
+        key_cmp(it->key, it->key_len, it->hi, it->hi_len) >= 0)
         rc = 0;
     if (rc <= 0) {
         it->done = true;
