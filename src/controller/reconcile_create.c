@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "common/grow.h"
 #include "controller/controller_int.h"
 #include "meta/replica_rpc.h"
 
@@ -55,14 +56,8 @@ static seen *find_seen(create_state *s, uint64_t table_id, uint64_t now)
     for (size_t i = 0; i < s->n; i++)
         if (s->v[i].table_id == table_id)
             return &s->v[i];
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 8;
-        seen *v = realloc(s->v, cap * sizeof *v);
-        if (v == NULL)
-            return NULL;
-        s->v = v;
-        s->cap = cap;
-    }
+    if (grow_array((void **)&s->v, s->n, &s->cap, sizeof *s->v, 8) != 0)
+        return NULL;
     s->v[s->n] = (seen){.table_id = table_id, .since_ms = now};
     return &s->v[s->n++];
 }

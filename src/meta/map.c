@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "common/grow.h"
 #include "meta/map_internal.h"
 #include "meta/schema.h"
 
@@ -187,20 +188,6 @@ int meta_map_clone(const meta_map *map, meta_map **out)
 
 /* ---- generic sorted-array helpers ------------------------------------- */
 
-/* Make room for one more element in a growable array. */
-static bool grow(void **v, size_t n, size_t *cap, size_t sz)
-{
-    if (n < *cap)
-        return true;
-    size_t nc = *cap ? *cap * 2 : 8;
-    void *nv = realloc(*v, nc * sz);
-    if (!nv)
-        return false;
-    *v = nv;
-    *cap = nc;
-    return true;
-}
-
 /* Index of the first element whose u64 id (at `off` in each element of
  * size sz) is >= id. */
 static size_t lower_u64(const void *v, size_t n, size_t sz, size_t off,
@@ -370,7 +357,8 @@ static int put_table(meta_map *m, const meta_key *k, const etcd_kv *kv)
         m->tables[i] = t;
         return CAIRN_OK;
     }
-    if (!grow((void **)&m->tables, m->n_tables, &m->cap_tables, sizeof t))
+    if (grow_array((void **)&m->tables, m->n_tables, &m->cap_tables, sizeof t,
+                   8) != 0)
         return CAIRN_ERR_NOMEM;
     insert_at(m->tables, &m->n_tables, sizeof t, i, &t);
     return CAIRN_OK;
@@ -399,7 +387,8 @@ static meta_rset *rset_get(meta_map *m, uint64_t table_id)
     meta_rset *s = rset_find(m, table_id);
     if (s)
         return s;
-    if (!grow((void **)&m->rsets, m->n_rsets, &m->cap_rsets, sizeof *s))
+    if (grow_array((void **)&m->rsets, m->n_rsets, &m->cap_rsets, sizeof *s,
+                   8) != 0)
         return NULL;
     meta_rset fresh = {.table_id = table_id};
     size_t i = lower_u64(m->rsets, m->n_rsets, sizeof *m->rsets,
@@ -418,7 +407,7 @@ static int put_range(meta_map *m, const meta_key *k, const etcd_kv *kv)
     r.mod_revision = kv->mod_revision;
     del_range(m, r.table_id, r.id); /* its start may have changed */
     meta_rset *s = rset_get(m, r.table_id);
-    if (!s || !grow((void **)&s->v, s->n, &s->cap, sizeof r)) {
+    if (!s || grow_array((void **)&s->v, s->n, &s->cap, sizeof r, 8) != 0) {
         meta_range_clear(&r);
         return CAIRN_ERR_NOMEM;
     }
@@ -446,7 +435,8 @@ static int put_leader(meta_map *m, const meta_key *k, const etcd_kv *kv)
         m->leaders[i] = l;
         return CAIRN_OK;
     }
-    if (!grow((void **)&m->leaders, m->n_leaders, &m->cap_leaders, sizeof l))
+    if (grow_array((void **)&m->leaders, m->n_leaders, &m->cap_leaders,
+                   sizeof l, 8) != 0)
         return CAIRN_ERR_NOMEM;
     insert_at(m->leaders, &m->n_leaders, sizeof l, i, &l);
     return CAIRN_OK;
@@ -470,7 +460,8 @@ static int put_node(meta_map *m, const meta_key *k, const etcd_kv *kv)
         m->nodes[i] = nd;
         return CAIRN_OK;
     }
-    if (!grow((void **)&m->nodes, m->n_nodes, &m->cap_nodes, sizeof nd))
+    if (grow_array((void **)&m->nodes, m->n_nodes, &m->cap_nodes, sizeof nd,
+                   8) != 0)
         return CAIRN_ERR_NOMEM;
     insert_at(m->nodes, &m->n_nodes, sizeof nd, i, &nd);
     return CAIRN_OK;
@@ -482,7 +473,8 @@ static int set_live(meta_map *m, uint64_t id, bool live)
     size_t i = lower_u64(m->live, m->n_live, sizeof *m->live, 0, id);
     bool present = i < m->n_live && m->live[i] == id;
     if (live && !present) {
-        if (!grow((void **)&m->live, m->n_live, &m->cap_live, sizeof id))
+        if (grow_array((void **)&m->live, m->n_live, &m->cap_live, sizeof id,
+                       8) != 0)
             return CAIRN_ERR_NOMEM;
         insert_at(m->live, &m->n_live, sizeof id, i, &id);
     } else if (!live && present) {

@@ -19,6 +19,7 @@
 #include <uv.h>
 
 #include "../common/err.h"
+#include "../common/grow.h"
 #include "../common/limits.h"
 #include "../proto/rpc.h"
 #include "node_meta.h"
@@ -128,14 +129,9 @@ static replica *find_range(node *n, uint64_t range_id)
 
 static int add_range(node *n, uint64_t range_id, replica *r)
 {
-    if (n->n_ranges == n->cap_ranges) {
-        size_t cap = n->cap_ranges ? n->cap_ranges * 2 : 64;
-        slot *s = realloc(n->ranges, cap * sizeof *s);
-        if (s == NULL)
-            return CAIRN_ERR_NOMEM;
-        n->ranges = s;
-        n->cap_ranges = cap;
-    }
+    if (grow_array((void **)&n->ranges, n->n_ranges, &n->cap_ranges,
+                   sizeof *n->ranges, 64) != 0)
+        return CAIRN_ERR_NOMEM;
     n->ranges[n->n_ranges].range_id = range_id;
     n->ranges[n->n_ranges].r = r;
     n->n_ranges++;

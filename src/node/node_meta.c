@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "../common/err.h"
+#include "../common/grow.h"
 #include "../meta/meta.h"
 
 #define POLL_MS 100
@@ -76,14 +77,8 @@ static void queue_push_locked(node_meta *nm, uint64_t range_id, uint64_t term)
                 nm->q[i].term = term;
             return;
         }
-    if (nm->n_q == nm->cap_q) {
-        size_t cap = nm->cap_q ? nm->cap_q * 2 : 16;
-        pending *q = realloc(nm->q, cap * sizeof *q);
-        if (q == NULL)
-            return; /* dropped; the controller's metrics poll is the backstop */
-        nm->q = q;
-        nm->cap_q = cap;
-    }
+    if (grow_array((void **)&nm->q, nm->n_q, &nm->cap_q, sizeof *nm->q, 16))
+        return; /* dropped; the controller's metrics poll is the backstop */
     nm->q[nm->n_q++] = (pending){range_id, term};
 }
 
@@ -171,14 +166,9 @@ static tracked *track(node_meta *nm, uint64_t range_id)
     }
     if (lo < nm->n_tr && nm->tr[lo].range_id == range_id)
         return &nm->tr[lo];
-    if (nm->n_tr == nm->cap_tr) {
-        size_t cap = nm->cap_tr ? nm->cap_tr * 2 : 64;
-        tracked *t = realloc(nm->tr, cap * sizeof *t);
-        if (t == NULL)
-            return NULL;
-        nm->tr = t;
-        nm->cap_tr = cap;
-    }
+    if (grow_array((void **)&nm->tr, nm->n_tr, &nm->cap_tr, sizeof *nm->tr,
+                   64) != 0)
+        return NULL;
     memmove(&nm->tr[lo + 1], &nm->tr[lo], (nm->n_tr - lo) * sizeof *nm->tr);
     nm->n_tr++;
     nm->tr[lo] = (tracked){.range_id = range_id};

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "common/grow.h"
 
 struct cache_node {
     uint64_t id;
@@ -52,20 +53,6 @@ int64_t router_cache_revision(const router_cache *c)
     return c->revision;
 }
 
-/* Grow an array of `size`-byte items so that one more fits. */
-static int grow(void **arr, size_t *cap, size_t n, size_t size)
-{
-    if (n < *cap)
-        return 0;
-    size_t ncap = *cap ? *cap * 2 : 8;
-    void *p = realloc(*arr, ncap * size);
-    if (p == NULL)
-        return CAIRN_ERR_NOMEM;
-    *arr = p;
-    *cap = ncap;
-    return 0;
-}
-
 int router_cache_add_table(router_cache *c, const char *name, uint64_t id,
                            int engine, int replicas, router_table_state st)
 {
@@ -75,7 +62,8 @@ int router_cache_add_table(router_cache *c, const char *name, uint64_t id,
     if (router_cache_table(c, (const uint8_t *)name, len) != NULL ||
         router_cache_table_by_id(c, id) != NULL)
         return CAIRN_ERR_EXISTS;
-    if (grow((void **)&c->tables, &c->tcap, c->ntables, sizeof *c->tables))
+    if (grow_array((void **)&c->tables, c->ntables, &c->tcap,
+                   sizeof *c->tables, 8))
         return CAIRN_ERR_NOMEM;
     router_table *t = &c->tables[c->ntables++];
     memset(t, 0, sizeof *t);
@@ -107,7 +95,8 @@ int router_cache_add_range(router_cache *c, uint64_t table_id,
         return CAIRN_ERR_INVALID;
     if (router_cache_range(c, r->id) != NULL)
         return CAIRN_ERR_EXISTS;
-    if (grow((void **)&t->ranges, &t->cap, t->nranges, sizeof *t->ranges))
+    if (grow_array((void **)&t->ranges, t->nranges, &t->cap,
+                   sizeof *t->ranges, 8))
         return CAIRN_ERR_NOMEM;
     router_range copy = *r;
     if (dup_bytes(&copy.start, r->start, r->start_len) != 0)
@@ -131,7 +120,8 @@ int router_cache_add_node(router_cache *c, uint64_t node_id,
             memcpy(c->nodes[i].addr, addr, len + 1);
             return 0;
         }
-    if (grow((void **)&c->nodes, &c->ncap, c->nnodes, sizeof *c->nodes))
+    if (grow_array((void **)&c->nodes, c->nnodes, &c->ncap, sizeof *c->nodes,
+                   8))
         return CAIRN_ERR_NOMEM;
     c->nodes[c->nnodes].id = node_id;
     memcpy(c->nodes[c->nnodes].addr, addr, len + 1);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "../common/err.h"
+#include "../common/grow.h"
 #include "../common/limits.h"
 #include "engine_int.h"
 
@@ -209,14 +210,9 @@ static engine_batch_range *batch_range(engine_batch *b, uint64_t range_id)
     for (size_t i = 0; i < b->nranges; i++)
         if (b->ranges[i].range_id == range_id)
             return &b->ranges[i];
-    if (b->nranges == b->cap_ranges) {
-        size_t cap = b->cap_ranges ? 2 * b->cap_ranges : 4;
-        void *p = realloc(b->ranges, cap * sizeof *b->ranges);
-        if (p == NULL)
-            return NULL;
-        b->ranges = p;
-        b->cap_ranges = cap;
-    }
+    if (grow_array((void **)&b->ranges, b->nranges, &b->cap_ranges,
+                   sizeof *b->ranges, 4) != 0)
+        return NULL;
     engine_batch_range *br = &b->ranges[b->nranges++];
     memset(br, 0, sizeof *br);
     br->range_id = range_id;
@@ -227,14 +223,9 @@ static engine_batch_range *batch_range(engine_batch *b, uint64_t range_id)
 static engine_batch_op *batch_new_op(engine_batch *b, uint64_t range_id,
                                      size_t data_bytes)
 {
-    if (b->nops == b->cap_ops) {
-        size_t cap = b->cap_ops ? 2 * b->cap_ops : 16;
-        void *p = realloc(b->ops, cap * sizeof *b->ops);
-        if (p == NULL)
-            return NULL;
-        b->ops = p;
-        b->cap_ops = cap;
-    }
+    if (grow_array((void **)&b->ops, b->nops, &b->cap_ops, sizeof *b->ops,
+                   16) != 0)
+        return NULL;
     size_t nranges = b->nranges;
     engine_batch_range *br = batch_range(b, range_id);
     if (br == NULL || buf_reserve(&b->data, data_bytes) != 0) {
