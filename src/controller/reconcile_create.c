@@ -113,7 +113,7 @@ static void reconcile_table(ctl *c, const meta_map *map, const meta_table *t,
             if (meta_map_leader(map, rs[i].id) == NULL)
                 create_range(c, map, t, &rs[i]);
     } else {
-        int rc = meta_table_drop(ctl_meta(c), t->name, NULL);
+        int rc = meta_table_abandon(ctl_meta(c), t->name, t->id);
         ctl_log(c, "table %s: create abandoned, rolled back (dropping): %s",
                 t->name, rc ? cairn_err_message(rc) : "ok");
     }

@@ -261,6 +261,13 @@ int meta_table_get(meta *m, const char *name, meta_table *out);
  * CREATING. CAIRN_ERR_NO_TABLE, CAIRN_ERR_CONDITION (other state). */
 int meta_table_set_ready(meta *m, const char *name, uint64_t id);
 
+/* Roll back an unfinished create: CREATING -> DROPPING (the drop then
+ * deletes whatever replicas were made), only if the name still has id
+ * `id` and the table is still CREATING - never a table someone finished
+ * meanwhile, nor a new table that took the name. CAIRN_ERR_NO_TABLE,
+ * CAIRN_ERR_CONDITION (other state). */
+int meta_table_abandon(meta *m, const char *name, uint64_t id);
+
 /* READY or CREATING -> DROPPING: from this revision the table is invisible
  * to routing. *out (if not NULL) = the table as it is now (its id names the
  * ranges to delete). CAIRN_ERR_NO_TABLE if absent or already dropping. */

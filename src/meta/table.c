@@ -220,7 +220,10 @@ static int table_cas(meta *m, const meta_table *tb)
     return rc;
 }
 
-int meta_table_set_ready(meta *m, const char *name, uint64_t id)
+/* End a create: CREATING -> `to`, only for the table `id` (the name may
+ * have been dropped and taken again) and only if still CREATING. */
+static int finish_create(meta *m, const char *name, uint64_t id,
+                         meta_table_state to)
 {
     int rc = CAIRN_ERR_BUSY;
     for (int i = 0; i < TABLE_RETRIES && rc == CAIRN_ERR_BUSY; i++) {
@@ -231,11 +234,21 @@ int meta_table_set_ready(meta *m, const char *name, uint64_t id)
         if (rc == 0 && tb.state != META_TABLE_CREATING)
             rc = CAIRN_ERR_CONDITION;
         if (rc == 0) {
-            tb.state = META_TABLE_READY;
+            tb.state = to;
             rc = table_cas(m, &tb);
         }
     }
     return rc;
+}
+
+int meta_table_set_ready(meta *m, const char *name, uint64_t id)
+{
+    return finish_create(m, name, id, META_TABLE_READY);
+}
+
+int meta_table_abandon(meta *m, const char *name, uint64_t id)
+{
+    return finish_create(m, name, id, META_TABLE_DROPPING);
 }
 
 int meta_table_drop(meta *m, const char *name, meta_table *out)

@@ -238,7 +238,7 @@ static void create_work(uv_work_t *w)
     if (rc != 0) {
         /* Roll back: invisible at once; the controller removes what was
          * created on nodes. */
-        meta_table_drop(r->meta, j->name, NULL);
+        meta_table_abandon(r->meta, j->name, t.id);
         if (created == 0)
             meta_table_delete(r->meta, j->name, t.id);
         return;

@@ -137,8 +137,11 @@ static void test_table_lifecycle(void **state)
     meta_map_release(map);
 
     assert_int_equal(meta_table_set_ready(m, "users", t.id + 1), CAIRN_ERR_NO_TABLE);
+    assert_int_equal(meta_table_abandon(m, "users", t.id + 1), CAIRN_ERR_NO_TABLE);
     assert_int_equal(meta_table_set_ready(m, "users", t.id), 0);
     assert_int_equal(meta_table_set_ready(m, "users", t.id), CAIRN_ERR_CONDITION);
+    /* a finished create is not rolled back */
+    assert_int_equal(meta_table_abandon(m, "users", t.id), CAIRN_ERR_CONDITION);
     assert_int_equal(meta_load(m, &map), 0);
     assert_int_equal(meta_map_route(map, "users", "k", 1, &r), 0);
     uint64_t range_id = r->id;
