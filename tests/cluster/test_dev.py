@@ -13,6 +13,7 @@ other within the lease TTL, seen in etcd (P/controller) and in its log.
 Binary: $CAIRN_BIN, default the first build found (harness.py). Every
 process is ended by PID.
 """
+import json
 import os
 import random
 import signal
@@ -197,6 +198,36 @@ def test_dev_cluster(dev):
              "every child of the restarted cairn dev to exit")
     assert dev.proc.returncode == 0, dev.logs()
     assert_clean_logs(dev.dir)
+
+
+def test_bench_smoke_against_dev_cluster(dev):
+    """CI's `cairn bench` smoke run against a real cairn cluster: a short
+    load and mixed run (W, A, E) through the router with zero errors and
+    every read finding its key. Never a timing assertion."""
+    dev.start()
+    r = client(dev.port)
+    assert r.execute_command("TABLE.CREATE", "bench", "SPLITS", "user5") \
+        == b"OK"
+    wait_for(lambda: serves(r, "bench", b"user1") and
+             serves(r, "bench", b"user9"), 30, "both ranges of bench to serve",
+             0.2)
+    for workload, phase in (("W", "both"), ("A", "run"), ("E", "run")):
+        out = subprocess.run(
+            [CAIRN, "bench", "--port", str(dev.port), "--table", "bench",
+             "--records", "300", "--clients", "4", "--pipeline", "2",
+             "--duration", "2", "--workload", workload, "--phase", phase,
+             "--json"], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stdout + out.stderr
+        reports = [json.loads(line) for line in out.stdout.splitlines()]
+        for rep in reports:
+            assert rep["errors"] == 0 and rep["misses"] == 0, rep
+            assert rep["ops"] > 0, rep
+    # The load phase really wrote through the router.
+    cursor, items = r.execute_command("KV.SCAN", "bench", "", "", "LIMIT",
+                                      1000)
+    assert len(items) // 2 >= 300
+    dev.stop()
+    assert dev.proc.returncode == 0, dev.logs()
 
 
 def test_dev_killed_leaves_no_children(dev):
