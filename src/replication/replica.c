@@ -66,6 +66,9 @@ struct replica {
     uint64_t snap_index;
     int async_jobs;     /* snapshot encodings running on worker threads */
     bool raft_gone;     /* libraft closed: jobs must not call back into it */
+    unsigned appends;   /* raft_uv disk appends in flight */
+    int (*uv_append)(struct raft_io *, struct raft_io_append *,
+                     const struct raft_entry[], unsigned, raft_io_append_cb);
     bool free_pending;  /* freed when the last job ends */
     struct raft raft;
     struct raft_io io;
@@ -1063,6 +1066,63 @@ static int io_async_work(struct raft_io *io, struct raft_io_async_work *req,
     return 0;
 }
 
+/* libraft 0.15 closes twice. raft_uv fires its close callback (libraft's,
+ * which ends in raft_closed: everything is freed) when the last pending
+ * close it counts finishes. It does not count the closing of a log
+ * segment's writer, and that writer's close callback checks again: if
+ * everything else had closed before, it fires the close callback a second
+ * time, into freed memory (fixed upstream after 0.15: canonical/raft#341,
+ * cowsql/raft#45). It crashed the unit tests under load. raft_uv's close
+ * also waits for our transport to report itself closed, so the transport
+ * reports only after every writer has closed:
+ *  - a writer closed by raft_close itself (the open segment) is closing
+ *    before the transport starts reporting, and the transport reports one
+ *    loop iteration after every handle closing by then (transport.c);
+ *  - a writer is also closed when the write in flight at raft_close ends,
+ *    so the transport is held while appends are in flight: the last one
+ *    ends before its segment's writer starts closing.
+ * A writer's second check then finds the transport open and returns. */
+typedef struct append_req {
+    struct raft_io_append req;   /* what raft_uv sees */
+    struct raft_io_append *orig; /* libraft's request */
+    raft_io_append_cb cb;
+    replica *r;
+} append_req;
+
+static void append_done(struct raft_io_append *req, int status)
+{
+    append_req *a = req->data;
+    replica *r = a->r;
+    a->cb(a->orig, status);
+    free(a);
+    if (--r->appends == 0)
+        rep_transport_hold_close(&r->transport, false);
+}
+
+static int io_append(struct raft_io *io, struct raft_io_append *req,
+                     const struct raft_entry entries[], unsigned n,
+                     raft_io_append_cb cb)
+{
+    replica *r = (replica *)((char *)io - offsetof(replica, io));
+    append_req *a = calloc(1, sizeof *a);
+    if (a == NULL)
+        return RAFT_NOMEM;
+    a->req.data = a;
+    a->orig = req;
+    a->cb = cb;
+    a->r = r;
+    req->cb = cb;
+    if (r->appends++ == 0)
+        rep_transport_hold_close(&r->transport, true);
+    int rv = r->uv_append(io, &a->req, entries, n, append_done);
+    if (rv != 0) {
+        free(a);
+        if (--r->appends == 0)
+            rep_transport_hold_close(&r->transport, false);
+    }
+    return rv;
+}
+
 static int set_err(char *err, int rc, const char *fmt, const char *detail)
 {
     if (err)
@@ -1086,6 +1146,8 @@ static int init_raft(replica *r, char *err)
     raft_uv_set_segment_size(&r->io, env->opts.segment_size);
     raft_uv_set_connect_retry_delay(&r->io, 100);
     raft_uv_set_snapshot_compression(&r->io, false);
+    r->uv_append = r->io.append;
+    r->io.append = io_append;
     if (r->io.version < 2) {
         r->io.version = 2;
         r->io.async_work = io_async_work;

@@ -40,7 +40,9 @@ struct rep_transport {
     raft_uv_accept_cb accept_cb;
     dial *dials;
     bool closing;
-    uv_timer_t defer; /* fires the close callback outside close() */
+    bool held;        /* rep_transport_hold_close */
+    bool reporting;   /* the close callback is on its way */
+    uv_timer_t defer[2]; /* closed in turn to report the close */
     raft_uv_transport_close_cb close_cb;
     struct raft_uv_transport *t;
 };
@@ -291,16 +293,24 @@ static void defer_closed(uv_handle_t *h)
         cb(tr->t);
 }
 
-static void defer_fired(uv_timer_t *timer)
+/* libuv runs the close callbacks of one loop iteration newest first, and a
+ * handle closed from one of them waits for the next iteration. Closing
+ * `defer[1]` from the close callback of `defer[0]` therefore reports the
+ * transport closed after every handle that was closing when the report was
+ * started (raft_uv's segment writers among them: replica.c, "libraft 0.15
+ * closes twice"). */
+static void defer_first_closed(uv_handle_t *h)
 {
-    uv_close((uv_handle_t *)timer, defer_closed);
+    rep_transport *tr = h->data;
+    uv_close((uv_handle_t *)&tr->defer[1], defer_closed);
 }
 
 static void transport_maybe_closed(rep_transport *tr)
 {
-    if (!tr->closing || tr->dials != NULL || uv_is_active((uv_handle_t *)&tr->defer))
+    if (!tr->closing || tr->held || tr->dials != NULL || tr->reporting)
         return;
-    uv_timer_start(&tr->defer, defer_fired, 0, 0);
+    tr->reporting = true;
+    uv_close((uv_handle_t *)&tr->defer[0], defer_first_closed);
 }
 
 static void tr_close(struct raft_uv_transport *t,
@@ -310,11 +320,21 @@ static void tr_close(struct raft_uv_transport *t,
     tr->closing = true;
     tr->close_cb = cb;
     hub_remove(tr->hub, tr);
-    uv_timer_init(tr->hub->loop, &tr->defer);
-    tr->defer.data = tr;
+    for (int i = 0; i < 2; i++) {
+        uv_timer_init(tr->hub->loop, &tr->defer[i]);
+        tr->defer[i].data = tr;
+    }
     for (dial *d = tr->dials; d; d = d->next)
         dial_fail(d, RAFT_CANCELED);
     transport_maybe_closed(tr);
+}
+
+void rep_transport_hold_close(struct raft_uv_transport *t, bool hold)
+{
+    rep_transport *tr = t->impl;
+    tr->held = hold;
+    if (!hold)
+        transport_maybe_closed(tr);
 }
 
 int rep_transport_init(struct raft_uv_transport *t, rep_hub *h,

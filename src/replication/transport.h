@@ -22,6 +22,7 @@
 #ifndef CAIRN_REP_TRANSPORT_H
 #define CAIRN_REP_TRANSPORT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <raft.h>
@@ -47,6 +48,15 @@ void rep_hub_accept(rep_hub *h, const rpc_hello *hello, uv_tcp_t *stream);
 /* Initialise `t` as the transport of range `range_id`, for raft_uv_init. */
 int rep_transport_init(struct raft_uv_transport *t, rep_hub *h,
                        uint64_t range_id);
+
+/* Hold back (`hold` true) or let through the close callback of `t`. A
+ * closing transport reports itself closed to raft_uv once it is not held and
+ * has no connection attempt left, and then only one loop iteration after
+ * every libuv handle that was closing at that moment has closed. The replica
+ * holds it while disk appends are in flight: raft_uv's close callback must
+ * not fire before its log segment writers have closed (replica.c, "libraft
+ * 0.15 closes twice"). */
+void rep_transport_hold_close(struct raft_uv_transport *t, bool hold);
 
 /* Release `t`'s memory, after the raft_uv that used it has closed it. */
 void rep_transport_release(struct raft_uv_transport *t);

@@ -229,6 +229,36 @@ static void test_conditional_put_and_not_leader_answers(void **state)
     buf_free(&m);
 }
 
+/* Close while a disk append is in flight, spinning the loop without
+ * sleeping so that everything else closes long before the write ends: the
+ * replica must wait for it (replica.c, "libraft 0.15 closes twice"), answer
+ * the write exactly once, free everything (ASan), and reopen with nothing
+ * lost. */
+static void test_close_with_append_in_flight(void **state)
+{
+    fix *f = *state;
+    for (int round = 0; round < 5; round++) {
+        open_replica(f);
+        int before = done_count;
+        assert_int_equal(replica_write(f->r, ENTRY_OP_PUT, "w", 1, "x", 1,
+                                       ENTRY_COND_NONE, NULL, write_cb, NULL),
+                         0);
+        /* one iteration: the check phase proposes, libraft submits the
+         * append */
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+        bool closed = false;
+        replica_close(f->r, closed_cb, &closed);
+        f->r = NULL;
+        for (long spins = 0; !closed && spins < 100000000L; spins++)
+            uv_run(&f->loop, UV_RUN_NOWAIT);
+        assert_true(closed);
+        assert_int_equal(done_count, before + 1);
+    }
+    open_replica(f);
+    put(f, "after", "y");
+    assert_value(f, "after", "y");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -236,6 +266,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_conditional_put_and_not_leader_answers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_with_append_in_flight,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
