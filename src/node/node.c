@@ -390,8 +390,10 @@ static replica *route(conn *c, const rpc_request *q)
         return NULL;
     }
     /* Older than the range's epoch: the sender's routing is stale. A newer
-     * one means the metadata moved on (a membership change recorded by the
-     * controller) while this replica's bounds, checked next, still hold. */
+     * one is accepted: the metadata may be ahead of this replica (the
+     * epoch entry of a membership change not applied here yet, a change the
+     * controller recorded first), and this replica's bounds, checked next,
+     * still hold. */
     uint64_t epoch = replica_meta(r)->epoch;
     if (q->epoch < epoch) {
         snprintf(msg, sizeof msg, "epoch %" PRIu64 ", range is at %" PRIu64,

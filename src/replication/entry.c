@@ -88,6 +88,29 @@ int entry_put_header(buf *out, uint64_t nonce, uint64_t proposal,
     return rc;
 }
 
+static bool entry_padding_ok(const uint8_t *p, size_t end, size_t len);
+
+int entry_put_epoch(buf *out, uint64_t nonce, uint64_t proposal)
+{
+    int rc = buf_append_u8(out, 2);
+    if (rc == 0)
+        rc = buf_append_u64(out, nonce);
+    if (rc == 0)
+        rc = buf_append_u64(out, proposal);
+    return rc ? rc : entry_pad(out);
+}
+
+bool entry_is_epoch(const void *p, size_t len, uint64_t *nonce,
+                    uint64_t *proposal)
+{
+    rdr r = {p, len, 0, false};
+    if (take_u8(&r) != 2)
+        return false;
+    *nonce = take_u64(&r);
+    *proposal = take_u64(&r);
+    return !r.bad && entry_padding_ok(p, r.pos, len);
+}
+
 int entry_put_op(buf *out, const entry_op *op)
 {
     int rc = buf_reserve(out, entry_op_size(op->key_len, op->value_len));
@@ -391,6 +414,21 @@ int entry_applier_add(entry_applier *a, uint64_t index, const void *p,
     }
     if (rc == 0)
         rc = mark_dirty(a);
+    if (rc == 0)
+        rc = engine_batch_set_applied(a->b->batch, a->range_id, index);
+    if (rc == 0) {
+        a->index = index;
+        a->entries++;
+    }
+    return rc;
+}
+
+int entry_applier_add_meta(entry_applier *a, uint64_t index,
+                           const void *meta, size_t meta_len)
+{
+    int rc = mark_dirty(a);
+    if (rc == 0)
+        rc = engine_batch_set_meta(a->b->batch, a->range_id, meta, meta_len);
     if (rc == 0)
         rc = engine_batch_set_applied(a->b->batch, a->range_id, index);
     if (rc == 0) {

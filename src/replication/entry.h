@@ -16,6 +16,11 @@
  * and id let the proposing node find the waiters of its own entries when it
  * applies them; every other replica ignores them.
  *
+ * Epoch entry (a membership change was made: every replica bumps the
+ * range's epoch by one when it applies it, DESIGN.md "epoch"):
+ *
+ *     version (1) = 2 | proposer nonce (8) | proposal id (8) | padding
+ *
  * Range meta (the engine's per-range meta blob, written with the data):
  *
  *     version (1) = 1 | table id (8) | engine (1) | epoch (8) | start str |
@@ -86,6 +91,13 @@ int entry_parse(const void *p, size_t len, entry_reader *out);
 /* Next op: 1 and *op filled, 0 after the last. Only after entry_parse. */
 int entry_next(entry_reader *r, entry_op *op);
 
+/* Append a whole epoch entry, padded, to `out`. */
+int entry_put_epoch(buf *out, uint64_t nonce, uint64_t proposal);
+
+/* Whether `p` is a well-formed epoch entry; its nonce and proposal id. */
+bool entry_is_epoch(const void *p, size_t len, uint64_t *nonce,
+                    uint64_t *proposal);
+
 /* Outcome of one applied op, for the proposer's waiter. */
 typedef struct entry_result {
     int status; /* 0 or CAIRN_ERR_CONDITION */
@@ -139,6 +151,12 @@ void entry_applier_free(entry_applier *a);
  * nothing added), or an engine error (the applier must then be dropped). */
 int entry_applier_add(entry_applier *a, uint64_t index, const void *p,
                       size_t len, entry_result *results, seq_clock *clock);
+
+/* Add entry `index` (the next one), an epoch entry: it sets the range's
+ * meta blob to `meta` in the batch that records `index` as applied, so the
+ * epoch and the applied index change together. */
+int entry_applier_add_meta(entry_applier *a, uint64_t index,
+                           const void *meta, size_t meta_len);
 
 /* Number of entries added and not yet written. */
 size_t entry_applier_pending(const entry_applier *a);

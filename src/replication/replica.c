@@ -35,16 +35,6 @@ typedef struct wvec {
     size_t n, cap;
 } wvec;
 
-typedef struct proposal {
-    struct raft_apply req;
-    replica *r;
-    uint64_t id;
-    size_t n;
-    waiter *w;
-    entry_result *res;
-    struct proposal *next, *prev;
-} proposal;
-
 typedef struct admin_req {
     struct raft_change change;
     struct raft_transfer transfer;
@@ -52,9 +42,25 @@ typedef struct admin_req {
     uint64_t id;
     rep_admin_cb cb;
     void *arg;
-    uv_timer_t poll; /* add: waits for the standby to catch up */
+    const char *what;  /* the change, for the reply */
+    bool has_poll;     /* `poll` is initialised: closed before the free */
+    uv_timer_t poll;   /* add: waits for the standby to catch up */
     uint64_t deadline_ms;
 } admin_req;
+
+/* A proposed entry: client writes (n waiters), or the epoch entry of a
+ * membership change (`admin`). */
+typedef struct proposal {
+    struct raft_apply req;
+    replica *r;
+    uint64_t id;
+    size_t n;
+    waiter *w;
+    entry_result *res;
+    admin_req *admin;
+    uint64_t epoch; /* the epoch entry's result */
+    struct proposal *next, *prev;
+} proposal;
 
 struct replica {
     rep_env *env;
@@ -197,15 +203,12 @@ static void lag_note(replica *r, raft_index index)
 
 /* ---- the state machine ------------------------------------------------ */
 
-static proposal *find_proposal(replica *r, const void *p, size_t len)
+static proposal *find_proposal(replica *r, uint64_t nonce, uint64_t id)
 {
-    entry_reader er;
-    if (entry_parse(p, len, &er) != 0)
-        return NULL;
-    if (er.nonce != r->env->nonce)
+    if (nonce != r->env->nonce)
         return NULL;
     for (proposal *x = r->props; x; x = x->next)
-        if (x->id == er.proposal)
+        if (x->id == id)
             return x;
     return NULL;
 }
@@ -243,17 +246,47 @@ static void apply_flush(replica *r)
         apply_failed(r, r->applied, rc);
 }
 
+/* An epoch entry: the range's epoch goes up by one, in the meta blob
+ * written with the applied index. Every replica applies the same entries
+ * to the same state, so all agree on the epoch (DESIGN.md: a membership
+ * change bumps the epoch). */
+static void apply_epoch(replica *r, uint64_t index, uint64_t nonce,
+                        uint64_t id)
+{
+    buf blob = BUF_INIT;
+    r->meta.epoch++;
+    int rc = range_meta_encode(&r->meta, &blob);
+    if (rc == 0)
+        rc = entry_applier_add_meta(r->applier, index, blob.data, blob.len);
+    buf_free(&blob);
+    if (rc != 0)
+        apply_failed(r, index, rc);
+    proposal *prop = find_proposal(r, nonce, id);
+    if (prop)
+        prop->epoch = r->meta.epoch;
+    schedule_flush(r);
+    r->applied = index;
+}
+
 static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *b,
                      void **result)
 {
     replica *r = fsm->data;
     uint64_t index = r->raft.last_applied + 1;
+    uint64_t nonce, id;
     *result = NULL;
     if (index <= r->applied) {
         observe_only(r, b->base, b->len);
         return 0;
     }
-    proposal *prop = find_proposal(r, b->base, b->len);
+    if (entry_is_epoch(b->base, b->len, &nonce, &id)) {
+        apply_epoch(r, index, nonce, id);
+        return 0;
+    }
+    entry_reader er;
+    proposal *prop = entry_parse(b->base, b->len, &er) == 0
+                         ? find_proposal(r, er.nonce, er.proposal)
+                         : NULL;
     int rc = entry_applier_add(r->applier, index, b->base, b->len,
                                prop ? prop->res : NULL, r->env->clock);
     if (rc != 0)
@@ -394,12 +427,18 @@ static void prop_free(proposal *p)
     free(p);
 }
 
+static void epoch_done(proposal *p, int st);
+
 static void applied_cb(struct raft_apply *req, int status, void *result)
 {
     proposal *p = req->data;
     replica *r = p->r;
     int st = map_raft_err(status);
     prop_unlink(r, p);
+    if (p->admin) {
+        epoch_done(p, st);
+        return;
+    }
     for (size_t i = 0; i < p->n; i++) {
         if (st != 0)
             p->w[i].wcb(p->w[i].arg, st, NULL);
@@ -651,32 +690,99 @@ static admin_req *admin_new(replica *r, uint64_t id, rep_admin_cb cb,
     return a;
 }
 
+static void admin_free_cb(uv_handle_t *h) { free(h->data); }
+
+/* Answer an admin request and free it. */
+static void admin_finish(admin_req *a, int status, const char *msg)
+{
+    a->cb(a->arg, status, msg);
+    if (a->has_poll) {
+        a->poll.data = a;
+        uv_close((uv_handle_t *)&a->poll, admin_free_cb);
+    } else {
+        free(a);
+    }
+}
+
 static void admin_done(admin_req *a, int rv, const char *what)
 {
     char msg[300];
-    int st = map_raft_err(rv);
-    if (st != 0)
+    if (rv != 0)
         snprintf(msg, sizeof msg, "%s: %s", what, raft_strerror(rv));
     else
         snprintf(msg, sizeof msg, "%s: done", what);
-    a->cb(a->arg, st, msg);
-    free(a);
+    admin_finish(a, map_raft_err(rv), msg);
 }
 
-static void admin_free_cb(uv_handle_t *h);
+/* The membership change committed: propose the epoch entry that bumps the
+ * range's epoch on every replica; the request is answered once it applied,
+ * with the new epoch (the caller records it in the metadata). */
+static void epoch_done(proposal *p, int st)
+{
+    admin_req *a = p->admin;
+    char msg[300];
+    if (st == 0)
+        snprintf(msg, sizeof msg, "%s: done, epoch %llu", a->what,
+                 (unsigned long long)p->epoch);
+    else
+        snprintf(msg, sizeof msg, "%s: done, but the epoch entry failed: %s",
+                 a->what, cairn_err_message(st));
+    prop_free(p);
+    admin_finish(a, st, msg);
+}
+
+static void membership_changed(admin_req *a, const char *what)
+{
+    replica *r = a->r;
+    proposal *p = calloc(1, sizeof *p);
+    buf e = BUF_INIT;
+    struct raft_buffer rb = {NULL, 0};
+    int rc = CAIRN_ERR_NOMEM;
+    a->what = what;
+    if (p) {
+        p->r = r;
+        p->admin = a;
+        p->id = ++r->next_prop;
+        rc = entry_put_epoch(&e, r->env->nonce, p->id);
+    }
+    if (rc == 0 && (rb.base = raft_malloc(e.len)) == NULL)
+        rc = CAIRN_ERR_NOMEM;
+    if (rc == 0) {
+        memcpy(rb.base, e.data, e.len);
+        rb.len = e.len;
+        p->req.data = p;
+        p->next = r->props;
+        if (r->props)
+            r->props->prev = p;
+        r->props = p;
+        int rv = raft_apply(&r->raft, &p->req, &rb, 1, applied_cb);
+        if (rv != 0) {
+            raft_free(rb.base);
+            prop_unlink(r, p);
+            rc = map_raft_err(rv);
+        }
+    }
+    buf_free(&e);
+    if (rc != 0) {
+        if (p == NULL) {
+            admin_finish(a, rc, "out of memory");
+            return;
+        }
+        epoch_done(p, rc);
+    }
+}
 
 static void promoted_cb(struct raft_change *req, int status)
 {
     admin_req *a = req->data;
     char msg[128];
-    snprintf(msg, sizeof msg, "promote to voter: %s",
-             status ? raft_strerror(status) : "done");
-    a->cb(a->arg, map_raft_err(status), msg);
-    a->poll.data = a;
-    uv_close((uv_handle_t *)&a->poll, admin_free_cb);
+    if (status == 0) {
+        membership_changed(a, "promote to voter");
+        return;
+    }
+    snprintf(msg, sizeof msg, "promote to voter: %s", raft_strerror(status));
+    admin_finish(a, map_raft_err(status), msg);
 }
-
-static void admin_free_cb(uv_handle_t *h) { free(h->data); }
 
 /* Whether standby `id` has every entry the leader had committed. */
 static bool caught_up(replica *r, uint64_t id)
@@ -711,9 +817,7 @@ static void poll_catch_up(uv_timer_t *t)
         char msg[128];
         snprintf(msg, sizeof msg, "promote to voter: %s%s", raft_strerror(rv),
                  rv == RAFT_BUSY ? " (standby did not catch up in 60 s)" : "");
-        a->cb(a->arg, map_raft_err(rv), msg);
-        t->data = a;
-        uv_close((uv_handle_t *)t, admin_free_cb);
+        admin_finish(a, map_raft_err(rv), msg);
     }
 }
 
@@ -726,6 +830,7 @@ static void standby_cb(struct raft_change *req, int status)
     }
     a->deadline_ms = now_ms(a->r) + 60000;
     uv_timer_init(a->r->env->loop, &a->poll);
+    a->has_poll = true;
     a->poll.data = a;
     uv_timer_start(&a->poll, poll_catch_up, 50, 50);
 }
@@ -761,7 +866,10 @@ int replica_add(replica *r, uint64_t id, const char *address,
 
 static void removed_cb(struct raft_change *req, int status)
 {
-    admin_done(req->data, status, "remove");
+    if (status == 0)
+        membership_changed(req->data, "remove");
+    else
+        admin_done(req->data, status, "remove");
 }
 
 int replica_remove(replica *r, uint64_t id, rep_admin_cb cb, void *arg)
@@ -989,6 +1097,10 @@ static void raft_closed(struct raft *raft)
     while (r->props) {
         proposal *p = r->props;
         prop_unlink(r, p);
+        if (p->admin) {
+            epoch_done(p, CAIRN_ERR_SHUTDOWN);
+            continue;
+        }
         for (size_t i = 0; i < p->n; i++)
             p->w[i].wcb(p->w[i].arg, CAIRN_ERR_SHUTDOWN, NULL);
         prop_free(p);

@@ -87,6 +87,7 @@ int replica_open(rep_env *env, engine *eng, const range_meta *meta,
  * libraft has released everything and the replica is freed. */
 void replica_close(replica *r, void (*cb)(void *arg), void *arg);
 
+/* The range's meta as applied here; its epoch moves with epoch entries. */
 const range_meta *replica_meta(const replica *r);
 engine *replica_engine(const replica *r);
 
@@ -125,13 +126,22 @@ int replica_read(replica *r, rep_read_cb cb, void *arg);
 /* `status` 0 or a cairn error; `msg` a human explanation (may be NULL). */
 typedef void (*rep_admin_cb)(void *arg, int status, const char *msg);
 
+/* Membership changes bump the range's epoch (DESIGN.md: every split, move
+ * or membership change): once the change has committed, the leader
+ * proposes an epoch entry, every replica adds one to its epoch when it
+ * applies it (in the meta blob, with the applied index), and the request is
+ * answered after it applied, `msg` ending in "epoch N": the new epoch, for
+ * the caller to record in the metadata. If the epoch entry fails (the
+ * leader lost leadership), `status` says so although the change itself
+ * committed. */
+
 /* Add node `id` at `address` as a non-voter (standby); once it has caught
- * up, promote it to voter (libraft promotes only after catch-up rounds).
- * Leader only. */
+ * up, promote it to voter (libraft promotes only after catch-up rounds),
+ * then bump the epoch. Leader only. */
 int replica_add(replica *r, uint64_t id, const char *address,
                 rep_admin_cb cb, void *arg);
 
-/* Remove node `id` from the group. Leader only. */
+/* Remove node `id` from the group, then bump the epoch. Leader only. */
 int replica_remove(replica *r, uint64_t id, rep_admin_cb cb, void *arg);
 
 /* Transfer leadership to voter `id` (0 = the most caught-up one). */

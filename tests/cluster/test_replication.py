@@ -21,13 +21,17 @@ EPOCH = 1
 
 class Load:
     """Client threads writing unique keys to the leader of a range,
-    following NOT_LEADER hints. `acked` holds every acknowledged write."""
+    following NOT_LEADER hints and STALE_EPOCH answers (a membership change
+    bumps the range's epoch: the writer then asks the node for the current
+    one, as a router re-reads the metadata). `acked` holds every
+    acknowledged write."""
 
     def __init__(self, cluster, rng=R, threads=4, value_size=64):
         self.cluster = cluster
         self.rng = rng
         self.n = threads
         self.value = b"v" * value_size
+        self.epoch = EPOCH
         self.acked = {}
         self.lock = threading.Lock()
         self.stop_ev = threading.Event()
@@ -74,7 +78,7 @@ class Load:
                     time.sleep(0.02)
                     continue
             try:
-                cl.put(self.rng, EPOCH, key, val)
+                cl.put(self.rng, self.epoch, key, val)
                 with self.lock:
                     self.acked[key] = val
                 i += 1
@@ -83,6 +87,11 @@ class Load:
                     addr = e.leader_addr
                 elif e.word == "TRYAGAIN":
                     time.sleep(0.02)
+                elif e.word == "STALE_EPOCH":
+                    try:
+                        self.epoch = cl.metrics(self.rng)["epoch"]
+                    except (RpcError, OSError, ValueError):
+                        time.sleep(0.02)
                 else:
                     addr = random.choice(live)
                     time.sleep(0.02)
@@ -98,11 +107,25 @@ class Load:
 
 
 def check_all_acked(node, acked, rng=R):
+    epoch = node.metrics(rng)["epoch"]
     with node.client(10) as c:
-        got = {k: v for k, v, _ in c.scan_all(rng, EPOCH)}
+        got = {k: v for k, v, _ in c.scan_all(rng, epoch)}
     missing = [k for k, v in acked.items() if got.get(k) != v]
     assert not missing, "%d acknowledged writes missing, e.g. %r" % (
         len(missing), missing[:5])
+
+
+def wait_leader_any_epoch(cluster, rng=R, timeout=30):
+    """Cluster.wait_leader, reading at the range's current epoch (it reads
+    at epoch 1, which a membership change leaves behind)."""
+    def ready():
+        ld = cluster.leader(rng)
+        if ld is None:
+            return None
+        with ld.client(2) as c:
+            c.scan(rng, ld.metrics(rng)["epoch"], limit=1)
+        return ld
+    return wait_for(ready, timeout, "a leader of range %d" % rng)
 
 
 def wait_converged(cluster, rng=R, members=None, timeout=30):
@@ -337,17 +360,32 @@ def test_membership_changes_under_load():
                                  bootstrap=False)
             ld = cl.wait_leader(R)
             with ld.client(20) as c:
-                c.add_replica(R, n4.id, n4.addr)
+                reply = c.add_replica(R, n4.id, n4.addr)
+            # the change bumped the epoch through the log: every replica
+            # agrees, older epochs are refused, newer ones accepted (the
+            # metadata may be ahead of a replica)
+            assert reply.endswith("epoch %d" % (EPOCH + 1)), reply
             roles = {f["id"]: f["role"] for f in ld.metrics(R)["followers"]}
             assert roles[n4.id] == "voter"
+            wait_for(lambda: all(n.metrics(R)["epoch"] == EPOCH + 1
+                                 for n in cl.nodes), 20, "epoch 2 everywhere")
+            ld = wait_leader_any_epoch(cl)
+            with ld.client() as c:
+                with pytest.raises(RpcError) as e:
+                    c.get(R, EPOCH, b"x")
+                assert e.value.word == "STALE_EPOCH"
+                c.put(R, EPOCH + 5, b"newer-epoch", b"ok")
+                assert c.get(R, EPOCH + 1, b"newer-epoch")[0] == b"ok"
             load.wait_more(200)
             # remove a follower that is not the leader
-            ld = cl.wait_leader(R)
+            ld = wait_leader_any_epoch(cl)
             victim = next(n for n in (n1, n2, n3) if n is not ld)
             with ld.client(20) as c:
-                c.remove_replica(R, victim.id)
+                reply = c.remove_replica(R, victim.id)
+            assert reply.endswith("epoch %d" % (EPOCH + 2)), reply
             ids = {f["id"] for f in ld.metrics(R)["followers"]}
             assert victim.id not in ids
+            assert ld.metrics(R)["epoch"] == EPOCH + 2
             # the removed node deletes its replica: data and log
             with victim.client(20) as c:
                 assert c.drop_replica(R) == "dropped"
@@ -357,7 +395,7 @@ def test_membership_changes_under_load():
             assert not os.path.exists(os.path.join(victim.dir, "raft", "1"))
             load.wait_more(200)
             # transfer leadership to n4
-            ld = cl.wait_leader(R)
+            ld = wait_leader_any_epoch(cl)
             if ld is not n4:
                 with ld.client(20) as c:
                     c.transfer_leader(R, n4.id)
@@ -371,23 +409,67 @@ def test_membership_changes_under_load():
 
 
 def test_crash_loop_under_load():
+    """Issue 3: kill -9 a random replica every few seconds for a minute
+    under load; each victim is down while the others take 50 writes, then
+    back up while they take 50 more."""
     with Cluster(3) as cl:
         cl.create_range(R)
         load = Load(cl).start()
         rnd = random.Random(3)
+        kills = 0
         try:
-            end = time.monotonic() + 40
+            end = time.monotonic() + 60
             while time.monotonic() < end:
                 victim = rnd.choice(cl.nodes)
                 victim.kill()
+                kills += 1
                 load.wait_more(50, timeout=20)
                 victim.start()
                 load.wait_more(50, timeout=20)
         finally:
             load.stop()
+        assert kills >= 5, kills
         ld = cl.wait_leader(R)
         check_all_acked(ld, load.acked)
         wait_converged(cl)
+
+
+def test_far_behind_follower_catches_up_with_small_segments():
+    """A follower 3 MB behind with 256 KiB log segments catches up from the
+    log (no snapshot: the threshold is out of reach). libraft 0.15 sends the
+    missing entries in large AppendEntries batches; the follower's disk
+    layer must take a batch larger than one segment (it does: it writes it
+    as one segment file larger than --segment-size), or the follower would
+    never catch up."""
+    args = ["--segment-size", str(256 * 1024),
+            "--snapshot-threshold", "100000"]
+    with Cluster(3, node_args=args) as cl:
+        ld = cl.create_range(R)
+        lagger = next(n for n in cl.nodes if n is not ld)
+        wait_converged(cl)
+        lagger.kill()
+        with ld.client() as c:
+            for i in range(300):
+                c.put(R, EPOCH, b"k%03d" % i, b"%03d" % i + b"x" * 10000)
+        lm = ld.metrics(R)
+        lag = {f["id"]: f for f in lm["followers"]}[lagger.id]
+        assert lag["lag_entries"] >= 300, lag
+        assert lm["log_bytes"] > 3_000_000 and lm["snapshot_index"] == 0
+        lagger.start()
+        wait_converged(cl, timeout=60)
+        m = lagger.metrics(R)
+        assert m["snapshot_index"] == 0, m  # caught up from the log
+        assert m["last_index"] == ld.metrics(R)["last_index"], m
+        d, closed, _ = _segments(lagger)
+        sizes = [os.path.getsize(os.path.join(d, f)) for f in closed]
+        assert sum(sizes) > 2_000_000, sizes  # the log, not a snapshot
+        with ld.client() as c:
+            c.transfer_leader(R, lagger.id)
+        wait_for(lambda: cl.leader(R) is lagger, 10, "transfer to lagger")
+        with lagger.client() as c:
+            rows = c.scan_all(R, EPOCH)
+            assert len(rows) == 300
+            assert all(v == k[1:] + b"x" * 10000 for k, v, _ in rows)
 
 
 def test_full_restart_replays_only_the_log_tail():

@@ -218,6 +218,53 @@ static void test_applier_batches_entries(void **state)
     buf_free(&e2);
 }
 
+/* The epoch entry of a membership change: a padded codec that no command
+ * parser accepts, and its apply writes the meta blob and the applied index
+ * in one batch (the epoch and the applied index change together). */
+static void test_epoch_entry_sets_meta_with_applied(void **state)
+{
+    fix *f = *state;
+    buf e = BUF_INIT, blob = BUF_INIT, got = BUF_INIT;
+    uint64_t nonce = 0, id = 0, applied = 0;
+    entry_reader er;
+    assert_int_equal(entry_put_epoch(&e, 77, 5), 0);
+    assert_int_equal(e.len % 8, 0);
+    assert_true(entry_is_epoch(e.data, e.len, &nonce, &id));
+    assert_int_equal(nonce, 77);
+    assert_int_equal(id, 5);
+    assert_int_equal(entry_parse(e.data, e.len, &er), CAIRN_ERR_CORRUPT);
+    assert_false(entry_is_epoch(e.data, 10, &nonce, &id)); /* truncated */
+    e.data[e.len - 1] = 1;                                 /* bad padding */
+    assert_false(entry_is_epoch(e.data, e.len, &nonce, &id));
+
+    range_meta m = {0}, back = {0};
+    m.table_id = 3;
+    m.engine = ENGINE_BTREE;
+    m.epoch = 4;
+    m.n_peers = 1;
+    m.peers[0].id = 1;
+    strcpy(m.peers[0].addr, "127.0.0.1:7");
+    assert_int_equal(range_meta_encode(&m, &blob), 0);
+    entry_applier *ap = entry_applier_new(f->e, 1, 0);
+    assert_non_null(ap);
+    assert_int_equal(entry_applier_add_meta(ap, 1, blob.data, blob.len), 0);
+    assert_int_equal(entry_applier_pending(ap), 1);
+    assert_int_equal(engine_applied_index(f->e, NULL, 1, &applied), 0);
+    assert_int_equal(applied, 0); /* nothing written before the flush */
+    assert_int_equal(entry_applier_flush(ap), 0);
+    assert_int_equal(engine_applied_index(f->e, NULL, 1, &applied), 0);
+    assert_int_equal(applied, 1);
+    assert_int_equal(engine_get_meta(f->e, NULL, 1, &got), 0);
+    assert_int_equal(range_meta_decode(got.data, got.len, &back), 0);
+    assert_int_equal(back.epoch, 4);
+    entry_applier_free(ap);
+    range_meta_free(&m);
+    range_meta_free(&back);
+    buf_free(&e);
+    buf_free(&blob);
+    buf_free(&got);
+}
+
 /* Appliers of two ranges sharing a batcher: one flush writes both. */
 static void test_shared_batcher_one_write(void **state)
 {
@@ -362,6 +409,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_shared_batcher_one_write, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(
+            test_epoch_entry_sets_meta_with_applied, setup, teardown),
         cmocka_unit_test(test_meta_round_trip),
         cmocka_unit_test_setup_teardown(test_snapshot_round_trip, setup,
                                         teardown),
