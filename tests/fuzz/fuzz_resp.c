@@ -23,13 +23,8 @@
 #include "common/err.h"
 #include "proto/resp.h"
 
-#define CHECK(c)                                                              \
-    do {                                                                      \
-        if (!(c)) {                                                           \
-            fprintf(stderr, "invariant failed: %s (line %d)\n", #c, __LINE__); \
-            abort();                                                          \
-        }                                                                     \
-    } while (0)
+#include "feed.h"
+
 
 /* A digest of the commands seen, to compare two ways of feeding. */
 typedef struct trace {
@@ -98,30 +93,19 @@ static void run(const uint8_t *in, size_t n, const resp_limits *lim,
     CHECK(resp_parser_new(&p, lim) == 0);
     memset(t, 0, sizeof *t);
     t->hash = 0xcbf29ce484222325ull;
-    size_t start = 0, avail = 0;
-    uint8_t *copy = NULL;
+    feed f;
+    feed_init(&f, in, n, seed);
+    const uint8_t *copy;
+    size_t len;
     int rc = 0;
-    for (;;) {
-        if (rc == 0) {
-            if (avail == n)
-                break;
-            seed = seed * 1103515245u + 12345u;
-            size_t step = seed ? 1 + (seed >> 16) % 17 : n;
-            avail = avail + step > n ? n : avail + step;
-        }
-        size_t len = avail - start;
-        free(copy);
-        copy = malloc(len ? len : 1);
-        CHECK(copy != NULL);
-        if (len)
-            memcpy(copy, in + start, len);
+    while (feed_next(&f, rc == 0, &copy, &len)) {
         resp_cmd c;
         rc = resp_parse_command(p, copy, len, &c);
         if (rc == 1) {
             check_cmd(&c, lim, copy, len, t);
             if (rewrite)
                 check_rewrite(&c);
-            start += c.consumed;
+            feed_consume(&f, c.consumed);
         } else if (rc < 0) {
             CHECK(rc == CAIRN_ERR_PROTO);
             snprintf(t->err, sizeof t->err, "%s", resp_parser_errmsg(p));
@@ -130,7 +114,7 @@ static void run(const uint8_t *in, size_t n, const resp_limits *lim,
         }
     }
     t->final_rc = rc;
-    free(copy);
+    feed_free(&f);
     resp_parser_free(p);
 }
 
