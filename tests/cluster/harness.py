@@ -9,6 +9,7 @@ by name. Waits poll a condition until a deadline, never a plain sleep.
 import base64
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -116,25 +117,54 @@ class Etcd:
     def __init__(self, workdir, procs=None):
         self.workdir = workdir
         self.procs = procs or Procs()
+        self.proc = None
+        self.started = False
+        self._pick_ports()
+
+    def _pick_ports(self):
         self.port, peer = free_port(), free_port()
+        while peer == self.port:
+            peer = free_port()
         self.url = "http://127.0.0.1:%d" % self.port
         peer_url = "http://127.0.0.1:%d" % peer
         self.argv = [
             "etcd", "--name", "t", "--data-dir",
-            os.path.join(workdir, "etcd"),
+            os.path.join(self.workdir, "etcd"),
             "--listen-client-urls", self.url,
             "--advertise-client-urls", self.url,
             "--listen-peer-urls", peer_url,
             "--initial-advertise-peer-urls", peer_url,
             "--initial-cluster", "t=" + peer_url,
         ]
-        self.proc = None
+
+    def _serving(self):
+        if self.proc.poll() is not None:
+            with open(self.log, errors="replace") as f:
+                raise ProcessExited("etcd exited with %s:\n%s" % (
+                    self.proc.returncode, f.read()[-2000:]))
+        return self.call("/v3/kv/range", {"key": _b64(b"/probe")})
 
     def start(self):
-        self.proc = self.procs.start(self.argv,
-                                     os.path.join(self.workdir, "etcd.log"))
-        wait_for(lambda: self.call("/v3/kv/range", {"key": _b64(b"/probe")}),
-                 30, "etcd")
+        """Start etcd and wait until it serves. A free port can be taken by
+        someone else between free_port() and etcd's bind: on the first
+        start (nothing depends on the ports yet) that is retried on new
+        ports; a restart keeps its ports, as the cluster remembers them."""
+        self.log = os.path.join(self.workdir, "etcd.log")
+        for attempt in range(3):
+            self.proc = self.procs.start(self.argv, self.log)
+            try:
+                wait_for(self._serving, 60, "etcd")
+                self.started = True
+                return self
+            except ProcessExited:
+                with open(self.log, errors="replace") as f:
+                    in_use = "address already in use" in f.read()
+                if self.started or not in_use or attempt == 2:
+                    raise
+                # a bootstrap that never served: start over, new ports
+                shutil.rmtree(os.path.join(self.workdir, "etcd"),
+                              ignore_errors=True)
+                self._pick_ports()
         return self
 
     def kill(self):
