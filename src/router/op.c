@@ -7,8 +7,10 @@
  *    was sent: re-read the metadata and retry after a backoff that doubles
  *    from ROUTER_BACKOFF_MIN_MS up to ROUTER_BACKOFF_MAX_MS;
  *  - the deadline passes: -TRYAGAIN naming the last reason, except that a
- *    write already handed to a node is -TIMEOUT (outcome unknown) - it is
- *    never re-sent, since it may have been applied.
+ *    write already handed to the socket is -TIMEOUT (outcome unknown) - it
+ *    is never re-sent, since it may have been applied. A write still queued
+ *    on its connection is -TRYAGAIN: finishing it detaches it, which drops
+ *    its frame (pool.c), so its bytes never leave the router.
  * Every op ends in exactly one call of op->done.
  */
 #include <stdarg.h>

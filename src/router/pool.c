@@ -4,12 +4,14 @@
  * One connection per node address, shared by every client: requests are
  * framed with a request id (proto/rpc.h) and written back to back; replies
  * are matched by id, so a node may answer them in any order. Writes are
- * batched: while one write is on the socket, new frames collect in `out`
- * and go together when it completes.
+ * batched: while one write is on the socket, new ops queue with their
+ * frames and go together when it completes.
  *
  * An op counts as sent once the write carrying its frame was handed to the
- * socket; if the connection then dies, a sent write's outcome is unknown
- * (op.c answers -TIMEOUT), while anything unsent is safely retried.
+ * socket; if the connection then dies or the deadline passes, a sent
+ * write's outcome is unknown (op.c answers -TIMEOUT), while an unsent op's
+ * frame is still its own: detaching it drops the frame, so it is safely
+ * retried or answered -TRYAGAIN.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,32 +23,66 @@
 struct nwrite {
     uv_write_t req;
     struct nconn *conn;
-    uint8_t *data;
+    size_t n;
+    uint8_t *data[]; /* owned: the hello and the frames in this write */
 };
 
 static void conn_fail(struct nconn *n, int err);
 static void on_write(uv_write_t *req, int status);
 
+/* Unsent ops are always the tail of the in-flight list: ops are appended
+ * unsent and a flush sends every one of them. */
+static struct rop *first_unsent(struct nconn *n)
+{
+    struct rop *first = NULL;
+    for (struct rop *op = n->tail; op != NULL && !op->sent; op = op->cprev)
+        first = op;
+    return first;
+}
+
+/* Hand the hello (if not yet written) and every unsent op's frame to the
+ * socket in one write. Until then a frame belongs to its op, so an op that
+ * finishes or is cancelled first takes its frame with it and the node
+ * never sees it (why -TRYAGAIN may promise that nothing was written). */
 static void conn_flush(struct nconn *n)
 {
-    if (!n->connected || n->writing || n->closing || n->out.len == 0)
+    if (!n->connected || n->writing || n->closing)
         return;
-    struct nwrite *w = malloc(sizeof *w);
-    if (w == NULL) {
+    struct rop *first = first_unsent(n);
+    size_t nb = n->out.len > 0 ? 1 : 0;
+    for (struct rop *op = first; op != NULL; op = op->cnext)
+        nb++;
+    if (nb == 0)
+        return;
+    struct nwrite *w = malloc(sizeof *w + nb * sizeof w->data[0]);
+    uv_buf_t *bufs = malloc(nb * sizeof *bufs);
+    if (w == NULL || bufs == NULL) {
+        free(w);
+        free(bufs);
         conn_fail(n, CAIRN_ERR_NOMEM);
         return;
     }
     w->conn = n;
-    w->data = n->out.data;
-    uv_buf_t b = uv_buf_init((char *)n->out.data, (unsigned)n->out.len);
-    n->out = (buf)BUF_INIT;
-    /* Every frame in `out` belongs to an unsent op at the tail. */
-    for (struct rop *op = n->tail; op != NULL && !op->sent; op = op->cprev)
+    w->n = 0;
+    if (n->out.len > 0) {
+        bufs[w->n] = uv_buf_init((char *)n->out.data, (unsigned)n->out.len);
+        w->data[w->n++] = n->out.data;
+        n->out = (buf)BUF_INIT;
+    }
+    for (struct rop *op = first; op != NULL; op = op->cnext) {
+        bufs[w->n] = uv_buf_init((char *)op->frame.data,
+                                 (unsigned)op->frame.len);
+        w->data[w->n++] = op->frame.data;
+        op->frame = (buf)BUF_INIT;
         op->sent = true;
+    }
     n->writing = true;
-    if (uv_write(&w->req, (uv_stream_t *)&n->tcp, &b, 1,
-                 on_write) != 0) {
-        free(w->data);
+    int rc = uv_write(&w->req, (uv_stream_t *)&n->tcp, bufs,
+                      (unsigned)w->n, on_write);
+    free(bufs); /* libuv keeps its own copy of the array */
+    if (rc != 0) {
+        for (size_t i = 0; i < w->n; i++)
+            free(w->data[i]);
         free(w);
         n->writing = false;
         conn_fail(n, CAIRN_ERR_IO);
@@ -57,7 +93,8 @@ static void on_write(uv_write_t *req, int status)
 {
     struct nwrite *w = (struct nwrite *)req;
     struct nconn *n = w->conn;
-    free(w->data);
+    for (size_t i = 0; i < w->n; i++)
+        free(w->data[i]);
     free(w);
     n->writing = false;
     if (status < 0) {
@@ -259,9 +296,12 @@ int router_pool_send(struct router *r, const char *addr, struct rop *op)
         return CAIRN_ERR_IO;
     rpc_request req;
     fill_request(op, &req);
-    int rc = rpc_encode_request(&n->out, &req);
-    if (rc != 0)
+    buf_free(&op->frame);
+    int rc = rpc_encode_request(&op->frame, &req);
+    if (rc != 0) {
+        buf_free(&op->frame);
         return rc;
+    }
     op->conn = n;
     op->cnext = NULL;
     op->cprev = n->tail;
@@ -289,6 +329,7 @@ void router_pool_detach(struct rop *op)
     else
         n->tail = op->cprev;
     n->ninflight--;
+    buf_free(&op->frame); /* not handed to the socket: never sent */
     op->conn = NULL;
     op->cnext = op->cprev = NULL;
 }

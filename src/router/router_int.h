@@ -87,6 +87,7 @@ struct rop {
 
     struct nconn *conn;        /* in this connection's in-flight list */
     uint64_t rpc_id;
+    buf frame;                 /* its request while attached, unsent */
     bool sent;                 /* its frame was handed to the socket */
     bool is_write;
     bool dead;                 /* cancelled: freed by the next tick */
@@ -106,7 +107,7 @@ struct nconn {
     uv_tcp_t tcp;
     uv_connect_t connect_req;
     bool connected, closing, writing;
-    buf out;                   /* frames not yet handed to the socket */
+    buf out;                   /* the hello, until handed to the socket */
     buf in;
     struct rop *head, *tail;   /* in flight, in send order */
     size_t ninflight;
@@ -241,7 +242,9 @@ void router_op_free_all(struct router *r);
 /* Queue op's frame on the connection to `addr`. 0 or an error (the op
  * was not sent). */
 int router_pool_send(struct router *r, const char *addr, struct rop *op);
-/* Remove an op from its connection's in-flight list (reply ignored). */
+/* Remove an op from its connection's in-flight list (reply ignored). An
+ * op not yet handed to the socket takes its frame with it: the node never
+ * receives it. */
 void router_pool_detach(struct rop *op);
 void router_pool_close_all(struct router *r);
 

@@ -186,10 +186,16 @@ class FakeNode:
     """An RPC server on a thread. `behaviour` hooks let a test inject faults:
     before(req) may return a reply (bytes) or "drop" to answer nothing."""
 
-    def __init__(self, etcd, node_id, prefix="/cairn", register=True):
+    def __init__(self, etcd, node_id, prefix="/cairn", register=True,
+                 rcvbuf=None):
         self.etcd, self.id, self.prefix = etcd, node_id, prefix
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if rcvbuf:
+            # Inherited by accepted sockets; a fixed size also stops the
+            # kernel growing it, so a node that stops reading (reading)
+            # soon makes the router's writes to it block.
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(64)
         self.addr = "127.0.0.1:%d" % self.sock.getsockname()[1]
@@ -202,6 +208,10 @@ class FakeNode:
         self.closed = False
         self.leader_of = {}  # range id -> leader node id (who this node thinks)
         self.peers_addr = {}
+        # Cleared: connections stop reading (the router's writes pile up in
+        # the socket buffers, then in the router); set again to resume.
+        self.reading = threading.Event()
+        self.reading.set()
         threading.Thread(target=self._accept, daemon=True).start()
         if register:
             self.register()
@@ -219,8 +229,22 @@ class FakeNode:
             self.etcd.put(self.prefix.encode() + b"/leaders/%016x" % range_id,
                           json.dumps({"node": node_id, "term": term}).encode())
 
+    def unread_bytes(self):
+        """Bytes waiting in the kernel on this node's connections."""
+        import fcntl
+        import termios
+        total = 0
+        for c in list(self.conns):
+            try:
+                total += struct.unpack("i", fcntl.ioctl(
+                    c.fileno(), termios.FIONREAD, b"\0\0\0\0"))[0]
+            except OSError:
+                pass
+        return total
+
     def close(self):
         self.closed = True
+        self.reading.set()
         try:
             self.sock.close()
         except OSError:
@@ -246,6 +270,7 @@ class FakeNode:
         hello = False
         try:
             while not self.closed:
+                self.reading.wait()
                 d = c.recv(1 << 16)
                 if not d:
                     return

@@ -538,3 +538,75 @@ def test_client_gone_mid_reply(cluster, r):
     assert cluster["router"].proc.poll() is None
     assert r.ping()
     assert len(r.execute_command("KV.GET", "gone", "k")) == 1024 * 1024
+
+
+def _wait_stalled(node):
+    """Until the node's socket holds unread bytes that stop growing: the
+    router's writes to it are blocked, later frames stay in the router."""
+    seen = []
+
+    def stalled():
+        seen.append(node.unread_bytes())
+        return len(seen) >= 4 and seen[-1] > 0 and len(set(seen[-4:])) == 1
+
+    wait_for(stalled, 15, "the router's writes to block", interval=0.1)
+
+
+def test_write_queued_at_deadline_is_tryagain_and_never_sent(cluster):
+    """-TRYAGAIN promises nothing was written: a write still queued in the
+    router when its deadline passes is cut out of the connection's output,
+    while a write whose bytes went to the socket is -TIMEOUT."""
+    etcd, procs = cluster["etcd"], cluster["procs"]
+    node = FakeNode(etcd, 7, prefix="/stall", rcvbuf=64 << 10)
+    router = None
+    try:
+        router = Router(procs, cluster["dir"], etcd.url, prefix="/stall",
+                        deadline_ms=2000, name="router-stall")
+        c = router.client()
+        c.execute_command("TABLE.CREATE", "st", "REPLICAS", "1")
+        assert c.execute_command("KV.PUT", "st", "warm", "x")  # connected
+        node.reading.clear()
+        results = {}
+
+        def pipeline(prefix, n, value):
+            cl = router.client()
+            p = cl.pipeline(transaction=False)
+            for i in range(n):
+                p.execute_command("KV.PUT", "st", "%s%02d" % (prefix, i), value)
+            for i, out in enumerate(p.execute(raise_on_error=False)):
+                results[("%s%02d" % (prefix, i)).encode()] = out
+            cl.close()
+
+        # 8 MiB: more than the socket buffers hold, so a write blocks.
+        big = threading.Thread(target=pipeline, args=("big", 16, b"v" * (512 << 10)))
+        big.start()
+        _wait_stalled(node)
+        small = threading.Thread(target=pipeline, args=("small", 4, b"s"))
+        small.start()
+        big.join(30)
+        small.join(30)
+        assert len(results) == 20
+        words = {k: str(v).split()[0] for k, v in results.items()}
+        assert set(words.values()) <= {"TIMEOUT", "TRYAGAIN"}, results
+        tryagain = {k for k, w in words.items() if w == "TRYAGAIN"}
+        timeout = {k for k, w in words.items() if w == "TIMEOUT"}
+        assert {b"small%02d" % i for i in range(4)} <= tryagain
+        assert timeout  # the first writes were handed to the socket
+
+        node.reading.set()
+
+        def received():
+            with node.lock:
+                return {k for t, _, k in node.requests if t == RPC_PUT}
+
+        wait_for(lambda: timeout <= received(), 20, "the sent writes to arrive")
+        # The connection is in order: once this read is answered, the node
+        # has read everything the router ever wrote before it.
+        assert c.execute_command("KV.GET", "st", "warm") == b"x"
+        assert not tryagain & received(), sorted(tryagain & received())
+        c.close()
+    finally:
+        node.close()
+        if router is not None:
+            router.stop()
+
