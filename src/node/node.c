@@ -72,7 +72,7 @@ typedef struct op {
     replica *r;
     buf key, end;
     uint32_t limit;
-    uint64_t range_id; /* drop: what to delete once the replica closed */
+    uint64_t range_id; /* drop, admin: the range of the request */
     engine *eng;
 } op;
 
@@ -438,14 +438,20 @@ static void handle_data(conn *c, const rpc_request *q)
 
 /* ---- admin requests --------------------------------------------------- */
 
+/* The replica may be closing (a drop, or the node stopping) when its admin
+ * requests are answered: only a replica still in the registry is asked for
+ * its leader. */
 static void admin_done(void *arg, int status, const char *msg)
 {
     op *o = arg;
     if (!o->c->closing) {
+        replica *live = find_range(o->c->n, o->range_id);
         if (status == 0)
             rpc_reply_text(&o->c->out, o->id, msg, strlen(msg));
-        else
+        else if (live == o->r)
             reply_status(o->c, o->id, status, o->r, msg);
+        else
+            reply_error(o->c, o->id, status, msg);
     }
     op_done(o);
 }
@@ -527,6 +533,8 @@ static void handle_membership(conn *c, const rpc_request *q)
     }
     op *o = op_new(c, q, r);
     char addr[RPC_ADDR_MAX + 1];
+    if (o)
+        o->range_id = q->range_id;
     if (o == NULL || q->addr.len > RPC_ADDR_MAX) {
         reply_error(c, q->id, o ? CAIRN_ERR_INVALID : CAIRN_ERR_NOMEM, NULL);
         if (o)

@@ -46,6 +46,7 @@ typedef struct admin_req {
     bool has_poll;     /* `poll` is initialised: closed before the free */
     uv_timer_t poll;   /* add: waits for the standby to catch up */
     uint64_t deadline_ms;
+    struct admin_req *next, *prev; /* the replica's pending admin requests */
 } admin_req;
 
 /* A proposed entry: client writes (n waiters), or the epoch entry of a
@@ -94,6 +95,7 @@ struct replica {
     raft_term barrier_term;
     raft_term ready_term; /* a barrier of this term has committed */
     proposal *props;      /* proposals in flight */
+    admin_req *admins;    /* admin requests not answered yet */
     uint64_t next_prop;
 
     uint64_t size_bytes, size_keys;
@@ -686,8 +688,30 @@ static admin_req *admin_new(replica *r, uint64_t id, rep_admin_cb cb,
         a->arg = arg;
         a->change.data = a;
         a->transfer.data = a;
+        a->next = r->admins;
+        if (r->admins)
+            r->admins->prev = a;
+        r->admins = a;
     }
     return a;
+}
+
+static void admin_unlink(admin_req *a)
+{
+    if (a->prev)
+        a->prev->next = a->next;
+    else
+        a->r->admins = a->next;
+    if (a->next)
+        a->next->prev = a->prev;
+    a->next = a->prev = NULL;
+}
+
+/* Free a request libraft never accepted. */
+static void admin_discard(admin_req *a)
+{
+    admin_unlink(a);
+    free(a);
 }
 
 static void admin_free_cb(uv_handle_t *h) { free(h->data); }
@@ -695,6 +719,7 @@ static void admin_free_cb(uv_handle_t *h) { free(h->data); }
 /* Answer an admin request and free it. */
 static void admin_finish(admin_req *a, int status, const char *msg)
 {
+    admin_unlink(a);
     a->cb(a->arg, status, msg);
     if (a->has_poll) {
         a->poll.data = a;
@@ -858,7 +883,7 @@ int replica_add(replica *r, uint64_t id, const char *address,
         return CAIRN_ERR_NOMEM;
     int rv = raft_add(&r->raft, &a->change, id, address, added_cb);
     if (rv != 0) {
-        free(a);
+        admin_discard(a);
         return map_raft_err(rv);
     }
     return 0;
@@ -881,7 +906,7 @@ int replica_remove(replica *r, uint64_t id, rep_admin_cb cb, void *arg)
         return CAIRN_ERR_NOMEM;
     int rv = raft_remove(&r->raft, &a->change, id, removed_cb);
     if (rv != 0) {
-        free(a);
+        admin_discard(a);
         return map_raft_err(rv);
     }
     return 0;
@@ -896,8 +921,7 @@ static void transferred_cb(struct raft_transfer *req)
     bool ok = a->id ? lid == a->id : (lid != 0 && lid != a->r->raft.id);
     char msg[128];
     snprintf(msg, sizeof msg, "leader is now %llu", (unsigned long long)lid);
-    a->cb(a->arg, ok ? 0 : CAIRN_ERR_TIMEOUT, msg);
-    free(a);
+    admin_finish(a, ok ? 0 : CAIRN_ERR_TIMEOUT, msg);
 }
 
 int replica_transfer(replica *r, uint64_t id, rep_admin_cb cb, void *arg)
@@ -909,7 +933,7 @@ int replica_transfer(replica *r, uint64_t id, rep_admin_cb cb, void *arg)
         return CAIRN_ERR_NOMEM;
     int rv = raft_transfer(&r->raft, &a->transfer, id, transferred_cb);
     if (rv != 0) {
-        free(a);
+        admin_discard(a);
         return map_raft_err(rv);
     }
     return 0;
@@ -1106,10 +1130,30 @@ static void raft_closed(struct raft *raft)
         prop_free(p);
     }
     fail_waiters(&r->reading, CAIRN_ERR_SHUTDOWN);
+    /* libraft answers the changes it holds when it closes; whatever is
+     * left (nothing, unless libraft dropped one) is answered here, since
+     * libraft no longer references it. */
+    while (r->admins)
+        admin_finish(r->admins, CAIRN_ERR_SHUTDOWN, "replica closed");
     apply_flush(r);
     raft_uv_close(&r->io);
     rep_transport_release(&r->transport);
     uv_close((uv_handle_t *)&r->flush, flush_closed);
+}
+
+/* An add waiting for its standby to catch up is known to no one but its
+ * timer, which would otherwise fire into the freed replica. */
+static void stop_catch_up_polls(replica *r)
+{
+    admin_req *a = r->admins, *next;
+    for (; a; a = next) {
+        next = a->next;
+        if (a->has_poll && uv_is_active((uv_handle_t *)&a->poll)) {
+            uv_timer_stop(&a->poll);
+            admin_finish(a, CAIRN_ERR_SHUTDOWN,
+                         "promote to voter: replica closed");
+        }
+    }
 }
 
 void replica_close(replica *r, void (*cb)(void *arg), void *arg)
@@ -1120,6 +1164,7 @@ void replica_close(replica *r, void (*cb)(void *arg), void *arg)
     uv_check_stop(&r->flush);
     fail_waiters(&r->writes, CAIRN_ERR_SHUTDOWN);
     fail_waiters(&r->reads, CAIRN_ERR_SHUTDOWN);
+    stop_catch_up_polls(r);
     raft_close(&r->raft, raft_closed);
 }
 

@@ -83,8 +83,10 @@ typedef struct replica replica;
 int replica_open(rep_env *env, engine *eng, const range_meta *meta,
                  bool bootstrap, replica **out, char *err);
 
-/* Close: queued requests fail with CAIRN_ERR_SHUTDOWN, then `cb(arg)` once
- * libraft has released everything and the replica is freed. */
+/* Close: queued requests and pending admin requests (an add waiting for
+ * its standby to catch up included) fail with CAIRN_ERR_SHUTDOWN, then
+ * `cb(arg)` once libraft has released everything and the replica is freed.
+ * No callback of this replica runs after `cb`. */
 void replica_close(replica *r, void (*cb)(void *arg), void *arg);
 
 /* The range's meta as applied here; its epoch moves with epoch entries. */

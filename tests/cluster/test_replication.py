@@ -624,3 +624,47 @@ def test_range_at_snapshot_cap_refuses_puts_keeps_data():
             c.delete(R, EPOCH, b"k00")
             got = {k for k, _, _ in c.scan_all(R, EPOCH)}
             assert got == set(acked) - {b"k00"}
+
+
+def test_drop_during_add_catch_up_answers_shutdown():
+    """An add whose new node does not exist waits up to 60 s for it to
+    catch up, on a timer of the leader's replica. Dropping the range there
+    meanwhile must answer the add with SHUTDOWN (the timer used to fire
+    into the freed replica) and leave the node serving."""
+    from nodeharness import free_port
+    with Cluster(1) as cl:
+        nd = cl.node(1)
+        cl.create_range(R)
+        ghost = "127.0.0.1:%d" % free_port()  # nothing listens there
+        result = {}
+
+        def add():
+            try:
+                with nd.client(30) as c:
+                    result["reply"] = c.add_replica(R, 9, ghost)
+            except RpcError as e:
+                result["error"] = e
+        t = threading.Thread(target=add)
+        t.start()
+        try:
+            def polling():
+                # the standby's configuration applied: the add now polls
+                m = nd.metrics(R)
+                return m["applied_index"] >= m["last_index"] and [
+                    f for f in m["followers"]
+                    if f["id"] == 9 and f["role"] == "standby"]
+            wait_for(polling, 10, "node 9 to become a standby")
+            with nd.client(10) as c:
+                assert c.drop_replica(R) == "dropped"
+        finally:
+            t.join(30)
+        assert not t.is_alive()
+        assert "error" in result, result
+        assert result["error"].word == "SHUTDOWN", result["error"]
+        with nd.client(5) as c:
+            c.ping()
+            with pytest.raises(RpcError) as e:
+                c.metrics(R)
+            assert e.value.word == "RANGE_NOT_FOUND"
+        assert nd.alive()
+        assert "Sanitizer" not in nd.tail(100000), nd.tail()

@@ -259,6 +259,66 @@ static void test_close_with_append_in_flight(void **state)
     assert_value(f, "after", "y");
 }
 
+static int admin_calls;
+static int admin_status;
+
+static void admin_cb(void *arg, int status, const char *msg)
+{
+    (void)arg;
+    (void)msg;
+    admin_status = status;
+    admin_calls++;
+}
+
+/* The value of `"name":<number>` in a metrics object. */
+static unsigned long long metric(const buf *j, const char *name)
+{
+    char key[64];
+    snprintf(key, sizeof key, "\"%s\":", name);
+    const char *p = strstr((const char *)j->data, key);
+    assert_non_null(p);
+    return strtoull(p + strlen(key), NULL, 10);
+}
+
+/* Whether node 2 is a standby and libraft applied its configuration, i.e.
+ * the add is in its catch-up poll. */
+static bool standby_applied(fix *f)
+{
+    buf j = BUF_INIT;
+    assert_int_equal(replica_metrics(f->r, &j), 0);
+    assert_int_equal(buf_append(&j, "", 1), 0); /* NUL for strstr */
+    bool ok = strstr((const char *)j.data, "\"role\":\"standby\"") != NULL &&
+              metric(&j, "applied_index") >= metric(&j, "last_index");
+    buf_free(&j);
+    return ok;
+}
+
+/* An add whose new node never answers waits (up to 60 s) for it to catch
+ * up on a timer; closing the replica meanwhile must stop that timer and
+ * answer the add exactly once with SHUTDOWN, before the replica is freed
+ * (ASan: the timer used to fire into the freed replica). */
+static void test_close_during_add_catch_up(void **state)
+{
+    fix *f = *state;
+    open_replica(f);
+    admin_calls = 0;
+    /* port 2 on loopback: nothing listens, node 2 never catches up */
+    assert_int_equal(replica_add(f->r, 2, "127.0.0.1:2", admin_cb, NULL), 0);
+    uint64_t end = uv_now(&f->loop) + 10000;
+    while (!standby_applied(f) && uv_now(&f->loop) < end) {
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+        usleep(1000);
+        uv_update_time(&f->loop);
+    }
+    assert_true(standby_applied(f));
+    assert_int_equal(admin_calls, 0);
+    close_replica(f);
+    assert_int_equal(admin_calls, 1);
+    assert_int_equal(admin_status, CAIRN_ERR_SHUTDOWN);
+    uv_run(&f->loop, UV_RUN_DEFAULT); /* the timer closes; nothing fires */
+    assert_int_equal(admin_calls, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -267,6 +327,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_conditional_put_and_not_leader_answers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_with_append_in_flight,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_during_add_catch_up,
                                         setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
