@@ -288,9 +288,11 @@ static bool fan_pump(struct router *r, struct rreq *q)
         (q->first_err == 0 && q->fan_next < q->cmd.nargs))
         return false;
     fan_reply(q);
-    if (q->parts != NULL)
-        for (size_t i = 0; i < q->cmd.nargs; i++)
+    if (q->parts != NULL) /* copied into the reply: let them go now */
+        for (size_t i = 0; i < q->cmd.nargs; i++) {
             free(q->parts[i].value);
+            q->parts[i].value = NULL;
+        }
     finish(r, q);
     return true;
 }

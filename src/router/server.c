@@ -33,6 +33,11 @@ static void client_close(struct rclient *c);
 void router_req_free(struct rreq *q)
 {
     router_scan_free(q);
+    /* An MGET whose client left mid-command still holds the values its
+     * finished keys brought back. */
+    if (q->parts != NULL)
+        for (size_t i = 0; i < q->cmd.nargs; i++)
+            free(q->parts[i].value);
     free(q->parts);
     free(q->argv);
     free(q->argmem);
