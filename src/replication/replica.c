@@ -431,11 +431,30 @@ static void prop_free(proposal *p)
 
 static void epoch_done(proposal *p, int st);
 
+/* The answer to a client whose entry libraft failed after accepting it.
+ * raft_apply returned 0, so the entry is in this leader's log and may
+ * already be on followers: whatever libraft reports (leadership lost, or
+ * this leader's own disk append failing - libraft then fails the entry
+ * here while followers may still commit it), the outcome is unknown, which
+ * is TIMEOUT, never an error that would let the client assume nothing
+ * happened (ARCHITECTURE.md, "Write path"). A replica closing answers
+ * SHUTDOWN, which the router also reports as an unknown outcome for a
+ * write. Answers that prove nothing was proposed (NOT_LEADER, BUSY, ...)
+ * come only from raft_apply itself, in propose(). */
+static int applied_status(int status)
+{
+    if (status == 0)
+        return 0;
+    if (status == RAFT_SHUTDOWN || status == RAFT_CANCELED)
+        return CAIRN_ERR_SHUTDOWN;
+    return CAIRN_ERR_TIMEOUT;
+}
+
 static void applied_cb(struct raft_apply *req, int status, void *result)
 {
     proposal *p = req->data;
     replica *r = p->r;
-    int st = map_raft_err(status);
+    int st = applied_status(status);
     prop_unlink(r, p);
     if (p->admin) {
         epoch_done(p, st);
