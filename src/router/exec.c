@@ -129,6 +129,7 @@ static struct rop *start_del_after_probe(struct rop *probe, rop_done_fn done)
     op->idx = probe->idx;
     op->key = probe->key;
     op->key_len = probe->key_len;
+    router_op_take_place(op, probe);
     router_op_start(op);
     return op;
 }

@@ -10,7 +10,8 @@
  *    write already handed to the socket is -TIMEOUT (outcome unknown) - it
  *    is never re-sent, since it may have been applied. A write still queued
  *    on its connection is -TRYAGAIN: finishing it detaches it, which drops
- *    its frame (pool.c), so its bytes never leave the router.
+ *    its frame (pool.c), so its bytes never leave the router;
+ *  - writes of one client keep their order (DESIGN.md): see must_wait.
  * Every op ends in exactly one call of op->done.
  */
 #include <stdarg.h>
@@ -37,6 +38,63 @@ static void ticker_ensure(struct router *r)
     uv_timer_start(&r->ticker, ticker_cb, ROUTER_TICK_MS, ROUTER_TICK_MS);
 }
 
+static bool is_write_cmd(router_cmd_kind kind)
+{
+    return kind == RCMD_SET || kind == RCMD_DEL || kind == RCMD_MSET ||
+           kind == RCMD_KV_PUT || kind == RCMD_KV_DEL;
+}
+
+/* Every op of a client's write command (a delete's probe read included:
+ * it decides whether the tombstone is written) joins the client's ordered
+ * list, in the order the ops are created. */
+static void order_join(struct rop *op)
+{
+    struct rclient *c = op->req != NULL ? op->req->c : NULL;
+    if (c == NULL || !is_write_cmd(op->req->cmd.kind))
+        return;
+    op->wc = c;
+    op->wnext = NULL;
+    op->wprev = c->wtail;
+    if (c->wtail)
+        c->wtail->wnext = op;
+    else
+        c->whead = op;
+    c->wtail = op;
+}
+
+static void order_leave(struct rop *op)
+{
+    struct rclient *c = op->wc;
+    if (c == NULL)
+        return;
+    if (op->wprev)
+        op->wprev->wnext = op->wnext;
+    else
+        c->whead = op->wnext;
+    if (op->wnext)
+        op->wnext->wprev = op->wprev;
+    else
+        c->wtail = op->wprev;
+    op->wc = NULL;
+    op->wnext = op->wprev = NULL;
+}
+
+void router_op_take_place(struct rop *op, struct rop *probe)
+{
+    struct rclient *c = probe->wc;
+    if (c == NULL || op->wc != c)
+        return;
+    order_leave(op);
+    op->wc = c;
+    op->wnext = probe;
+    op->wprev = probe->wprev;
+    if (probe->wprev)
+        probe->wprev->wnext = op;
+    else
+        c->whead = op;
+    probe->wprev = op;
+}
+
 struct rop *router_op_new(struct router *r, struct rreq *q, rpc_type type,
                           uint64_t table_id, rop_done_fn done)
 {
@@ -50,12 +108,17 @@ struct rop *router_op_new(struct router *r, struct rreq *q, rpc_type type,
     op->done = done;
     op->is_write = type == RPC_PUT || type == RPC_DEL;
     op->deadline = router_now(r) + (uint64_t)r->cfg.deadline_ms;
-    op->next = r->ops;
-    if (r->ops)
-        r->ops->prev = op;
-    r->ops = op;
+    /* Oldest first: the ticker retries ops due at the same time in the
+     * order they were made. */
+    op->prev = r->ops_tail;
+    if (r->ops_tail)
+        r->ops_tail->next = op;
+    else
+        r->ops = op;
+    r->ops_tail = op;
     if (q)
         q->pending++;
+    order_join(op);
     ticker_ensure(r);
     return op;
 }
@@ -69,6 +132,8 @@ static void op_unlink(struct rop *op)
         r->ops = op->next;
     if (op->next)
         op->next->prev = op->prev;
+    else
+        r->ops_tail = op->prev;
 }
 
 static void op_finish(struct rop *op, int status, const rpc_reply *rep)
@@ -81,6 +146,9 @@ static void op_finish(struct rop *op, int status, const rpc_reply *rep)
     if (status == CAIRN_ERR_TIMEOUT)
         op->r->stat_timeouts++;
     op->done(op, status, rep);
+    /* Left only now: a delete's tombstone, made by done, takes its probe's
+     * place in the client's order. */
+    order_leave(op);
     free(op->rend);
     free(op);
 }
@@ -164,6 +232,58 @@ static int note_range_end(struct rop *op, const router_range *rg)
     return 0;
 }
 
+/* Writes of one client keep their order (DESIGN.md): an ordered op waits
+ * while an earlier one of its client is not yet on its way - waiting to
+ * retry, not yet routed, a delete's probe whose tombstone is not decided,
+ * queued unsent on another connection than `target` (frames of one
+ * connection leave in order), or already refused once (it may be refused
+ * again and re-sent: the client's writes go one by one until it is
+ * answered) - or while an earlier write command still has keys to start (a
+ * fan-out beyond its window). A first attempt handed to the socket counts
+ * as on its way, so pipelining is unaffected until a node refuses; but a
+ * delete's probe reads what the earlier writes left, so it waits until
+ * they are answered. The keys of one DEL are deleted independently. */
+static bool must_wait(const struct rop *op, const struct nconn *target)
+{
+    if (op->wc == NULL)
+        return false;
+    for (const struct rop *e = op->wc->whead; e != NULL && e != op;
+         e = e->wnext) {
+        if (e->req == op->req && op->req->cmd.kind == RCMD_DEL)
+            continue;
+        bool going = op->is_write && e->is_write && e->attempts == 0 &&
+                     e->conn != NULL && (e->sent || e->conn == target);
+        if (!going)
+            return true;
+    }
+    for (const struct rreq *p = op->wc->head; p != NULL && p != op->req;
+         p = p->next)
+        if (!p->done &&
+            (p->cmd.kind == RCMD_MSET || p->cmd.kind == RCMD_DEL) &&
+            p->first_err == 0 && p->fan_next < p->cmd.nargs)
+            return true;
+    return false;
+}
+
+/* Not yet: look again at the next tick, or give up at the deadline
+ * (nothing was sent). */
+static void wait_turn(struct rop *op)
+{
+    struct router *r = op->r;
+    uint64_t now = router_now(r);
+    if (now >= op->deadline) {
+        give_up(op);
+        return;
+    }
+    if (op->last_err == 0) {
+        op->last_err = CAIRN_ERR_TRYAGAIN;
+        snprintf(op->last_msg, sizeof op->last_msg, "%s",
+                 "an earlier write of the connection was not sent");
+    }
+    op->retry_at = now + 1;
+    ticker_ensure(r);
+}
+
 static void op_attempt(struct rop *op)
 {
     struct router *r = op->r;
@@ -183,6 +303,10 @@ static void op_attempt(struct rop *op)
     if (addr == NULL) {
         retry_later(op, CAIRN_ERR_TRYAGAIN, "no known replica address",
                     true);
+        return;
+    }
+    if (must_wait(op, router_pool_find(r, addr))) {
+        wait_turn(op);
         return;
     }
     if (op->type == RPC_SCAN && note_range_end(op, rg) != 0) {
@@ -213,6 +337,7 @@ void router_op_cancel_req(struct router *r, struct rreq *q)
             continue;
         if (op->conn)
             router_pool_detach(op);
+        order_leave(op);
         op->dead = true;
         op->req = NULL;
         op->retry_at = 0;
@@ -366,6 +491,7 @@ void router_op_free_all(struct router *r)
         struct rop *op = r->ops;
         if (op->conn)
             router_pool_detach(op);
+        order_leave(op);
         op_unlink(op);
         free(op->rend);
         free(op);

@@ -287,11 +287,17 @@ static void fill_request(const struct rop *op, rpc_request *req)
     req->limit = op->limit;
 }
 
-int router_pool_send(struct router *r, const char *addr, struct rop *op)
+struct nconn *router_pool_find(struct router *r, const char *addr)
 {
     struct nconn *n = r->conns;
     while (n != NULL && strcmp(n->addr, addr) != 0)
         n = n->next;
+    return n;
+}
+
+int router_pool_send(struct router *r, const char *addr, struct rop *op)
+{
+    struct nconn *n = router_pool_find(r, addr);
     if (n == NULL && (n = conn_open(r, addr)) == NULL)
         return CAIRN_ERR_IO;
     rpc_request req;

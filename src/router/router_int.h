@@ -64,6 +64,8 @@ typedef void (*rop_done_fn)(struct rop *op, int status, const rpc_reply *rep);
 struct rop {
     struct rop *next, *prev;   /* router's list of live ops */
     struct rop *cnext, *cprev; /* the node connection's in-flight list */
+    struct rop *wnext, *wprev; /* its client's ordered ops (op.c) */
+    struct rclient *wc;        /* that client; NULL: not ordered */
     struct router *r;
     struct rreq *req;
     size_t idx;                /* which part of req (MGET key index) */
@@ -153,6 +155,7 @@ struct rclient {
     size_t nreqs;
     size_t out_bytes;          /* handed to uv_write, not yet written */
     size_t avg_reply;          /* recent reply size (client_window) */
+    struct rop *whead, *wtail; /* ops of its write commands, in order */
     bool reading, processing, closing, stop_input;
 };
 
@@ -181,7 +184,7 @@ struct router {
     int refresh_rc;
 
     struct nconn *conns;
-    struct rop *ops;           /* live ops */
+    struct rop *ops, *ops_tail; /* live ops, oldest first */
     uint64_t next_rpc_id;
     struct rclient *clients;
     size_t nclients;
@@ -228,6 +231,9 @@ struct rop *router_op_new(struct router *r, struct rreq *q, rpc_type type,
                           uint64_t table_id, rop_done_fn done);
 /* Route and send (or wait for a retry). Calls op->done exactly once. */
 void router_op_start(struct rop *op);
+/* `op` (a delete's tombstone) takes the place of `probe` (the read that
+ * decided it) in their client's write order (op.c). */
+void router_op_take_place(struct rop *op, struct rop *probe);
 /* Drop every op of a req without calling done (its client is gone). */
 void router_op_cancel_req(struct router *r, struct rreq *q);
 /* The loop ticker: retries that are due, deadlines that passed. */
@@ -242,6 +248,8 @@ void router_op_free_all(struct router *r);
 /* Queue op's frame on the connection to `addr`. 0 or an error (the op
  * was not sent). */
 int router_pool_send(struct router *r, const char *addr, struct rop *op);
+/* The open connection to `addr`, or NULL. */
+struct nconn *router_pool_find(struct router *r, const char *addr);
 /* Remove an op from its connection's in-flight list (reply ignored). An
  * op not yet handed to the socket takes its frame with it: the node never
  * receives it. */

@@ -651,3 +651,47 @@ def test_mget_client_gone_mid_command_frees_values(cluster):
         node.close()
         if router is not None:
             router.stop()
+
+
+def _refuse_puts(key):
+    """A `before` hook: the first PUT of each value of `key` is refused as
+    by a node that knows no leader (NOT_LEADER without a hint: retry
+    later), so every write is retried once."""
+    refused = []
+
+    def hook(node, req):
+        if (req["type"] == RPC_PUT and req["key"] == key and
+                req["value"] not in refused):
+            refused.append(req["value"])
+            return _reply(req["id"], ERR["NOT_LEADER"], b"election",
+                          struct.pack(">Q", 0) + struct.pack(">I", 0))
+        return None
+    return hook, refused
+
+
+def test_pipelined_writes_keep_their_order_through_retries(cluster, r):
+    """Writes of one connection keep their order even when every one of
+    them is refused and retried: the last pipelined value wins."""
+    r.execute_command("TABLE.CREATE", "ord")
+    n1 = node_of(cluster, 1)
+    for rnd in range(5):
+        n1.before, refused = _refuse_puts(b"k")
+        p = r.pipeline(transaction=False)
+        for i in range(50):
+            p.execute_command("KV.PUT", "ord", "k", "r%d-v%02d" % (rnd, i))
+        out = p.execute()
+        assert all(len(s) == 32 for s in out), out
+        assert len(refused) == 50
+        n1.before = None
+        assert r.execute_command("KV.GET", "ord", "k") == b"r%d-v49" % rnd
+    # Deletes too: each is a read, then a tombstone, between the writes.
+    n1.before, refused = _refuse_puts(b"d")
+    p = r.pipeline(transaction=False)
+    p.execute_command("KV.PUT", "ord", "d", "1")
+    p.execute_command("KV.DEL", "ord", "d")
+    p.execute_command("KV.PUT", "ord", "d", "2")
+    p.execute_command("KV.DEL", "ord", "d")
+    p.execute_command("KV.PUT", "ord", "d", "3")
+    out = p.execute()
+    assert out[1] == 1 and out[3] == 1, out
+    assert r.execute_command("KV.GET", "ord", "d") == b"3"
