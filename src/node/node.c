@@ -495,32 +495,48 @@ static void handle_create(conn *c, const rpc_request *q)
         reply_error(c, q->id, rc, err[0] ? err : NULL);
 }
 
+/* One range's metrics plus its digest. A failed append (out of memory)
+ * must not trim a byte of an empty buffer, hence the checks. */
+static int metrics_one(replica *r, buf *j)
+{
+    uint64_t digest = 0;
+    int rc = replica_metrics(r, j);
+    if (rc == 0)
+        rc = replica_digest(r, &digest);
+    if (rc == 0 && j->len > 0) {
+        j->len--; /* reopen the object to add the digest */
+        rc = buf_appendf(j, ",\"digest\":\"%016" PRIx64 "\"}", digest);
+    }
+    return rc;
+}
+
+static int metrics_all(node *n, buf *j)
+{
+    int rc = buf_appendf(j, "{\"node\":%" PRIu64 ",\"address\":\"%s\","
+                         "\"ranges\":[", n->opts->id, n->opts->listen);
+    for (size_t i = 0; rc == 0 && i < n->n_ranges; i++) {
+        if (i)
+            rc = buf_append_str(j, ",");
+        if (rc == 0)
+            rc = replica_metrics(n->ranges[i].r, j);
+    }
+    return rc ? rc : buf_append_str(j, "]}");
+}
+
 static void handle_metrics(conn *c, const rpc_request *q)
 {
-    node *n = c->n;
     buf j = BUF_INIT;
+    int rc;
     if (q->range_id) {
-        replica *r = find_range(n, q->range_id);
-        if (r == NULL) {
-            reply_error(c, q->id, CAIRN_ERR_RANGE_NOT_FOUND, NULL);
-            return;
-        }
-        uint64_t digest = 0;
-        replica_metrics(r, &j);
-        replica_digest(r, &digest);
-        j.len--; /* reopen the object to add the digest */
-        buf_appendf(&j, ",\"digest\":\"%016" PRIx64 "\"}", digest);
+        replica *r = find_range(c->n, q->range_id);
+        rc = r ? metrics_one(r, &j) : CAIRN_ERR_RANGE_NOT_FOUND;
     } else {
-        buf_appendf(&j, "{\"node\":%" PRIu64 ",\"address\":\"%s\","
-                    "\"ranges\":[", n->opts->id, n->opts->listen);
-        for (size_t i = 0; i < n->n_ranges; i++) {
-            if (i)
-                buf_append_str(&j, ",");
-            replica_metrics(n->ranges[i].r, &j);
-        }
-        buf_append_str(&j, "]}");
+        rc = metrics_all(c->n, &j);
     }
-    rpc_reply_text(&c->out, q->id, (const char *)j.data, j.len);
+    if (rc == 0)
+        rpc_reply_text(&c->out, q->id, (const char *)j.data, j.len);
+    else
+        reply_error(c, q->id, rc, NULL);
     buf_free(&j);
 }
 
