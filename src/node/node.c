@@ -6,6 +6,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -189,6 +190,30 @@ static int create_replica(node *n, const range_meta *m, bool boot,
     return rc;
 }
 
+static bool has_raft_dir(node *n, uint64_t range_id)
+{
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/raft/%" PRIu64, n->opts->dir, range_id);
+    return stat(path, &st) == 0 || errno != ENOENT;
+}
+
+/* A range whose store data has no Raft log directory: a drop whose data
+ * deletion was not yet durable when its log was deleted (before drops
+ * synced the store), or a create that crashed before replica_open made
+ * the directory (never acknowledged). Without a log the replica has no
+ * term, vote or configuration and could never rejoin its group, and its
+ * data proves nothing (the log is the durable truth): finish the drop. */
+static void drop_leftover(node *n, engine *e, uint64_t range_id)
+{
+    int rc = engine_drop_range(e, range_id);
+    if (rc == 0)
+        rc = engine_sync(e);
+    fprintf(stderr, "cairn node: range %" PRIu64 " has index-store data "
+            "but no Raft log (an interrupted drop or create): %s\n",
+            range_id, rc == 0 ? "data deleted" : cairn_err_message(rc));
+}
+
 /* Reopen every replica an index store holds. A range whose log cannot be
  * loaded stays closed, with the reason on stderr; the others start. */
 static void load_replicas(node *n, engine *e)
@@ -203,6 +228,10 @@ static void load_replicas(node *n, engine *e)
         char err[256] = "";
         replica *r;
         m.range_id = ids[i];
+        if (!has_raft_dir(n, ids[i])) {
+            drop_leftover(n, e, ids[i]);
+            continue;
+        }
         int rc = engine_get_meta(e, NULL, ids[i], &blob);
         if (rc == 0)
             rc = range_meta_decode(blob.data, blob.len, &m);
@@ -588,7 +617,7 @@ static int remove_flat_dir(const char *path)
 {
     DIR *d = opendir(path);
     struct dirent *de;
-    char file[4096 + 256 + 2];
+    char file[4096 + 32 + 256 + 2]; /* path: DIR/raft/<range id> */
     if (d == NULL)
         return errno == ENOENT ? 0 : CAIRN_ERR_IO;
     while ((de = readdir(d)) != NULL) {
@@ -601,17 +630,43 @@ static int remove_flat_dir(const char *path)
     return rmdir(path) == 0 ? 0 : CAIRN_ERR_IO;
 }
 
-/* The replica is closed: delete its data (one atomic engine operation,
- * so a crash leaves the replica whole or gone) and then its log. */
+/* fsync a directory, so that the entries removed from it stay removed. */
+static int sync_dir(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY);
+    if (fd < 0)
+        return CAIRN_ERR_IO;
+    int rc = fsync(fd) == 0 ? 0 : CAIRN_ERR_IO;
+    close(fd);
+    return rc;
+}
+
+/* Delete a closed replica: its index-store data (one atomic engine
+ * operation) made durable first, then its log, then the log's directory
+ * entry. A crash at any point leaves the replica whole, or its data gone
+ * and an orphan log directory (never opened again: a replica exists only
+ * while the store holds its meta), or nothing - never data without a log
+ * (load_replicas deletes such leftovers of older versions). */
+static int drop_replica_files(node *n, engine *e, uint64_t range_id)
+{
+    char raft[4096], path[4096 + 32];
+    snprintf(raft, sizeof raft, "%s/raft", n->opts->dir);
+    snprintf(path, sizeof path, "%s/%" PRIu64, raft, range_id);
+    int rc = engine_drop_range(e, range_id);
+    if (rc == 0)
+        rc = engine_sync(e);
+    if (rc == 0)
+        rc = remove_flat_dir(path);
+    if (rc == 0)
+        rc = sync_dir(raft);
+    return rc;
+}
+
+/* The replica is closed: delete it for good. */
 static void dropped(void *arg)
 {
     op *o = arg;
-    char path[4096];
-    int rc = engine_drop_range(o->eng, o->range_id);
-    snprintf(path, sizeof path, "%s/raft/%" PRIu64, o->c->n->opts->dir,
-             o->range_id);
-    if (rc == 0)
-        rc = remove_flat_dir(path);
+    int rc = drop_replica_files(o->c->n, o->eng, o->range_id);
     if (!o->c->closing) {
         if (rc == 0)
             rpc_reply_text(&o->c->out, o->id, "dropped", 7);

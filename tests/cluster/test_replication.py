@@ -668,3 +668,32 @@ def test_drop_during_add_catch_up_answers_shutdown():
             assert e.value.word == "RANGE_NOT_FOUND"
         assert nd.alive()
         assert "Sanitizer" not in nd.tail(100000), nd.tail()
+
+
+def test_store_data_without_raft_log_is_deleted_on_start():
+    """Index-store data of a range whose Raft log directory is gone (a drop
+    whose data deletion was not durable yet when the log was deleted, or a
+    create that crashed before making its log) can never rejoin a group:
+    on start the node deletes it, says so, and serves its other ranges;
+    the range can then be created afresh."""
+    import shutil
+    with Cluster(1) as cl:
+        nd = cl.node(1)
+        cl.create_range(R)
+        cl.create_range(2)
+        with nd.client() as c:
+            c.put(R, EPOCH, b"k", b"old")
+            c.put(2, EPOCH, b"k", b"kept")
+        nd.kill()
+        shutil.rmtree(os.path.join(nd.dir, "raft", str(R)))
+        nd.start()
+        assert "range 1 has index-store data but no Raft log" in nd.tail(), \
+            nd.tail()
+        assert [m["range"] for m in nd.metrics(0)["ranges"]] == [2]
+        ld = cl.wait_leader(2)
+        with ld.client() as c:
+            assert c.get(2, EPOCH, b"k")[0] == b"kept"
+        cl.create_range(R)
+        with nd.client() as c:
+            assert c.get(R, EPOCH, b"k") is None
+        assert "Sanitizer" not in nd.tail(100000), nd.tail()
