@@ -46,6 +46,10 @@ typedef struct conn {
 typedef struct slot {
     uint64_t range_id;
     replica *r;
+    /* Closing for a drop: the range is refused until its files are gone,
+     * so that a create meanwhile cannot open a replica on the log the drop
+     * is about to delete. */
+    bool dropping;
 } slot;
 
 struct node {
@@ -120,12 +124,19 @@ static void reply_status(conn *c, uint64_t id, int status, replica *r,
 
 /* ---- replica registry ------------------------------------------------- */
 
-static replica *find_range(node *n, uint64_t range_id)
+static slot *find_slot(node *n, uint64_t range_id)
 {
     for (size_t i = 0; i < n->n_ranges; i++)
         if (n->ranges[i].range_id == range_id)
-            return n->ranges[i].r;
+            return &n->ranges[i];
     return NULL;
+}
+
+/* The open replica of a range; a range being dropped has none. */
+static replica *find_range(node *n, uint64_t range_id)
+{
+    slot *s = find_slot(n, range_id);
+    return s && !s->dropping ? s->r : NULL;
 }
 
 static int add_range(node *n, uint64_t range_id, replica *r)
@@ -135,6 +146,7 @@ static int add_range(node *n, uint64_t range_id, replica *r)
         return CAIRN_ERR_NOMEM;
     n->ranges[n->n_ranges].range_id = range_id;
     n->ranges[n->n_ranges].r = r;
+    n->ranges[n->n_ranges].dropping = false;
     n->n_ranges++;
     return 0;
 }
@@ -165,7 +177,13 @@ static int create_replica(node *n, const range_meta *m, bool boot,
 {
     engine *e;
     buf blob = BUF_INIT;
-    if (find_range(n, m->range_id))
+    slot *s = find_slot(n, m->range_id);
+    if (s && s->dropping) {
+        snprintf(err, 256, "range %" PRIu64 " is being dropped",
+                 m->range_id);
+        return CAIRN_ERR_TRYAGAIN;
+    }
+    if (s)
         return CAIRN_ERR_EXISTS;
     int rc = get_engine(n, m->engine, &e);
     engine_batch *b = rc == 0 ? engine_batch_new() : NULL;
@@ -543,9 +561,13 @@ static int metrics_all(node *n, buf *j)
 {
     int rc = buf_appendf(j, "{\"node\":%" PRIu64 ",\"address\":\"%s\","
                          "\"ranges\":[", n->opts->id, n->opts->listen);
+    bool first = true;
     for (size_t i = 0; rc == 0 && i < n->n_ranges; i++) {
-        if (i)
+        if (n->ranges[i].dropping)
+            continue;
+        if (!first)
             rc = buf_append_str(j, ",");
+        first = false;
         if (rc == 0)
             rc = replica_metrics(n->ranges[i].r, j);
     }
@@ -662,11 +684,17 @@ static int drop_replica_files(node *n, engine *e, uint64_t range_id)
     return rc;
 }
 
-/* The replica is closed: delete it for good. */
+static void replica_closed(void *arg);
+
+/* The replica is closed: delete it for good, then free its range id. */
 static void dropped(void *arg)
 {
     op *o = arg;
-    int rc = drop_replica_files(o->c->n, o->eng, o->range_id);
+    node *n = o->c->n;
+    int rc = drop_replica_files(n, o->eng, o->range_id);
+    remove_range(n, o->range_id);
+    if (n->stopping) /* on_signal counted it among the closing replicas */
+        replica_closed(n);
     if (!o->c->closing) {
         if (rc == 0)
             rpc_reply_text(&o->c->out, o->id, "dropped", 7);
@@ -680,11 +708,16 @@ static void dropped(void *arg)
  * the group, or to clean up a replica that never joined). */
 static void handle_drop(conn *c, const rpc_request *q)
 {
-    replica *r = find_range(c->n, q->range_id);
-    if (r == NULL) {
+    slot *s = find_slot(c->n, q->range_id);
+    if (s == NULL) {
         reply_error(c, q->id, CAIRN_ERR_RANGE_NOT_FOUND, NULL);
         return;
     }
+    if (s->dropping) { /* not gone yet: "not found" would be premature */
+        reply_error(c, q->id, CAIRN_ERR_TRYAGAIN, "being dropped");
+        return;
+    }
+    replica *r = s->r;
     op *o = op_new(c, q, NULL);
     if (o == NULL) {
         reply_error(c, q->id, CAIRN_ERR_NOMEM, NULL);
@@ -692,7 +725,7 @@ static void handle_drop(conn *c, const rpc_request *q)
     }
     o->range_id = q->range_id;
     o->eng = replica_engine(r);
-    remove_range(c->n, q->range_id);
+    s->dropping = true;
     replica_close(r, dropped, o);
 }
 
@@ -909,9 +942,11 @@ static void on_signal(uv_signal_t *h, int signum)
     uv_close((uv_handle_t *)&n->listener, NULL);
     for (conn *c = n->conns; c; c = c->next)
         conn_close(c);
+    /* a replica being dropped is already closing: dropped() counts it */
     n->closing_replicas = (int)n->n_ranges;
     for (size_t i = 0; i < n->n_ranges; i++)
-        replica_close(n->ranges[i].r, replica_closed, n);
+        if (!n->ranges[i].dropping)
+            replica_close(n->ranges[i].r, replica_closed, n);
     n->n_ranges = 0;
     if (n->closing_replicas == 0)
         uv_stop(&n->loop);
@@ -971,7 +1006,8 @@ static void each_replica(void *arg, node_meta_visit fn, void *varg)
 {
     node *n = arg;
     for (size_t i = 0; i < n->n_ranges; i++)
-        fn(varg, n->ranges[i].r);
+        if (!n->ranges[i].dropping)
+            fn(varg, n->ranges[i].r);
 }
 
 static void start_meta(node *n)

@@ -697,3 +697,49 @@ def test_store_data_without_raft_log_is_deleted_on_start():
         with nd.client() as c:
             assert c.get(R, EPOCH, b"k") is None
         assert "Sanitizer" not in nd.tail(100000), nd.tail()
+
+
+def test_create_during_drop_is_refused_until_the_drop_is_done():
+    """A CREATE_REPLICA that arrives while a drop of the same range is
+    closing its replica must not open a replica on the log the drop is
+    about to delete: it is answered TRYAGAIN (the frames are pipelined on
+    one connection, so the node reads both before the close completes),
+    and once "dropped" is answered a create succeeds and its replica
+    works, also across a restart."""
+    import struct
+    from cairn_rpc import CREATE_REPLICA, DROP_REPLICA, _Reader, _s, err_word
+    with Cluster(1) as cl:
+        nd = cl.node(1)
+        cl.create_range(R)
+        create = struct.pack(">QQ", R, EPOCH) + _s(b"") + _s(b"") + \
+            struct.pack(">QBBB", 1, 1, 1, 1) + struct.pack(">Q", nd.id) + \
+            _s(nd.addr)
+        frames = b""
+        for rid, typ, body in ((101, DROP_REPLICA, struct.pack(">Q", R)),
+                               (102, CREATE_REPLICA, create)):
+            f = struct.pack(">BQ", typ, rid) + body
+            frames += struct.pack(">I", len(f)) + f
+        with nd.client(10) as c:
+            c.sock.sendall(frames)
+            replies = {}
+            while len(replies) < 2:
+                r = _Reader(c._recv_frame(), 4)
+                assert r.u8() == 0
+                rid, status, msg = r.u64(), r.i32(), r.str()
+                if status == 0:  # the text of a success follows
+                    msg = r.str()
+                replies[rid] = (status, msg.decode(errors="replace"))
+        assert replies[101] == (0, "dropped"), replies
+        assert err_word(replies[102][0]) == "TRYAGAIN", replies
+        assert "being dropped" in replies[102][1], replies
+        assert not os.path.exists(os.path.join(nd.dir, "raft", str(R)))
+        cl.create_range(R)
+        assert os.path.isdir(os.path.join(nd.dir, "raft", str(R)))
+        with nd.client() as c:
+            c.put(R, EPOCH, b"k", b"v")
+        nd.kill()
+        nd.start()
+        ld = cl.wait_leader(R)
+        with ld.client() as c:
+            assert c.get(R, EPOCH, b"k")[0] == b"v"
+        assert "Sanitizer" not in nd.tail(100000), nd.tail()
