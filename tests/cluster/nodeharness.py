@@ -143,8 +143,10 @@ class Cluster:
             ld = self.leader(rng, members)
             if ld is None or ld is exclude:
                 return None
-            # a leader is usable once a read goes through (own-term entry)
+            # a leader is usable once a read goes through (own-term entry),
+            # at the range's current epoch (a membership change bumps it)
+            epoch = ld.metrics(rng)["epoch"]
             with ld.client(2) as c:
-                c.scan(rng, 1, limit=1)
+                c.scan(rng, epoch, limit=1)
             return ld
         return wait_for(ready, timeout, "a leader of range %d" % rng)

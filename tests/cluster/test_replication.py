@@ -115,19 +115,6 @@ def check_all_acked(node, acked, rng=R):
         len(missing), missing[:5])
 
 
-def wait_leader_any_epoch(cluster, rng=R, timeout=30):
-    """Cluster.wait_leader, reading at the range's current epoch (it reads
-    at epoch 1, which a membership change leaves behind)."""
-    def ready():
-        ld = cluster.leader(rng)
-        if ld is None:
-            return None
-        with ld.client(2) as c:
-            c.scan(rng, ld.metrics(rng)["epoch"], limit=1)
-        return ld
-    return wait_for(ready, timeout, "a leader of range %d" % rng)
-
-
 def wait_converged(cluster, rng=R, members=None, timeout=30):
     """All live members at the same applied index with the same digest."""
     members = [m for m in (members or cluster.nodes) if m.alive()]
@@ -369,7 +356,7 @@ def test_membership_changes_under_load():
             assert roles[n4.id] == "voter"
             wait_for(lambda: all(n.metrics(R)["epoch"] == EPOCH + 1
                                  for n in cl.nodes), 20, "epoch 2 everywhere")
-            ld = wait_leader_any_epoch(cl)
+            ld = cl.wait_leader(R)
             with ld.client() as c:
                 with pytest.raises(RpcError) as e:
                     c.get(R, EPOCH, b"x")
@@ -378,7 +365,7 @@ def test_membership_changes_under_load():
                 assert c.get(R, EPOCH + 1, b"newer-epoch")[0] == b"ok"
             load.wait_more(200)
             # remove a follower that is not the leader
-            ld = wait_leader_any_epoch(cl)
+            ld = cl.wait_leader(R)
             victim = next(n for n in (n1, n2, n3) if n is not ld)
             with ld.client(20) as c:
                 reply = c.remove_replica(R, victim.id)
@@ -395,7 +382,7 @@ def test_membership_changes_under_load():
             assert not os.path.exists(os.path.join(victim.dir, "raft", "1"))
             load.wait_more(200)
             # transfer leadership to n4
-            ld = wait_leader_any_epoch(cl)
+            ld = cl.wait_leader(R)
             if ld is not n4:
                 with ld.client(20) as c:
                     c.transfer_leader(R, n4.id)
