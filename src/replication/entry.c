@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../common/err.h"
+#include "../common/grow.h"
 #include "../common/limits.h"
 
 #define SNAP_MAGIC "CSN1"
@@ -270,14 +271,9 @@ static int mark_dirty(entry_applier *a)
     entry_batcher *b = a->b;
     if (a->dirty)
         return 0;
-    if (b->n_dirty == b->cap_dirty) {
-        size_t cap = b->cap_dirty ? b->cap_dirty * 2 : 16;
-        entry_applier **d = realloc(b->dirty, cap * sizeof *d);
-        if (d == NULL)
-            return CAIRN_ERR_NOMEM;
-        b->dirty = d;
-        b->cap_dirty = cap;
-    }
+    if (grow_array((void **)&b->dirty, b->n_dirty, &b->cap_dirty,
+                   sizeof *b->dirty, 16) != 0)
+        return CAIRN_ERR_NOMEM;
     b->dirty[b->n_dirty++] = a;
     a->dirty = true;
     return 0;
@@ -372,14 +368,8 @@ static int add_op(entry_applier *a, const entry_op *op)
                               &op->seq, op->value, op->value_len);
     if (rc != 0)
         return rc;
-    if (a->n == a->cap) {
-        size_t cap = a->cap ? a->cap * 2 : 64;
-        pending *v = realloc(a->v, cap * sizeof *v);
-        if (v == NULL)
-            return CAIRN_ERR_NOMEM;
-        a->v = v;
-        a->cap = cap;
-    }
+    if (grow_array((void **)&a->v, a->n, &a->cap, sizeof *a->v, 64) != 0)
+        return CAIRN_ERR_NOMEM;
     pending *pd = &a->v[a->n];
     pd->off = a->keys.len;
     pd->len = op->key_len;

@@ -16,6 +16,7 @@
 #include <raft/uv.h>
 
 #include "../common/err.h"
+#include "../common/grow.h"
 #include "../common/limits.h"
 
 #define LAG_RING 1024 /* (index, time) of recent proposals, for lag seconds */
@@ -126,14 +127,8 @@ static uint64_t now_ms(replica *r) { return uv_now(r->env->loop); }
 
 static int wvec_push(wvec *v, const waiter *w)
 {
-    if (v->n == v->cap) {
-        size_t cap = v->cap ? v->cap * 2 : 16;
-        waiter *nv = realloc(v->v, cap * sizeof *nv);
-        if (nv == NULL)
-            return CAIRN_ERR_NOMEM;
-        v->v = nv;
-        v->cap = cap;
-    }
+    if (grow_array((void **)&v->v, v->n, &v->cap, sizeof *v->v, 16) != 0)
+        return CAIRN_ERR_NOMEM;
     v->v[v->n++] = *w;
     return 0;
 }

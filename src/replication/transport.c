@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "../common/buf.h"
+#include "../common/grow.h"
 
 typedef struct rep_transport rep_transport;
 
@@ -83,14 +84,9 @@ static rep_transport *hub_find(rep_hub *h, uint64_t range_id)
 
 static int hub_add(rep_hub *h, rep_transport *tr)
 {
-    if (h->n == h->cap) {
-        size_t cap = h->cap ? h->cap * 2 : 16;
-        rep_transport **l = realloc(h->list, cap * sizeof *l);
-        if (l == NULL)
-            return RAFT_NOMEM;
-        h->list = l;
-        h->cap = cap;
-    }
+    if (grow_array((void **)&h->list, h->n, &h->cap, sizeof *h->list,
+                   16) != 0)
+        return RAFT_NOMEM;
     h->list[h->n++] = tr;
     return 0;
 }
