@@ -1,0 +1,177 @@
+/*
+ * node_conn.c - a node's client connections: accept, the handshake,
+ * length-prefixed request frames in, replies out in one buffered write at
+ * a time (node_int.h). A connection whose handshake says Raft is handed to
+ * the replication layer, which owns it from then on.
+ */
+#include "node_int.h"
+
+#include <stdlib.h>
+
+#include <raft.h>
+
+#define READ_CHUNK (64 * 1024)
+
+static void conn_closed(uv_handle_t *h)
+{
+    conn *c = h->data;
+    raft_free(c->tcp);
+    c->tcp = NULL;
+    node_conn_unref(c);
+}
+
+void node_conn_close(conn *c)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    uv_close((uv_handle_t *)c->tcp, conn_closed);
+}
+
+void node_conn_ref(conn *c) { c->refs++; }
+
+void node_conn_unref(conn *c)
+{
+    if (--c->refs > 0)
+        return;
+    node *n = c->n;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        n->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    buf_free(&c->in);
+    buf_free(&c->out);
+    buf_free(&c->writing);
+    free(c);
+}
+
+static void conn_written(uv_write_t *w, int status)
+{
+    conn *c = w->data;
+    c->writing_busy = false;
+    buf_reset(&c->writing);
+    if (status != 0)
+        node_conn_close(c);
+    else if (!c->closing)
+        node_conn_flush(c);
+    node_conn_unref(c);
+}
+
+void node_conn_flush(conn *c)
+{
+    if (c->writing_busy || c->out.len == 0 || c->closing)
+        return;
+    buf t = c->writing;
+    c->writing = c->out;
+    c->out = t;
+    uv_buf_t b = uv_buf_init((char *)c->writing.data,
+                             (unsigned)c->writing.len);
+    c->wreq.data = c;
+    if (uv_write(&c->wreq, (uv_stream_t *)c->tcp, &b, 1, conn_written) != 0) {
+        node_conn_close(c);
+        return;
+    }
+    c->writing_busy = true;
+    c->refs++;
+}
+
+static void conn_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
+{
+    conn *c = h->data;
+    if (buf_reserve(&c->in, READ_CHUNK) != 0) {
+        *b = uv_buf_init(NULL, 0);
+        return;
+    }
+    *b = uv_buf_init((char *)c->in.data + c->in.len,
+                     (unsigned)(c->in.cap - c->in.len));
+}
+
+/* The handshake says what the connection carries; a Raft connection is
+ * handed over to the replication hub, which owns the stream from then on. */
+static bool conn_hello(conn *c)
+{
+    rpc_hello h;
+    int used = rpc_hello_parse(c->in.data, c->in.len, &h);
+    if (used == 0)
+        return false;
+    if (used < 0 || (h.kind == RPC_CONN_RAFT && (size_t)used != c->in.len)) {
+        node_conn_close(c);
+        return false;
+    }
+    if (h.kind == RPC_CONN_RAFT) {
+        uv_read_stop((uv_stream_t *)c->tcp);
+        uv_tcp_t *tcp = c->tcp;
+        c->tcp = NULL;
+        c->closing = true;
+        rep_hub_accept(c->n->hub, &h, tcp);
+        node_conn_unref(c);
+        return false;
+    }
+    buf_consume(&c->in, (size_t)used);
+    c->hello_done = true;
+    return true;
+}
+
+static void conn_frames(conn *c)
+{
+    size_t pos = 0;
+    while (!c->closing) {
+        long n = rpc_frame_len(c->in.data + pos, c->in.len - pos);
+        if (n == 0)
+            break;
+        rpc_request q;
+        if (n < 0 || rpc_decode_request(c->in.data + pos, (size_t)n, &q) != 0) {
+            node_conn_close(c);
+            break;
+        }
+        node_dispatch(c, &q);
+        pos += (size_t)n;
+    }
+    buf_consume(&c->in, pos);
+    node_conn_flush(c);
+}
+
+static void conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+    conn *c = s->data;
+    if (nread < 0) {
+        node_conn_close(c);
+        return;
+    }
+    c->in.len += (size_t)nread;
+    if (!c->hello_done && !conn_hello(c))
+        return;
+    c->refs++; /* a dispatch may drop the last other reference */
+    conn_frames(c);
+    node_conn_unref(c);
+}
+
+void node_on_connection(uv_stream_t *server, int status)
+{
+    node *n = server->data;
+    if (status != 0 || n->stopping)
+        return;
+    conn *c = calloc(1, sizeof *c);
+    uv_tcp_t *tcp = c ? raft_malloc(sizeof *tcp) : NULL;
+    if (tcp == NULL) {
+        free(c);
+        return;
+    }
+    uv_tcp_init(&n->loop, tcp);
+    c->n = n;
+    c->tcp = tcp;
+    c->refs = 1;
+    tcp->data = c;
+    c->next = n->conns;
+    if (n->conns)
+        n->conns->prev = c;
+    n->conns = c;
+    if (uv_accept(server, (uv_stream_t *)tcp) != 0 ||
+        uv_read_start((uv_stream_t *)tcp, conn_alloc, conn_read) != 0) {
+        node_conn_close(c);
+        return;
+    }
+    uv_tcp_nodelay(tcp, 1);
+}

@@ -1,0 +1,475 @@
+/*
+ * node_dispatch.c - a node's RPC requests: data requests go to their
+ * replica after the routing checks, admin requests to the registry or the
+ * replica; every answer is written to the connection's reply buffer
+ * (node_int.h).
+ */
+#include "node_int.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/err.h"
+#include "../common/limits.h"
+
+#define SCAN_LIMIT_DEFAULT 1000
+#define SCAN_LIMIT_MAX 100000
+
+/* A request waiting for its replica. */
+typedef struct op {
+    conn *c;
+    uint64_t id;
+    rpc_type type;
+    replica *r;
+    buf key, end;
+    uint32_t limit;
+    uint64_t range_id; /* drop, admin: the range of the request */
+} op;
+
+/* ---- replies ---------------------------------------------------------- */
+
+static void reply_error(conn *c, uint64_t id, int status, const char *msg)
+{
+    rpc_reply_error(&c->out, id, status, msg ? msg : cairn_err_message(status));
+}
+
+/* NOT_LEADER with the leader this replica knows; with none known (an
+ * election is running, or no majority is reachable to elect one) the clear
+ * answer is NOQUORUM. */
+static void reply_not_leader(conn *c, uint64_t id, replica *r)
+{
+    uint64_t lid = 0;
+    const char *addr = NULL;
+    if (r)
+        replica_leader(r, &lid, &addr);
+    if (lid == 0) {
+        rpc_reply_error(&c->out, id, CAIRN_ERR_NO_QUORUM,
+                        "no leader: election in progress or no majority of "
+                        "replicas reachable");
+        return;
+    }
+    if (lid == c->n->opts->id) { /* still leader, but handing over */
+        rpc_reply_error(&c->out, id, CAIRN_ERR_TRYAGAIN,
+                        "leadership transfer in progress");
+        return;
+    }
+    rpc_reply_not_leader(&c->out, id, lid, addr ? addr : "");
+}
+
+static void reply_status(conn *c, uint64_t id, int status, replica *r,
+                         const char *msg)
+{
+    if (status == CAIRN_ERR_NOT_LEADER)
+        reply_not_leader(c, id, r);
+    else
+        reply_error(c, id, status, msg);
+}
+
+/* ---- ops -------------------------------------------------------------- */
+
+static op *op_new(conn *c, const rpc_request *q, replica *r)
+{
+    op *o = calloc(1, sizeof *o);
+    if (o == NULL)
+        return NULL;
+    o->c = c;
+    o->id = q->id;
+    o->type = q->type;
+    o->r = r;
+    o->limit = q->limit;
+    o->range_id = q->range_id;
+    if (buf_append(&o->key, q->key.p, q->key.len) != 0 ||
+        buf_append(&o->end, q->end.p, q->end.len) != 0) {
+        buf_free(&o->key);
+        free(o);
+        return NULL;
+    }
+    node_conn_ref(c);
+    return o;
+}
+
+/* Finish an op: flush its reply (if the connection is still open). */
+static void op_done(op *o)
+{
+    conn *c = o->c;
+    buf_free(&o->key);
+    buf_free(&o->end);
+    free(o);
+    if (!c->closing)
+        node_conn_flush(c);
+    node_conn_unref(c);
+}
+
+/* ---- data requests ---------------------------------------------------- */
+
+static void write_done(void *arg, int status, const seq *s)
+{
+    op *o = arg;
+    if (!o->c->closing) {
+        if (status == 0)
+            rpc_reply_seq(&o->c->out, o->id, s);
+        else
+            reply_status(o->c, o->id, status, o->r, NULL);
+    }
+    op_done(o);
+}
+
+static void serve_get(op *o)
+{
+    seq s;
+    bool tomb = false;
+    buf v = BUF_INIT;
+    const range_meta *m = replica_meta(o->r);
+    int rc = engine_get(replica_engine(o->r), NULL, m->range_id, o->key.data,
+                        o->key.len, &s, &tomb, &v);
+    if (rc == 0 && tomb)
+        rc = CAIRN_ERR_NOT_FOUND;
+    if (rc == 0)
+        rpc_reply_value(&o->c->out, o->id, &s, v.data, v.len);
+    else
+        reply_error(o->c, o->id, rc, NULL);
+    buf_free(&v);
+}
+
+static int cmp_bytes(const void *a, size_t an, const void *b, size_t bn)
+{
+    size_t n = an < bn ? an : bn;
+    int c = n ? memcmp(a, b, n) : 0;
+    if (c != 0)
+        return c;
+    return an < bn ? -1 : an > bn;
+}
+
+/* Clamp the requested [start, end) to the range's bounds. */
+static void scan_bounds(const range_meta *m, op *o, buf *start, buf *end)
+{
+    const buf *rs = &m->start, *re = &m->end;
+    if (cmp_bytes(o->key.data, o->key.len, rs->data, rs->len) < 0)
+        buf_append(start, rs->data, rs->len);
+    else
+        buf_append(start, o->key.data, o->key.len);
+    if (o->end.len == 0 ||
+        (re->len && cmp_bytes(o->end.data, o->end.len, re->data, re->len) > 0))
+        buf_append(end, re->data, re->len);
+    else
+        buf_append(end, o->end.data, o->end.len);
+}
+
+static void serve_scan(op *o)
+{
+    const range_meta *m = replica_meta(o->r);
+    buf start = BUF_INIT, end = BUF_INIT;
+    engine_iter *it = NULL;
+    size_t mark;
+    uint32_t limit = o->limit ? o->limit : SCAN_LIMIT_DEFAULT, count = 0;
+    if (limit > SCAN_LIMIT_MAX)
+        limit = SCAN_LIMIT_MAX;
+    scan_bounds(m, o, &start, &end);
+    int rc = engine_iter_open(replica_engine(o->r), NULL, m->range_id,
+                              start.data, start.len, end.data, end.len,
+                              limit, 0, &it);
+    bool more = false;
+    if (rc == 0)
+        rc = rpc_reply_scan_begin(&o->c->out, o->id, &mark);
+    engine_entry en;
+    while (rc == 0 && (rc = engine_iter_next(it, &en)) == 1) {
+        if (o->c->out.len - mark > RPC_SCAN_BYTES) {
+            more = true;
+            rc = 0;
+            break;
+        }
+        rc = rpc_reply_scan_add(&o->c->out, en.key, en.key_len, &en.seq,
+                                en.value, en.value_len);
+        count++;
+    }
+    if (rc == 0)
+        rpc_reply_scan_end(&o->c->out, mark, count, more);
+    else if (it) {
+        o->c->out.len = mark;
+        reply_error(o->c, o->id, rc, NULL);
+    } else {
+        reply_error(o->c, o->id, rc, NULL);
+    }
+    if (it)
+        engine_iter_close(it);
+    buf_free(&start);
+    buf_free(&end);
+}
+
+static void read_done(void *arg, int status)
+{
+    op *o = arg;
+    if (!o->c->closing) {
+        if (status != 0)
+            reply_status(o->c, o->id, status, o->r, NULL);
+        else if (o->type == RPC_GET)
+            serve_get(o);
+        else
+            serve_scan(o);
+    }
+    op_done(o);
+}
+
+/* The checks every data request passes first (node.h). */
+static replica *route(conn *c, const rpc_request *q)
+{
+    replica *r = node_find_range(c->n, q->range_id);
+    char msg[128];
+    if (r == NULL) {
+        snprintf(msg, sizeof msg, "range %" PRIu64 " is not hosted here",
+                 q->range_id);
+        reply_error(c, q->id, CAIRN_ERR_RANGE_NOT_FOUND, msg);
+        return NULL;
+    }
+    /* Older than the range's epoch: the sender's routing is stale. A newer
+     * one is accepted: the metadata may be ahead of this replica (the
+     * epoch entry of a membership change not applied here yet, a change the
+     * controller recorded first), and this replica's bounds, checked next,
+     * still hold. */
+    uint64_t epoch = replica_meta(r)->epoch;
+    if (q->epoch < epoch) {
+        snprintf(msg, sizeof msg, "epoch %" PRIu64 ", range is at %" PRIu64,
+                 q->epoch, epoch);
+        reply_error(c, q->id, CAIRN_ERR_STALE_EPOCH, msg);
+        return NULL;
+    }
+    if (q->type == RPC_SCAN)
+        return r;
+    int rc = replica_check_key(r, q->key.p, q->key.len);
+    if (rc != 0) {
+        reply_error(c, q->id, rc, NULL);
+        return NULL;
+    }
+    return r;
+}
+
+static void handle_data(conn *c, const rpc_request *q)
+{
+    replica *r = route(c, q);
+    if (r == NULL)
+        return;
+    op *o = op_new(c, q, r);
+    if (o == NULL) {
+        reply_error(c, q->id, CAIRN_ERR_NOMEM, NULL);
+        return;
+    }
+    int rc;
+    if (q->type == RPC_PUT)
+        rc = replica_write(r, ENTRY_OP_PUT, q->key.p, q->key.len, q->value.p,
+                           q->value.len, q->cond, &q->cond_seq, write_done, o);
+    else if (q->type == RPC_DEL)
+        rc = replica_write(r, ENTRY_OP_DEL, q->key.p, q->key.len, NULL, 0,
+                           ENTRY_COND_NONE, NULL, write_done, o);
+    else
+        rc = replica_read(r, read_done, o);
+    if (rc != 0) {
+        reply_status(c, q->id, rc, r, NULL);
+        op_done(o);
+    }
+}
+
+/* ---- admin requests --------------------------------------------------- */
+
+/* The replica may be closing (a drop, or the node stopping) when its admin
+ * requests are answered: only a replica still in the registry is asked for
+ * its leader. */
+static void admin_done(void *arg, int status, const char *msg)
+{
+    op *o = arg;
+    if (!o->c->closing) {
+        replica *live = node_find_range(o->c->n, o->range_id);
+        if (status == 0)
+            rpc_reply_text(&o->c->out, o->id, msg, strlen(msg));
+        else if (live == o->r)
+            reply_status(o->c, o->id, status, o->r, msg);
+        else
+            reply_error(o->c, o->id, status, msg);
+    }
+    op_done(o);
+}
+
+static int meta_from_request(const rpc_request *q, range_meta *m)
+{
+    memset(m, 0, sizeof *m);
+    m->range_id = q->range_id;
+    m->table_id = q->table_id;
+    m->engine = (engine_kind)q->engine;
+    m->epoch = q->epoch;
+    if (q->range_id == 0 || q->n_peers == 0 ||
+        (m->engine != ENGINE_BTREE && m->engine != ENGINE_LSM))
+        return CAIRN_ERR_INVALID;
+    if (buf_append(&m->start, q->key.p, q->key.len) != 0 ||
+        buf_append(&m->end, q->end.p, q->end.len) != 0)
+        return CAIRN_ERR_NOMEM;
+    m->n_peers = q->n_peers;
+    for (unsigned i = 0; i < q->n_peers; i++) {
+        if (q->peers[i].addr.len >= sizeof m->peers[i].addr ||
+            q->peers[i].id == 0)
+            return CAIRN_ERR_INVALID;
+        m->peers[i].id = q->peers[i].id;
+        memcpy(m->peers[i].addr, q->peers[i].addr.p, q->peers[i].addr.len);
+        m->peers[i].addr[q->peers[i].addr.len] = '\0';
+    }
+    return 0;
+}
+
+static void handle_create(conn *c, const rpc_request *q)
+{
+    range_meta m;
+    char err[256] = "";
+    int rc = meta_from_request(q, &m);
+    if (rc == 0)
+        rc = node_create_replica(c->n, &m, q->bootstrap, err);
+    range_meta_free(&m);
+    if (rc == 0)
+        rpc_reply_text(&c->out, q->id, "created", 7);
+    else
+        reply_error(c, q->id, rc, err[0] ? err : NULL);
+}
+
+/* One range's metrics plus its digest. A failed append (out of memory)
+ * must not trim a byte of an empty buffer, hence the checks. */
+static int metrics_one(replica *r, buf *j)
+{
+    uint64_t digest = 0;
+    int rc = replica_metrics(r, j);
+    if (rc == 0)
+        rc = replica_digest(r, &digest);
+    if (rc == 0 && j->len > 0) {
+        j->len--; /* reopen the object to add the digest */
+        rc = buf_appendf(j, ",\"digest\":\"%016" PRIx64 "\"}", digest);
+    }
+    return rc;
+}
+
+typedef struct metrics_walk {
+    buf *j;
+    bool first;
+    int rc;
+} metrics_walk;
+
+static void metrics_visit(void *arg, replica *r)
+{
+    metrics_walk *w = arg;
+    if (w->rc == 0 && !w->first)
+        w->rc = buf_append_str(w->j, ",");
+    w->first = false;
+    if (w->rc == 0)
+        w->rc = replica_metrics(r, w->j);
+}
+
+static int metrics_all(node *n, buf *j)
+{
+    metrics_walk w = {j, true, 0};
+    w.rc = buf_appendf(j, "{\"node\":%" PRIu64 ",\"address\":\"%s\","
+                       "\"ranges\":[", n->opts->id, n->opts->listen);
+    if (w.rc == 0)
+        node_each_replica(n, metrics_visit, &w);
+    return w.rc ? w.rc : buf_append_str(j, "]}");
+}
+
+static void handle_metrics(conn *c, const rpc_request *q)
+{
+    buf j = BUF_INIT;
+    int rc;
+    if (q->range_id) {
+        replica *r = node_find_range(c->n, q->range_id);
+        rc = r ? metrics_one(r, &j) : CAIRN_ERR_RANGE_NOT_FOUND;
+    } else {
+        rc = metrics_all(c->n, &j);
+    }
+    if (rc == 0)
+        rpc_reply_text(&c->out, q->id, (const char *)j.data, j.len);
+    else
+        reply_error(c, q->id, rc, NULL);
+    buf_free(&j);
+}
+
+static void handle_membership(conn *c, const rpc_request *q)
+{
+    replica *r = node_find_range(c->n, q->range_id);
+    if (r == NULL) {
+        reply_error(c, q->id, CAIRN_ERR_RANGE_NOT_FOUND, NULL);
+        return;
+    }
+    op *o = op_new(c, q, r);
+    char addr[RPC_ADDR_MAX + 1];
+    if (o == NULL || q->addr.len > RPC_ADDR_MAX) {
+        reply_error(c, q->id, o ? CAIRN_ERR_INVALID : CAIRN_ERR_NOMEM, NULL);
+        if (o)
+            op_done(o);
+        return;
+    }
+    if (q->addr.len)
+        memcpy(addr, q->addr.p, q->addr.len);
+    addr[q->addr.len] = '\0';
+    int rc;
+    if (q->type == RPC_ADD_REPLICA)
+        rc = replica_add(r, q->node_id, addr, admin_done, o);
+    else if (q->type == RPC_REMOVE_REPLICA)
+        rc = replica_remove(r, q->node_id, admin_done, o);
+    else
+        rc = replica_transfer(r, q->node_id, admin_done, o);
+    if (rc != 0) {
+        reply_status(c, q->id, rc, r, NULL);
+        op_done(o);
+    }
+}
+
+static void dropped(void *arg, int status)
+{
+    op *o = arg;
+    if (!o->c->closing) {
+        if (status == 0)
+            rpc_reply_text(&o->c->out, o->id, "dropped", 7);
+        else
+            reply_error(o->c, o->id, status, NULL);
+    }
+    op_done(o);
+}
+
+/* Delete this node's replica of a range (after the leader removed it from
+ * the group, or to clean up a replica that never joined). */
+static void handle_drop(conn *c, const rpc_request *q)
+{
+    op *o = op_new(c, q, NULL);
+    if (o == NULL) {
+        reply_error(c, q->id, CAIRN_ERR_NOMEM, NULL);
+        return;
+    }
+    int rc = node_drop_replica(c->n, q->range_id, dropped, o);
+    if (rc != 0) {
+        reply_error(c, q->id, rc,
+                    rc == CAIRN_ERR_TRYAGAIN ? "being dropped" : NULL);
+        op_done(o);
+    }
+}
+
+void node_dispatch(conn *c, const rpc_request *q)
+{
+    switch (q->type) {
+    case RPC_PING:
+        rpc_reply_ok(&c->out, q->id);
+        break;
+    case RPC_PUT:
+    case RPC_DEL:
+    case RPC_GET:
+    case RPC_SCAN:
+        handle_data(c, q);
+        break;
+    case RPC_CREATE_REPLICA:
+        handle_create(c, q);
+        break;
+    case RPC_METRICS:
+        handle_metrics(c, q);
+        break;
+    case RPC_DROP_REPLICA:
+        handle_drop(c, q);
+        break;
+    default:
+        handle_membership(c, q);
+        break;
+    }
+}

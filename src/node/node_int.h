@@ -1,0 +1,124 @@
+/*
+ * node_int.h - what the files of the node process share (node.h is the
+ * public face). One concern per file:
+ *
+ *     node.c           start and stop: directories, listener, signals, loop
+ *     node_registry.c  the replica registry: range id -> replica, index
+ *                      stores, create, reopen on start, drop
+ *     node_dispatch.c  RPC requests: data (put/del/get/scan) and admin
+ *                      (create, membership, metrics, drop) -> replies
+ *     node_conn.c      client connections: accept, handshake, framing,
+ *                      buffered replies; Raft connections go to the link
+ *     node_meta.c      etcd registration and leader records (node_meta.h)
+ *
+ * Layering is one way: node.c -> node_conn.c -> node_dispatch.c ->
+ * node_registry.c -> replication/. Replies flow back through callbacks.
+ */
+#ifndef CAIRN_NODE_INT_H
+#define CAIRN_NODE_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "../common/buf.h"
+#include "../common/u64map.h"
+#include "../proto/rpc.h"
+#include "node.h"
+#include "node_meta.h"
+
+typedef struct node node;
+
+/* One client connection (router, admin tool, tests). */
+typedef struct conn {
+    node *n;
+    uv_tcp_t *tcp;
+    buf in;
+    buf out;     /* replies not yet written */
+    buf writing; /* replies being written */
+    uv_write_t wreq;
+    bool hello_done, closing, writing_busy;
+    int refs; /* 1 while open + 1 per request in progress */
+    struct conn *prev, *next;
+} conn;
+
+/* A hosted range. */
+typedef struct slot {
+    uint64_t range_id;
+    replica *r;
+    /* Closing for a drop: the range is refused until its data is gone,
+     * so that a create meanwhile cannot open a replica on the log the drop
+     * is about to delete. */
+    bool dropping;
+} slot;
+
+struct node {
+    const node_options *opts;
+    uv_loop_t loop;
+    uv_tcp_t listener;
+    uv_signal_t sigint, sigterm;
+    rep_env env;
+    rep_hub *hub;
+    seq_clock *clock;
+    engine *engines[3]; /* by engine_kind */
+    u64map slots;       /* range id -> slot */
+    conn *conns;
+    int closing_replicas;
+    void (*all_closed)(node *n); /* node_close_replicas' callback */
+    bool stopping;
+    node_meta *meta; /* etcd registration and leader records, or NULL */
+};
+
+/* ---- node_registry.c -------------------------------------------------- */
+
+/* The slot of a range, dropping or not; NULL if not hosted. */
+slot *node_find_slot(node *n, uint64_t range_id);
+
+/* The open replica of a range; a range being dropped has none. */
+replica *node_find_range(node *n, uint64_t range_id);
+
+/* Create a replica of `m`: its meta (applied index 0) is made durable in
+ * the index store first, so that it is reopened after a restart. EXISTS if
+ * hosted, TRYAGAIN while a drop of it finishes; `err` (256 bytes) says
+ * more. */
+int node_create_replica(node *n, const range_meta *m, bool boot, char *err);
+
+/* Reopen every replica the index stores hold (on start). */
+void node_open_existing(node *n);
+
+/* Close range `range_id` for a drop (it is refused meanwhile), delete its
+ * data and log for good, forget it, then `cb(arg, status)`. RANGE_NOT_FOUND
+ * if not hosted, TRYAGAIN if already being dropped (cb does not fire). */
+int node_drop_replica(node *n, uint64_t range_id,
+                      void (*cb)(void *arg, int status), void *arg);
+
+/* Close every replica (the node is stopping); `cb(n)` once all are closed,
+ * drops in progress included. */
+void node_close_replicas(node *n, void (*cb)(node *n));
+
+/* Visit every open replica (node_meta_each). */
+void node_each_replica(void *arg, node_meta_visit fn, void *varg);
+
+/* Free the registry and close the index stores (replicas closed). */
+void node_registry_free(node *n);
+
+/* ---- node_dispatch.c -------------------------------------------------- */
+
+/* Serve one decoded request of `c`; replies go to c->out (node_conn). */
+void node_dispatch(conn *c, const rpc_request *q);
+
+/* ---- node_conn.c ------------------------------------------------------ */
+
+/* Accept a connection on the listener. */
+void node_on_connection(uv_stream_t *server, int status);
+
+/* Write what c->out holds (if not already writing). */
+void node_conn_flush(conn *c);
+
+/* Close (idempotent); the memory goes with the last reference. */
+void node_conn_close(conn *c);
+void node_conn_ref(conn *c);
+void node_conn_unref(conn *c);
+
+#endif

@@ -1,0 +1,325 @@
+/*
+ * node_registry.c - the replica registry of a node: which ranges it hosts,
+ * their index stores, creating, reopening and dropping replicas
+ * (node_int.h).
+ */
+#include "node_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../common/err.h"
+
+slot *node_find_slot(node *n, uint64_t range_id)
+{
+    return u64map_get(&n->slots, range_id);
+}
+
+replica *node_find_range(node *n, uint64_t range_id)
+{
+    slot *s = node_find_slot(n, range_id);
+    return s && !s->dropping ? s->r : NULL;
+}
+
+static int add_range(node *n, uint64_t range_id, replica *r)
+{
+    slot *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return CAIRN_ERR_NOMEM;
+    s->range_id = range_id;
+    s->r = r;
+    if (u64map_put(&n->slots, range_id, s) != 0) {
+        free(s);
+        return CAIRN_ERR_NOMEM;
+    }
+    return 0;
+}
+
+static void remove_range(node *n, uint64_t range_id)
+{
+    free(u64map_del(&n->slots, range_id));
+}
+
+static int get_engine(node *n, engine_kind kind, engine **out)
+{
+    if (kind != ENGINE_BTREE && kind != ENGINE_LSM)
+        return CAIRN_ERR_INVALID;
+    if (n->engines[kind] == NULL) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", n->opts->dir,
+                 kind == ENGINE_BTREE ? "lmdb" : "rocks");
+        int rc = engine_open(kind, path, NULL, &n->engines[kind]);
+        if (rc != 0)
+            return rc;
+        n->env.batchers[kind] = entry_batcher_new(n->engines[kind]);
+        if (n->env.batchers[kind] == NULL)
+            return CAIRN_ERR_NOMEM; /* the engine stays open for a retry */
+    }
+    *out = n->engines[kind];
+    return 0;
+}
+
+int node_create_replica(node *n, const range_meta *m, bool boot, char *err)
+{
+    engine *e;
+    buf blob = BUF_INIT;
+    slot *s = node_find_slot(n, m->range_id);
+    if (s && s->dropping) {
+        snprintf(err, 256, "range %" PRIu64 " is being dropped",
+                 m->range_id);
+        return CAIRN_ERR_TRYAGAIN;
+    }
+    if (s)
+        return CAIRN_ERR_EXISTS;
+    int rc = get_engine(n, m->engine, &e);
+    engine_batch *b = rc == 0 ? engine_batch_new() : NULL;
+    if (rc == 0 && b == NULL)
+        rc = CAIRN_ERR_NOMEM;
+    if (rc == 0)
+        rc = range_meta_encode(m, &blob);
+    if (rc == 0)
+        rc = engine_batch_set_meta(b, m->range_id, blob.data, blob.len);
+    if (rc == 0)
+        rc = engine_write(e, b);
+    if (rc == 0)
+        rc = engine_sync(e);
+    if (b)
+        engine_batch_free(b);
+    buf_free(&blob);
+    replica *r = NULL;
+    if (rc == 0)
+        rc = replica_open(&n->env, e, m, boot, &r, err);
+    if (rc == 0 && (rc = add_range(n, m->range_id, r)) != 0)
+        replica_close(r, NULL, NULL);
+    return rc;
+}
+
+static bool has_raft_dir(node *n, uint64_t range_id)
+{
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/raft/%" PRIu64, n->opts->dir, range_id);
+    return stat(path, &st) == 0 || errno != ENOENT;
+}
+
+/* A range whose store data has no Raft log directory: a drop whose data
+ * deletion was not yet durable when its log was deleted (before drops
+ * synced the store), or a create that crashed before replica_open made
+ * the directory (never acknowledged). Without a log the replica has no
+ * term, vote or configuration and could never rejoin its group, and its
+ * data proves nothing (the log is the durable truth): finish the drop. */
+static void drop_leftover(engine *e, uint64_t range_id)
+{
+    int rc = engine_drop_range(e, range_id);
+    if (rc == 0)
+        rc = engine_sync(e);
+    fprintf(stderr, "cairn node: range %" PRIu64 " has index-store data "
+            "but no Raft log (an interrupted drop or create): %s\n",
+            range_id, rc == 0 ? "data deleted" : cairn_err_message(rc));
+}
+
+/* Reopen every replica an index store holds. A range whose log cannot be
+ * loaded stays closed, with the reason on stderr; the others start. */
+static void load_replicas(node *n, engine *e)
+{
+    uint64_t *ids = NULL;
+    size_t count = 0;
+    if (engine_list_ranges(e, &ids, &count) != 0)
+        return;
+    for (size_t i = 0; i < count; i++) {
+        buf blob = BUF_INIT;
+        range_meta m = {0};
+        char err[256] = "";
+        replica *r;
+        m.range_id = ids[i];
+        if (!has_raft_dir(n, ids[i])) {
+            drop_leftover(e, ids[i]);
+            continue;
+        }
+        int rc = engine_get_meta(e, NULL, ids[i], &blob);
+        if (rc == 0)
+            rc = range_meta_decode(blob.data, blob.len, &m);
+        if (rc == 0)
+            rc = replica_open(&n->env, e, &m, false, &r, err);
+        if (rc == 0)
+            rc = add_range(n, ids[i], r);
+        if (rc != 0)
+            fprintf(stderr, "cairn node: range %" PRIu64
+                    " not started: %s %s\n", ids[i], cairn_err_message(rc),
+                    err);
+        range_meta_free(&m);
+        buf_free(&blob);
+    }
+    free(ids);
+}
+
+void node_open_existing(node *n)
+{
+    static const engine_kind kinds[] = {ENGINE_BTREE, ENGINE_LSM};
+    for (int i = 0; i < 2; i++) {
+        char path[4096];
+        struct stat st;
+        engine *e;
+        snprintf(path, sizeof path, "%s/%s", n->opts->dir,
+                 kinds[i] == ENGINE_BTREE ? "lmdb" : "rocks");
+        if (stat(path, &st) == 0 && get_engine(n, kinds[i], &e) == 0)
+            load_replicas(n, e);
+    }
+}
+
+/* ---- drop ------------------------------------------------------------- */
+
+/* Remove a directory of plain files (a replica's Raft log). */
+static int remove_flat_dir(const char *path)
+{
+    DIR *d = opendir(path);
+    struct dirent *de;
+    char file[4096 + 32 + 256 + 2]; /* path: DIR/raft/<range id> */
+    if (d == NULL)
+        return errno == ENOENT ? 0 : CAIRN_ERR_IO;
+    while ((de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        snprintf(file, sizeof file, "%s/%s", path, de->d_name);
+        unlink(file);
+    }
+    closedir(d);
+    return rmdir(path) == 0 ? 0 : CAIRN_ERR_IO;
+}
+
+/* fsync a directory, so that the entries removed from it stay removed. */
+static int sync_dir(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY);
+    if (fd < 0)
+        return CAIRN_ERR_IO;
+    int rc = fsync(fd) == 0 ? 0 : CAIRN_ERR_IO;
+    close(fd);
+    return rc;
+}
+
+/* Delete a closed replica: its index-store data (one atomic engine
+ * operation) made durable first, then its log, then the log's directory
+ * entry. A crash at any point leaves the replica whole, or its data gone
+ * and an orphan log directory (never opened again: a replica exists only
+ * while the store holds its meta), or nothing - never data without a log
+ * (load_replicas deletes such leftovers of older versions). */
+static int drop_replica_files(node *n, engine *e, uint64_t range_id)
+{
+    char raft[4096], path[4096 + 32];
+    snprintf(raft, sizeof raft, "%s/raft", n->opts->dir);
+    snprintf(path, sizeof path, "%s/%" PRIu64, raft, range_id);
+    int rc = engine_drop_range(e, range_id);
+    if (rc == 0)
+        rc = engine_sync(e);
+    if (rc == 0)
+        rc = remove_flat_dir(path);
+    if (rc == 0)
+        rc = sync_dir(raft);
+    return rc;
+}
+
+typedef struct drop_job {
+    node *n;
+    uint64_t range_id;
+    engine *eng;
+    void (*cb)(void *arg, int status);
+    void *arg;
+} drop_job;
+
+static void replica_closed(void *arg);
+
+/* The replica is closed: delete it for good, then free its range id. */
+static void dropped(void *arg)
+{
+    drop_job *j = arg;
+    node *n = j->n;
+    int rc = drop_replica_files(n, j->eng, j->range_id);
+    remove_range(n, j->range_id);
+    if (n->stopping) /* node_close_replicas counted it */
+        replica_closed(n);
+    j->cb(j->arg, rc);
+    free(j);
+}
+
+int node_drop_replica(node *n, uint64_t range_id,
+                      void (*cb)(void *arg, int status), void *arg)
+{
+    slot *s = node_find_slot(n, range_id);
+    if (s == NULL)
+        return CAIRN_ERR_RANGE_NOT_FOUND;
+    if (s->dropping) /* not gone yet: "not found" would be premature */
+        return CAIRN_ERR_TRYAGAIN;
+    drop_job *j = calloc(1, sizeof *j);
+    if (j == NULL)
+        return CAIRN_ERR_NOMEM;
+    *j = (drop_job){n, range_id, replica_engine(s->r), cb, arg};
+    s->dropping = true;
+    replica_close(s->r, dropped, j);
+    return 0;
+}
+
+/* ---- the whole registry ----------------------------------------------- */
+
+static void replica_closed(void *arg)
+{
+    node *n = arg;
+    if (--n->closing_replicas == 0 && n->all_closed)
+        n->all_closed(n);
+}
+
+void node_close_replicas(node *n, void (*cb)(node *n))
+{
+    size_t it = 0;
+    uint64_t id;
+    void *v;
+    n->all_closed = cb;
+    /* a replica being dropped is already closing: dropped() counts it */
+    n->closing_replicas = (int)n->slots.n;
+    if (n->closing_replicas == 0) {
+        cb(n);
+        return;
+    }
+    while (u64map_next(&n->slots, &it, &id, &v)) {
+        slot *s = v;
+        if (!s->dropping)
+            replica_close(s->r, replica_closed, n);
+    }
+}
+
+void node_each_replica(void *arg, node_meta_visit fn, void *varg)
+{
+    node *n = arg;
+    size_t it = 0;
+    uint64_t id;
+    void *v;
+    while (u64map_next(&n->slots, &it, &id, &v)) {
+        slot *s = v;
+        if (!s->dropping)
+            fn(varg, s->r);
+    }
+}
+
+void node_registry_free(node *n)
+{
+    size_t it = 0;
+    uint64_t id;
+    void *v;
+    while (u64map_next(&n->slots, &it, &id, &v))
+        free(v);
+    u64map_free(&n->slots);
+    for (int k = 0; k < 3; k++) {
+        entry_batcher_free(n->env.batchers[k]); /* replicas flushed them */
+        n->env.batchers[k] = NULL;
+        if (n->engines[k])
+            engine_close(n->engines[k]);
+        n->engines[k] = NULL;
+    }
+}
