@@ -31,8 +31,10 @@ static int usage(FILE *out)
             "  --heartbeat-ms N        heartbeat interval (default 100)\n"
             "  --snapshot-threshold N  entries between snapshots (4096)\n"
             "  --snapshot-trailing N   entries kept after a snapshot (1024)\n"
-            "  --segment-size BYTES    Raft log segment size (8 MiB)\n"
-            "  --snapshot-cap BYTES    largest range/snapshot (64 MiB)\n");
+            "  --snapshot-cap BYTES    largest range/snapshot (64 MiB)\n"
+            "  --quiesce-ticks N       idle heartbeats before a range sleeps\n"
+            "                          (default 5; 0: ranges never sleep)\n"
+            "  --node-heartbeat-ms N   node-to-node heartbeat (default 200)\n");
     return out == stdout ? 0 : 2;
 }
 
@@ -59,7 +61,8 @@ int cmd_node(int argc, char **argv)
         {"heartbeat-ms", required_argument, NULL, 'H'},
         {"snapshot-threshold", required_argument, NULL, 'T'},
         {"snapshot-trailing", required_argument, NULL, 'R'},
-        {"segment-size", required_argument, NULL, 'S'},
+        {"quiesce-ticks", required_argument, NULL, 'Q'},
+        {"node-heartbeat-ms", required_argument, NULL, 'N'},
         {"snapshot-cap", required_argument, NULL, 'C'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -90,7 +93,8 @@ int cmd_node(int argc, char **argv)
         case 'H': o.rep.heartbeat_ms = (unsigned)atoi(optarg); break;
         case 'T': o.rep.snapshot_threshold = (unsigned)atoi(optarg); break;
         case 'R': o.rep.snapshot_trailing = (unsigned)atoi(optarg); break;
-        case 'S': o.rep.segment_size = strtoull(optarg, NULL, 10); break;
+        case 'Q': o.rep.quiesce_ticks = (unsigned)atoi(optarg); break;
+        case 'N': o.rep.node_heartbeat_ms = (unsigned)atoi(optarg); break;
         case 'C': o.rep.snapshot_cap = strtoull(optarg, NULL, 10); break;
         case 'h': return usage(stdout);
         default: return usage(stderr);

@@ -62,6 +62,11 @@ seq seq_next(seq_clock *c)
     return seq_make(c->last_time, c->last_counter, c->node_id);
 }
 
+seq seq_clock_mark(const seq_clock *c)
+{
+    return seq_make(c->last_time, c->last_counter, c->node_id);
+}
+
 void seq_observe(seq_clock *c, const seq *s)
 {
     uint64_t t = seq_time(s);

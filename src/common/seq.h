@@ -53,6 +53,11 @@ seq seq_next(seq_clock *c);
 /* Move the clock past `s` (rule 3). Never moves it backwards. */
 void seq_observe(seq_clock *c, const seq *s);
 
+/* The clock's high-water mark: a sequencer >= every one it returned or
+ * observed so far. Observing it later (e.g. after a restart, from where it
+ * was saved) keeps rule 2 for all of them. */
+seq seq_clock_mark(const seq_clock *c);
+
 /* memcmp order: <0, 0, >0. */
 int seq_cmp(const seq *a, const seq *b);
 

@@ -4,6 +4,7 @@
  */
 #include "node_int.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -57,12 +58,28 @@ static int start_listener(node *n)
 
 static int make_dirs(const char *dir)
 {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/raft", dir);
-    if ((mkdir(dir, 0755) != 0 && errno != EEXIST) ||
-        (mkdir(path, 0755) != 0 && errno != EEXIST))
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
         return CAIRN_ERR_IO;
     return 0;
+}
+
+/* Before the node-wide log (docs/OPERATIONS.md, "Upgrading"), each range
+ * kept libraft's own segment files under DIR/raft/<range id>/. Serving
+ * such a directory with the new log would forget every range's term, vote
+ * and log: refuse, saying why, rather than lose acknowledged writes. */
+static bool old_layout(const char *dir)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/raft", dir);
+    DIR *d = opendir(path);
+    if (d == NULL)
+        return false;
+    bool found = false;
+    struct dirent *de;
+    while (!found && (de = readdir(d)) != NULL)
+        found = de->d_name[0] >= '0' && de->d_name[0] <= '9';
+    closedir(d);
+    return found;
 }
 
 static void boot_static(node *n)
@@ -104,11 +121,11 @@ static void close_walk(uv_handle_t *h, void *arg)
 
 static void node_free(node *n)
 {
+    rep_env_stop(&n->env); /* every replica is closed: the log is idle */
     uv_walk(&n->loop, close_walk, NULL);
     uv_run(&n->loop, UV_RUN_DEFAULT);
     uv_loop_close(&n->loop);
     node_registry_free(n);
-    rep_hub_free(n->hub);
     seq_clock_free(n->clock);
 }
 
@@ -130,17 +147,30 @@ int node_run(const node_options *opts)
                 strerror(errno));
         return 1;
     }
+    if (old_layout(opts->dir)) {
+        fprintf(stderr, "cairn node: %s/raft holds per-range Raft logs of "
+                "an older cairn; this version keeps every range's log in "
+                "%s/raftlog and does not convert them. Not starting: see "
+                "docs/OPERATIONS.md, \"Upgrading\"\n", opts->dir, opts->dir);
+        return 1;
+    }
     /* A peer or client that goes away must cost a write error, not the
      * process. */
     signal(SIGPIPE, SIG_IGN);
     uv_loop_init(&n.loop);
-    n.hub = rep_hub_new(&n.loop);
     n.clock = seq_clock_new((uint32_t)opts->id, NULL, NULL);
-    n.env = (rep_env){.loop = &n.loop, .hub = n.hub, .node_id = opts->id,
+    n.env = (rep_env){.loop = &n.loop, .node_id = opts->id,
                       .address = opts->listen, .dir = opts->dir,
                       .clock = n.clock, .nonce = random_nonce(),
                       .opts = opts->rep};
-    int rc = start_listener(&n);
+    char err[256] = "";
+    int rc = rep_env_start(&n.env, err);
+    if (rc != 0) {
+        fprintf(stderr, "cairn node: %s\n", err);
+        node_free(&n);
+        return 1;
+    }
+    rc = start_listener(&n);
     if (rc != 0) {
         fprintf(stderr, "cairn node: cannot listen on %s\n", opts->listen);
         node_free(&n);

@@ -8,14 +8,12 @@
 
 #include <stdlib.h>
 
-#include <raft.h>
-
 #define READ_CHUNK (64 * 1024)
 
 static void conn_closed(uv_handle_t *h)
 {
     conn *c = h->data;
-    raft_free(c->tcp);
+    free(c->tcp);
     c->tcp = NULL;
     node_conn_unref(c);
 }
@@ -88,24 +86,26 @@ static void conn_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
                      (unsigned)(c->in.cap - c->in.len));
 }
 
-/* The handshake says what the connection carries; a Raft connection is
- * handed over to the replication hub, which owns the stream from then on. */
+/* The handshake says what the connection carries; a link from a peer
+ * node is handed over to replication, which owns the stream (and the
+ * bytes read after the handshake) from then on. */
 static bool conn_hello(conn *c)
 {
     rpc_hello h;
     int used = rpc_hello_parse(c->in.data, c->in.len, &h);
     if (used == 0)
         return false;
-    if (used < 0 || (h.kind == RPC_CONN_RAFT && (size_t)used != c->in.len)) {
+    if (used < 0) {
         node_conn_close(c);
         return false;
     }
-    if (h.kind == RPC_CONN_RAFT) {
+    if (h.kind == RPC_CONN_LINK) {
         uv_read_stop((uv_stream_t *)c->tcp);
         uv_tcp_t *tcp = c->tcp;
         c->tcp = NULL;
         c->closing = true;
-        rep_hub_accept(c->n->hub, &h, tcp);
+        rep_env_accept(&c->n->env, &h, tcp, c->in.data + used,
+                       c->in.len - (size_t)used);
         node_conn_unref(c);
         return false;
     }
@@ -154,7 +154,7 @@ void node_on_connection(uv_stream_t *server, int status)
     if (status != 0 || n->stopping)
         return;
     conn *c = calloc(1, sizeof *c);
-    uv_tcp_t *tcp = c ? raft_malloc(sizeof *tcp) : NULL;
+    uv_tcp_t *tcp = c ? malloc(sizeof *tcp) : NULL;
     if (tcp == NULL) {
         free(c);
         return;

@@ -360,11 +360,32 @@ static void metrics_visit(void *arg, replica *r)
         w->rc = replica_metrics(r, w->j);
 }
 
+/* The ranges with records in the node's Raft log: what a drop must
+ * leave behind is visible without looking into the log's files. */
+static int metrics_logged(node *n, buf *j)
+{
+    uint64_t *ids = NULL;
+    size_t count = 0;
+    int rc = raftlog_list_ranges(n->env.log, &ids, &count);
+    if (rc == 0)
+        rc = buf_append_str(j, ",\"logged_ranges\":[");
+    for (size_t i = 0; rc == 0 && i < count; i++)
+        rc = buf_appendf(j, "%s%" PRIu64, i ? "," : "", ids[i]);
+    free(ids);
+    return rc ? rc : buf_append_str(j, "]");
+}
+
 static int metrics_all(node *n, buf *j)
 {
     metrics_walk w = {j, true, 0};
     w.rc = buf_appendf(j, "{\"node\":%" PRIu64 ",\"address\":\"%s\","
-                       "\"ranges\":[", n->opts->id, n->opts->listen);
+                       "\"replication\":", n->opts->id, n->opts->listen);
+    if (w.rc == 0)
+        w.rc = rep_env_metrics(&n->env, j);
+    if (w.rc == 0)
+        w.rc = metrics_logged(n, j);
+    if (w.rc == 0)
+        w.rc = buf_append_str(j, ",\"ranges\":[");
     if (w.rc == 0)
         node_each_replica(n, metrics_visit, &w);
     return w.rc ? w.rc : buf_append_str(j, "]}");

@@ -8,7 +8,8 @@
  *     node_dispatch.c  RPC requests: data (put/del/get/scan) and admin
  *                      (create, membership, metrics, drop) -> replies
  *     node_conn.c      client connections: accept, handshake, framing,
- *                      buffered replies; Raft connections go to the link
+ *                      buffered replies; link connections from peer nodes
+ *                      go to replication (net.h)
  *     node_meta.c      etcd registration and leader records (node_meta.h)
  *
  * Layering is one way: node.c -> node_conn.c -> node_dispatch.c ->
@@ -59,7 +60,6 @@ struct node {
     uv_tcp_t listener;
     uv_signal_t sigint, sigterm;
     rep_env env;
-    rep_hub *hub;
     seq_clock *clock;
     engine *engines[3]; /* by engine_kind */
     u64map slots;       /* range id -> slot */
@@ -86,6 +86,10 @@ int node_create_replica(node *n, const range_meta *m, bool boot, char *err);
 
 /* Reopen every replica the index stores hold (on start). */
 void node_open_existing(node *n);
+
+/* Call `cb(arg, status)` once everything the replicas wrote to the Raft
+ * log so far is durable (a created replica's bootstrap, for one). */
+int node_when_durable(node *n, void (*cb)(void *arg, int status), void *arg);
 
 /* Close range `range_id` for a drop (it is refused meanwhile), delete its
  * data and log for good, forget it, then `cb(arg, status)`. RANGE_NOT_FOUND

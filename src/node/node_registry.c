@@ -5,15 +5,11 @@
  */
 #include "node_int.h"
 
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "../common/err.h"
 
@@ -101,30 +97,6 @@ int node_create_replica(node *n, const range_meta *m, bool boot, char *err)
     return rc;
 }
 
-static bool has_raft_dir(node *n, uint64_t range_id)
-{
-    char path[4096];
-    struct stat st;
-    snprintf(path, sizeof path, "%s/raft/%" PRIu64, n->opts->dir, range_id);
-    return stat(path, &st) == 0 || errno != ENOENT;
-}
-
-/* A range whose store data has no Raft log directory: a drop whose data
- * deletion was not yet durable when its log was deleted (before drops
- * synced the store), or a create that crashed before replica_open made
- * the directory (never acknowledged). Without a log the replica has no
- * term, vote or configuration and could never rejoin its group, and its
- * data proves nothing (the log is the durable truth): finish the drop. */
-static void drop_leftover(engine *e, uint64_t range_id)
-{
-    int rc = engine_drop_range(e, range_id);
-    if (rc == 0)
-        rc = engine_sync(e);
-    fprintf(stderr, "cairn node: range %" PRIu64 " has index-store data "
-            "but no Raft log (an interrupted drop or create): %s\n",
-            range_id, rc == 0 ? "data deleted" : cairn_err_message(rc));
-}
-
 /* Reopen every replica an index store holds. A range whose log cannot be
  * loaded stays closed, with the reason on stderr; the others start. */
 static void load_replicas(node *n, engine *e)
@@ -139,10 +111,6 @@ static void load_replicas(node *n, engine *e)
         char err[256] = "";
         replica *r;
         m.range_id = ids[i];
-        if (!has_raft_dir(n, ids[i])) {
-            drop_leftover(e, ids[i]);
-            continue;
-        }
         int rc = engine_get_meta(e, NULL, ids[i], &blob);
         if (rc == 0)
             rc = range_meta_decode(blob.data, blob.len, &m);
@@ -160,6 +128,37 @@ static void load_replicas(node *n, engine *e)
     free(ids);
 }
 
+/* Log records of a range no index store holds: a drop that deleted the
+ * store's data (first, durably) and crashed before the log's turn. The
+ * replica no longer exists; its log goes too. (The other way round - a
+ * range in a store with no log record - is a create that crashed before
+ * its first log batch, which acknowledged nothing: it reopens as a replica
+ * that has not joined yet, and its leader catches it up.) */
+static void drop_orphan_logs(node *n)
+{
+    uint64_t *ids = NULL;
+    size_t count = 0;
+    if (raftlog_list_ranges(n->env.log, &ids, &count) != 0)
+        return;
+    for (size_t i = 0; i < count; i++) {
+        if (node_find_slot(n, ids[i]))
+            continue;
+        bool stored = false;
+        for (int k = 0; k < 3 && !stored; k++) {
+            buf blob = BUF_INIT;
+            stored = n->engines[k] &&
+                     engine_get_meta(n->engines[k], NULL, ids[i], &blob) == 0;
+            buf_free(&blob);
+        }
+        if (stored)
+            continue; /* it failed to open: keep its log for a look */
+        fprintf(stderr, "cairn node: range %" PRIu64 " has a Raft log but "
+                "no data (an interrupted drop): log deleted\n", ids[i]);
+        raftlog_drop(n->env.log, ids[i]);
+    }
+    free(ids);
+}
+
 void node_open_existing(node *n)
 {
     static const engine_kind kinds[] = {ENGINE_BTREE, ENGINE_LSM};
@@ -172,59 +171,15 @@ void node_open_existing(node *n)
         if (stat(path, &st) == 0 && get_engine(n, kinds[i], &e) == 0)
             load_replicas(n, e);
     }
+    drop_orphan_logs(n);
+}
+
+int node_when_durable(node *n, void (*cb)(void *arg, int status), void *arg)
+{
+    return raftlog_when_durable(n->env.log, cb, arg);
 }
 
 /* ---- drop ------------------------------------------------------------- */
-
-/* Remove a directory of plain files (a replica's Raft log). */
-static int remove_flat_dir(const char *path)
-{
-    DIR *d = opendir(path);
-    struct dirent *de;
-    char file[4096 + 32 + 256 + 2]; /* path: DIR/raft/<range id> */
-    if (d == NULL)
-        return errno == ENOENT ? 0 : CAIRN_ERR_IO;
-    while ((de = readdir(d)) != NULL) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        snprintf(file, sizeof file, "%s/%s", path, de->d_name);
-        unlink(file);
-    }
-    closedir(d);
-    return rmdir(path) == 0 ? 0 : CAIRN_ERR_IO;
-}
-
-/* fsync a directory, so that the entries removed from it stay removed. */
-static int sync_dir(const char *path)
-{
-    int fd = open(path, O_RDONLY | O_DIRECTORY);
-    if (fd < 0)
-        return CAIRN_ERR_IO;
-    int rc = fsync(fd) == 0 ? 0 : CAIRN_ERR_IO;
-    close(fd);
-    return rc;
-}
-
-/* Delete a closed replica: its index-store data (one atomic engine
- * operation) made durable first, then its log, then the log's directory
- * entry. A crash at any point leaves the replica whole, or its data gone
- * and an orphan log directory (never opened again: a replica exists only
- * while the store holds its meta), or nothing - never data without a log
- * (load_replicas deletes such leftovers of older versions). */
-static int drop_replica_files(node *n, engine *e, uint64_t range_id)
-{
-    char raft[4096], path[4096 + 32];
-    snprintf(raft, sizeof raft, "%s/raft", n->opts->dir);
-    snprintf(path, sizeof path, "%s/%" PRIu64, raft, range_id);
-    int rc = engine_drop_range(e, range_id);
-    if (rc == 0)
-        rc = engine_sync(e);
-    if (rc == 0)
-        rc = remove_flat_dir(path);
-    if (rc == 0)
-        rc = sync_dir(raft);
-    return rc;
-}
 
 typedef struct drop_job {
     node *n;
@@ -236,17 +191,38 @@ typedef struct drop_job {
 
 static void replica_closed(void *arg);
 
-/* The replica is closed: delete it for good, then free its range id. */
-static void dropped(void *arg)
+/* The log is gone too (durably, or failed): forget the range. */
+static void drop_logged(void *arg, int status)
 {
     drop_job *j = arg;
     node *n = j->n;
-    int rc = drop_replica_files(n, j->eng, j->range_id);
     remove_range(n, j->range_id);
     if (n->stopping) /* node_close_replicas counted it */
         replica_closed(n);
-    j->cb(j->arg, rc);
+    j->cb(j->arg, status);
     free(j);
+}
+
+/* The replica is closed: delete it for good - its index-store data first
+ * (one atomic engine operation, made durable), then its log records (one
+ * batch). A crash in between leaves a log without data, which the next
+ * start deletes (drop_orphan_logs); never data without its log. */
+static void dropped(void *arg)
+{
+    drop_job *j = arg;
+    int rc = engine_drop_range(j->eng, j->range_id);
+    if (rc == 0)
+        rc = engine_sync(j->eng);
+    /* fault injection for the test of the interrupted drop */
+    const char *crash = getenv("CAIRN_TEST_CRASH");
+    if (rc == 0 && crash && strcmp(crash, "drop-after-data") == 0)
+        abort();
+    if (rc == 0)
+        rc = raftlog_drop(j->n->env.log, j->range_id);
+    if (rc == 0)
+        rc = raftlog_when_durable(j->n->env.log, drop_logged, j);
+    if (rc != 0)
+        drop_logged(j, rc);
 }
 
 int node_drop_replica(node *n, uint64_t range_id,

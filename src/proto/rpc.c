@@ -119,7 +119,7 @@ int rpc_hello_client(buf *out)
     return rc ? rc : buf_append_u8(out, RPC_CONN_CLIENT);
 }
 
-int rpc_hello_raft(buf *out, uint64_t range_id, uint64_t from_id,
+int rpc_hello_link(buf *out, uint64_t incarnation, uint64_t from_id,
                    const char *addr)
 {
     size_t n = strlen(addr), mark = out->len;
@@ -127,9 +127,9 @@ int rpc_hello_raft(buf *out, uint64_t range_id, uint64_t from_id,
         return CAIRN_ERR_INVALID;
     int rc = buf_append(out, RPC_MAGIC, RPC_MAGIC_LEN);
     if (rc == 0)
-        rc = buf_append_u8(out, RPC_CONN_RAFT);
+        rc = buf_append_u8(out, RPC_CONN_LINK);
     if (rc == 0)
-        rc = buf_append_u64(out, range_id);
+        rc = buf_append_u64(out, incarnation);
     if (rc == 0)
         rc = buf_append_u64(out, from_id);
     if (rc == 0)
@@ -152,12 +152,12 @@ int rpc_hello_parse(const uint8_t *p, size_t len, rpc_hello *out)
     out->kind = p[RPC_MAGIC_LEN];
     if (out->kind == RPC_CONN_CLIENT)
         return RPC_MAGIC_LEN + 1;
-    if (out->kind != RPC_CONN_RAFT)
+    if (out->kind != RPC_CONN_LINK)
         return CAIRN_ERR_PROTO;
     const size_t fixed = RPC_MAGIC_LEN + 1 + 8 + 8 + 2;
     if (len < fixed)
         return 0;
-    out->range_id = be_get_u64(p + 5);
+    out->incarnation = be_get_u64(p + 5);
     out->from_id = be_get_u64(p + 13);
     size_t n = be_get_u16(p + 21);
     if (n == 0 || n > RPC_ADDR_MAX)

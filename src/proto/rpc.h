@@ -6,12 +6,15 @@
  * handshake saying what it carries (DESIGN.md, "cairn node"):
  *
  *     "CRN1" | kind (1 byte)                      kind RPC_CONN_CLIENT
- *     "CRN1" | kind | range id (8) | sender node id (8) | addr len (2) | addr
- *                                                 kind RPC_CONN_RAFT
+ *     "CRN1" | kind | incarnation (8) | sender node id (8) | addr len (2) |
+ *     addr                                        kind RPC_CONN_LINK
  *
- * A Raft connection carries the Raft traffic of one range from one node to
- * another, so every Raft message names its range through its connection.
- * A client connection then carries frames, all integers big-endian:
+ * A link connection carries the Raft traffic of every range from one node
+ * to another (replication/net.h frames it); the incarnation is a random
+ * number per sender process, so a restart is told from a reconnect. Kind 2
+ * was the per-range Raft connection of cairn before the node-wide log; a
+ * node refuses it. A client connection then carries frames, all integers
+ * big-endian:
  *
  *     length (4, bytes after this field) | type (1) | request id (8) | body
  *
@@ -40,7 +43,7 @@
 #define RPC_MAGIC "CRN1"
 #define RPC_MAGIC_LEN 4
 #define RPC_CONN_CLIENT 1
-#define RPC_CONN_RAFT 2
+#define RPC_CONN_LINK 3
 
 /* Largest frame accepted (header included): a 1 MiB value plus its key and
  * headers fits many times; scans stop adding entries before RPC_SCAN_BYTES. */
@@ -143,9 +146,9 @@ typedef struct rpc_scan_entry {
 /* Append the handshake of a client connection. */
 int rpc_hello_client(buf *out);
 
-/* Append the handshake of a Raft connection for `range_id` from node
- * `from_id` whose address is `addr`. */
-int rpc_hello_raft(buf *out, uint64_t range_id, uint64_t from_id,
+/* Append the handshake of a link from node `from_id` at `addr`, in its
+ * process `incarnation`. */
+int rpc_hello_link(buf *out, uint64_t incarnation, uint64_t from_id,
                    const char *addr);
 
 /* Parse a handshake at the start of `p`. Returns the bytes it used, 0 if
@@ -153,7 +156,7 @@ int rpc_hello_raft(buf *out, uint64_t range_id, uint64_t from_id,
  * empty for a client connection. */
 typedef struct rpc_hello {
     int kind;
-    uint64_t range_id;
+    uint64_t incarnation;
     uint64_t from_id;
     char addr[RPC_ADDR_MAX + 1];
 } rpc_hello;

@@ -21,12 +21,16 @@
  * sequencers are above those of every entry committed before its term.
  *
  * Recovery (DESIGN.md "Storage on a node"): the index store holds the range's
- * applied index in the same batch as the data. On restart libraft restores
- * its last snapshot and replays the log after it; the state machine skips
- * every entry at or below the stored applied index (and a snapshot not newer
- * than it), so nothing is applied twice and nothing is rebuilt that the
- * store already holds. The store is synced before each snapshot, because a
- * snapshot lets libraft drop the log below it.
+ * applied index in the same batch as the data. On restart libraft replays
+ * the node-wide log after the range's last snapshot; the state machine
+ * skips every entry at or below the stored applied index, so nothing is
+ * applied twice and nothing is rebuilt that the store already holds. The
+ * store is synced before each snapshot, because a snapshot lets the log
+ * drop the entries below it (raftio.h: a snapshot is metadata, the data is
+ * the store).
+ *
+ * Sleep (quiesce.c): a range with no traffic whose followers are caught up
+ * stops ticking and heartbeating; a request or a message wakes it.
  */
 #ifndef CAIRN_REP_REPLICA_H
 #define CAIRN_REP_REPLICA_H
@@ -40,37 +44,7 @@
 #include "../common/seq.h"
 #include "../storage/engine.h"
 #include "entry.h"
-#include "transport.h"
-
-typedef struct rep_options {
-    unsigned election_ms;        /* libraft election timeout */
-    unsigned heartbeat_ms;       /* libraft heartbeat */
-    unsigned snapshot_threshold; /* entries between snapshots */
-    unsigned snapshot_trailing;  /* entries kept after a snapshot */
-    size_t segment_size;         /* raft_uv open segment size, bytes */
-    size_t snapshot_cap;         /* largest snapshot = largest range, bytes */
-    size_t entry_max;            /* ops bytes packed into one entry */
-} rep_options;
-
-/* Defaults: election 1000 ms, heartbeat 100 ms, snapshot every 4096 entries
- * keeping 1024, 8 MiB segments, 64 MiB snapshot cap, 1 MiB entries. */
-void rep_options_default(rep_options *o);
-
-/* What every replica of a node shares. All callbacks run on `loop`. */
-typedef struct rep_env {
-    uv_loop_t *loop;
-    rep_hub *hub;
-    uint64_t node_id;
-    const char *address; /* this node's "host:port" */
-    const char *dir;     /* node data directory; logs in dir/raft/<range> */
-    seq_clock *clock;
-    uint64_t nonce; /* random per process: marks this process's proposals */
-    rep_options opts;
-    /* One shared apply batch per index store (by engine_kind), so that the
-     * ranges of a node write their applied entries with one engine write
-     * per loop iteration; NULL: each replica batches alone. */
-    entry_batcher *batchers[3];
-} rep_env;
+#include "env.h"
 
 typedef struct replica replica;
 

@@ -26,12 +26,13 @@ class Node:
         self.log = os.path.join(cluster.tmp, "n%d.log" % nid)
         self.extra = []
 
-    def start(self, extra=()):
+    def start(self, extra=(), env=None):
         args = [cairn_bin(), "node", "--id", str(self.id), "--listen",
                 self.addr, "--dir", self.dir] + self.cluster.node_args + \
             list(self.extra) + list(extra)
         logf = open(self.log, "ab")
-        self.proc = subprocess.Popen(args, stdout=logf, stderr=logf)
+        self.proc = subprocess.Popen(args, stdout=logf, stderr=logf,
+                                     env=dict(os.environ, **(env or {})))
         logf.close()
         wait_for(self.ping, 10, "node %d to listen" % self.id)
 
@@ -80,6 +81,10 @@ class Node:
     def metrics(self, rng):
         with self.client(2) as c:
             return c.metrics(rng)
+
+    def logged(self):
+        """The ranges with records in this node's Raft log."""
+        return set(self.metrics(0)["logged_ranges"])
 
 
 class Cluster:

@@ -379,7 +379,7 @@ def test_membership_changes_under_load():
                 with pytest.raises(RpcError) as e:
                     c.get(R, EPOCH, b"x")
                 assert e.value.word == "RANGE_NOT_FOUND"
-            assert not os.path.exists(os.path.join(victim.dir, "raft", "1"))
+            assert 1 not in victim.logged()
             load.wait_more(200)
             # transfer leadership to n4
             ld = cl.wait_leader(R)
@@ -421,15 +421,12 @@ def test_crash_loop_under_load():
         wait_converged(cl)
 
 
-def test_far_behind_follower_catches_up_with_small_segments():
-    """A follower 3 MB behind with 256 KiB log segments catches up from the
-    log (no snapshot: the threshold is out of reach). libraft 0.15 sends the
-    missing entries in large AppendEntries batches; the follower's disk
-    layer must take a batch larger than one segment (it does: it writes it
-    as one segment file larger than --segment-size), or the follower would
-    never catch up."""
-    args = ["--segment-size", str(256 * 1024),
-            "--snapshot-threshold", "100000"]
+def test_far_behind_follower_catches_up_from_the_log():
+    """A follower 3 MB behind catches up from the log (no snapshot: the
+    threshold is out of reach): libraft sends the missing entries in large
+    AppendEntries batches, which the link carries as one frame each and
+    the follower's log takes as one batch."""
+    args = ["--snapshot-threshold", "100000"]
     with Cluster(3, node_args=args) as cl:
         ld = cl.create_range(R)
         lagger = next(n for n in cl.nodes if n is not ld)
@@ -447,9 +444,7 @@ def test_far_behind_follower_catches_up_with_small_segments():
         m = lagger.metrics(R)
         assert m["snapshot_index"] == 0, m  # caught up from the log
         assert m["last_index"] == ld.metrics(R)["last_index"], m
-        d, closed, _ = _segments(lagger)
-        sizes = [os.path.getsize(os.path.join(d, f)) for f in closed]
-        assert sum(sizes) > 2_000_000, sizes  # the log, not a snapshot
+        assert m["log_bytes"] > 3_000_000, m  # the log, not a snapshot
         with ld.client() as c:
             c.transfer_leader(R, lagger.id)
         wait_for(lambda: cl.leader(R) is lagger, 10, "transfer to lagger")
@@ -533,15 +528,20 @@ def test_cairn_admin_cli():
             "RANGE_NOT_FOUND")
 
 
-def _segments(node, rng=R):
-    d = os.path.join(node.dir, "raft", str(rng))
-    closed = sorted(f for f in os.listdir(d) if re.match(r"^\d+-\d+$", f))
-    opened = sorted(f for f in os.listdir(d) if f.startswith("open-"))
-    return d, closed, opened
+def _wal_files(node):
+    d = os.path.join(node.dir, "raftlog")
+    return sorted((f for f in os.listdir(d) if f.endswith(".log")),
+                  key=lambda f: int(f.split(".")[0]))
 
 
-def test_corrupt_log_middle_refuses_range_torn_tail_is_cut():
-    args = ["--segment-size", str(64 * 1024), "--snapshot-threshold", "100000"]
+def test_log_torn_tail_is_cut_corruption_inside_refuses_to_start():
+    """The node-wide Raft log (RocksDB) after a crash: bytes after the last
+    complete batch (a write cut short, never acknowledged) are dropped and
+    the node serves, catching up from the leader; corruption inside the
+    log makes the node refuse to start with a clear message rather than
+    silently forget acknowledged entries (a torn tail and a bad record in
+    the middle are told apart by RocksDB's record checksums)."""
+    args = ["--snapshot-threshold", "100000"]
     with Cluster(3, node_args=args) as cl:
         ld = cl.create_range(R)
         with ld.client() as c:
@@ -550,38 +550,29 @@ def test_corrupt_log_middle_refuses_range_torn_tail_is_cut():
         wait_converged(cl)
         f1, f2 = [n for n in cl.nodes if n is not ld]
 
-        # corruption in the middle of a closed segment: that range refuses
-        # to start, with a clear message; the node and its other ranges run
-        f1.kill()
-        d, closed, _ = _segments(f1)
-        assert len(closed) >= 3
-        path = os.path.join(d, closed[len(closed) // 2])
-        with open(path, "r+b") as f:
-            f.seek(os.path.getsize(path) // 2)
-            f.write(b"\xde\xad\xbe\xef" * 4)
-        f1.start()
-        with f1.client() as c:
-            with pytest.raises(RpcError) as e:
-                c.get(R, EPOCH, b"k0001")
-            assert e.value.word == "RANGE_NOT_FOUND"
-        assert "range 1 not started" in f1.tail()
-
-        # a torn tail in the open segment (bytes after the last complete
-        # batch): cut off on start, the replica catches up from the leader
+        # a torn tail: half a record of garbage after the last batch
         f2.kill()
-        d, _, opened = _segments(f2)
-        path = os.path.join(d, opened[0])
-        data = bytearray(open(path, "rb").read())
-        end = len(data.rstrip(b"\0"))
-        assert end > 0
-        data[end - 16:end] = b"\x55" * 16  # the last batch, half rewritten
-        open(path, "wb").write(bytes(data))
+        wal = os.path.join(f2.dir, "raftlog", _wal_files(f2)[-1])
+        with open(wal, "ab") as f:
+            f.write(b"\x55" * 16)
         f2.start()
         with ld.client() as c:
             c.put(R, EPOCH, b"after", b"torn")
         wait_converged(cl, members=[ld, f2])
         with ld.client() as c:
             assert len(c.scan_all(R, EPOCH)) == 301
+
+        # corruption in the middle of the log: the node does not start
+        f1.kill()
+        wal = os.path.join(f1.dir, "raftlog", _wal_files(f1)[-1])
+        size = os.path.getsize(wal)
+        assert size > 100000, size
+        with open(wal, "r+b") as f:
+            f.seek(size // 2)
+            f.write(b"\xde\xad\xbe\xef" * 4)
+        with pytest.raises(AssertionError):
+            f1.start()
+        assert "Raft log" in f1.tail() and "orrupt" in f1.tail(), f1.tail()
 
 
 def test_range_at_snapshot_cap_refuses_puts_keeps_data():
@@ -657,13 +648,12 @@ def test_drop_during_add_catch_up_answers_shutdown():
         assert "Sanitizer" not in nd.tail(100000), nd.tail()
 
 
-def test_store_data_without_raft_log_is_deleted_on_start():
-    """Index-store data of a range whose Raft log directory is gone (a drop
-    whose data deletion was not durable yet when the log was deleted, or a
-    create that crashed before making its log) can never rejoin a group:
-    on start the node deletes it, says so, and serves its other ranges;
-    the range can then be created afresh."""
-    import shutil
+def test_log_without_data_after_an_interrupted_drop_is_deleted():
+    """A drop deletes the range's index-store data (durably) first, then
+    its Raft log records. A crash in between (injected: the node aborts
+    there) leaves log records of a range no store holds: on start the node
+    deletes them, says so, serves its other ranges, and the range can be
+    created afresh."""
     with Cluster(1) as cl:
         nd = cl.node(1)
         cl.create_range(R)
@@ -671,12 +661,17 @@ def test_store_data_without_raft_log_is_deleted_on_start():
         with nd.client() as c:
             c.put(R, EPOCH, b"k", b"old")
             c.put(2, EPOCH, b"k", b"kept")
-        nd.kill()
-        shutil.rmtree(os.path.join(nd.dir, "raft", str(R)))
+        nd.stop()
+        nd.start(env={"CAIRN_TEST_CRASH": "drop-after-data"})
+        cl.wait_leader(R)
+        with nd.client(10) as c:
+            with pytest.raises((OSError, ConnectionError, RpcError)):
+                c.drop_replica(R)
+        wait_for(lambda: not nd.alive(), 10, "the injected crash")
         nd.start()
-        assert "range 1 has index-store data but no Raft log" in nd.tail(), \
-            nd.tail()
+        assert "range 1 has a Raft log but no data" in nd.tail(), nd.tail()
         assert [m["range"] for m in nd.metrics(0)["ranges"]] == [2]
+        assert nd.logged() == {2}
         ld = cl.wait_leader(2)
         with ld.client() as c:
             assert c.get(2, EPOCH, b"k")[0] == b"kept"
@@ -719,9 +714,9 @@ def test_create_during_drop_is_refused_until_the_drop_is_done():
         assert replies[101] == (0, "dropped"), replies
         assert err_word(replies[102][0]) == "TRYAGAIN", replies
         assert "being dropped" in replies[102][1], replies
-        assert not os.path.exists(os.path.join(nd.dir, "raft", str(R)))
+        assert R not in nd.logged()
         cl.create_range(R)
-        assert os.path.isdir(os.path.join(nd.dir, "raft", str(R)))
+        assert R in nd.logged()
         with nd.client() as c:
             c.put(R, EPOCH, b"k", b"v")
         nd.kill()

@@ -305,15 +305,17 @@ static void test_handshakes(void **state)
     assert_int_equal(h.kind, RPC_CONN_CLIENT);
     buf_reset(&f);
 
-    assert_int_equal(rpc_hello_raft(&f, 42, 3, "127.0.0.1:7003"), 0);
+    assert_int_equal(rpc_hello_link(&f, 42, 3, "127.0.0.1:7003"), 0);
     for (size_t n = 0; n < f.len; n++)
         assert_int_equal(rpc_hello_parse(f.data, n, &h), 0);
     assert_int_equal(rpc_hello_parse(f.data, f.len, &h), (int)f.len);
-    assert_int_equal(h.kind, RPC_CONN_RAFT);
-    assert_int_equal(h.range_id, 42);
+    assert_int_equal(h.kind, RPC_CONN_LINK);
+    assert_int_equal(h.incarnation, 42);
     assert_int_equal(h.from_id, 3);
     assert_string_equal(h.addr, "127.0.0.1:7003");
 
+    f.data[4] = 2; /* the per-range Raft connection of older nodes */
+    assert_int_equal(rpc_hello_parse(f.data, f.len, &h), CAIRN_ERR_PROTO);
     f.data[0] = 'X';
     assert_int_equal(rpc_hello_parse(f.data, f.len, &h), CAIRN_ERR_PROTO);
     assert_int_equal(rpc_hello_parse((const uint8_t *)"GET ", 4, &h),

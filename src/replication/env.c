@@ -1,0 +1,121 @@
+/*
+ * env.c - the node-wide parts of replication: the log, the links, the
+ * ticker, and where incoming frames go (env.h).
+ */
+#include "env.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/err.h"
+#include "raftio.h"
+
+void rep_options_default(rep_options *o)
+{
+    o->election_ms = 1000;
+    o->heartbeat_ms = 100;
+    o->snapshot_threshold = 4096;
+    o->snapshot_trailing = 1024;
+    o->snapshot_cap = 64u << 20;
+    o->entry_max = 1u << 20;
+    o->quiesce_ticks = 5;
+    o->node_heartbeat_ms = 200;
+}
+
+static void deliver(void *arg, uint64_t from, const char *addr, int kind,
+                    uint64_t range, const uint8_t *p, size_t len)
+{
+    rep_env *env = arg;
+    rio *r = u64map_get(&env->rios, range);
+    if (r) /* a range not hosted (yet, or any more): Raft will resend */
+        rio_deliver(r, from, addr, kind, p, len);
+}
+
+static void peer_event(void *arg, uint64_t id, int event)
+{
+    rep_env *env = arg;
+    size_t it = 0;
+    uint64_t range;
+    void *v;
+    if (event != NET_PEER_UP)
+        fprintf(stderr, "cairn node %llu: node %llu %s\n",
+                (unsigned long long)env->node_id, (unsigned long long)id,
+                event == NET_PEER_DOWN ? "is not heard from" : "restarted");
+    while (u64map_next(&env->rios, &it, &range, &v))
+        rio_peer_event(v, id, event);
+}
+
+static void log_durable(void *arg, uint64_t batch)
+{
+    rio_release_held(arg, batch);
+}
+
+int rep_env_start(rep_env *env, char *err)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/raftlog", env->dir);
+    int rc = raftlog_open(env->loop, path, &env->log, err);
+    if (rc != 0)
+        return rc;
+    raftlog_on_durable(env->log, log_durable, env);
+    net_options no = {.node_id = env->node_id, .address = env->address,
+                      .incarnation = env->nonce,
+                      .heartbeat_ms = env->opts.node_heartbeat_ms,
+                      .dead_ms = env->opts.election_ms};
+    net_callbacks cb = {.deliver = deliver, .peer = peer_event, .arg = env};
+    env->net = net_new(env->loop, &no, &cb);
+    if (env->net == NULL) {
+        raftlog_close(env->log);
+        env->log = NULL;
+        if (err)
+            snprintf(err, 256, "out of memory");
+        return CAIRN_ERR_NOMEM;
+    }
+    uv_timer_init(env->loop, &env->ticker);
+    uv_idle_init(env->loop, &env->later_idle);
+    env->ticker.data = env->later_idle.data = env;
+    env->started = true;
+    return 0;
+}
+
+void rep_env_stop(rep_env *env)
+{
+    if (!env->started)
+        return;
+    env->started = false;
+    raftlog_close(env->log);
+    env->log = NULL;
+    net_close(env->net, NULL, NULL);
+    env->net = NULL;
+    uv_close((uv_handle_t *)&env->ticker, NULL);
+    uv_close((uv_handle_t *)&env->later_idle, NULL);
+    u64map_free(&env->rios);
+}
+
+void rep_env_accept(rep_env *env, const rpc_hello *hello, uv_tcp_t *tcp,
+                    const uint8_t *rest, size_t len)
+{
+    net_accept(env->net, hello, tcp, rest, len);
+}
+
+int rep_env_metrics(rep_env *env, buf *out)
+{
+    raftlog_stats ls;
+    net_stats ns;
+    raftlog_get_stats(env->log, &ls);
+    net_get_stats(env->net, &ns);
+    return buf_appendf(
+        out,
+        "{\"log_syncs\":%llu,\"log_entries\":%llu,\"log_bytes\":%llu,"
+        "\"log_sync_us\":%llu,\"net_frames_out\":%llu,\"net_writes\":%llu,"
+        "\"net_bytes_out\":%llu,\"net_frames_in\":%llu,"
+        "\"net_dropped\":%llu,\"ranges\":%zu,\"ranges_awake\":%zu,"
+        "\"wakes\":%llu,\"sleeps\":%llu}",
+        (unsigned long long)ls.batches, (unsigned long long)ls.entries,
+        (unsigned long long)ls.bytes, (unsigned long long)ls.sync_us,
+        (unsigned long long)ns.frames_out, (unsigned long long)ns.writes,
+        (unsigned long long)ns.bytes_out, (unsigned long long)ns.frames_in,
+        (unsigned long long)ns.dropped, env->rios.n, env->n_awake,
+        (unsigned long long)env->n_wakes, (unsigned long long)env->n_sleeps);
+}

@@ -1,0 +1,293 @@
+/*
+ * membership.c - a replica's membership and leadership changes: add (as a
+ * standby, promoted once caught up), remove, transfer leadership; each
+ * change followed by the epoch entry that bumps the range's epoch
+ * (replica_int.h).
+ */
+#include "replica_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/err.h"
+
+static admin_req *admin_new(replica *r, uint64_t id, rep_admin_cb cb,
+                            void *arg)
+{
+    admin_req *a = calloc(1, sizeof *a);
+    if (a) {
+        a->r = r;
+        a->id = id;
+        a->cb = cb;
+        a->arg = arg;
+        a->change.data = a;
+        a->transfer.data = a;
+        a->next = r->admins;
+        if (r->admins)
+            r->admins->prev = a;
+        r->admins = a;
+    }
+    return a;
+}
+
+static void admin_unlink(admin_req *a)
+{
+    if (a->prev)
+        a->prev->next = a->next;
+    else
+        a->r->admins = a->next;
+    if (a->next)
+        a->next->prev = a->prev;
+    a->next = a->prev = NULL;
+}
+
+/* Free a request libraft never accepted. */
+static void admin_discard(admin_req *a)
+{
+    admin_unlink(a);
+    free(a);
+}
+
+static void admin_free_cb(uv_handle_t *h) { free(h->data); }
+
+void admin_finish(admin_req *a, int status, const char *msg)
+{
+    admin_unlink(a);
+    a->cb(a->arg, status, msg);
+    if (a->has_poll) {
+        a->poll.data = a;
+        uv_close((uv_handle_t *)&a->poll, admin_free_cb);
+    } else {
+        free(a);
+    }
+}
+
+static void admin_done(admin_req *a, int rv, const char *what)
+{
+    char msg[300];
+    if (rv != 0)
+        snprintf(msg, sizeof msg, "%s: %s", what, raft_strerror(rv));
+    else
+        snprintf(msg, sizeof msg, "%s: done", what);
+    admin_finish(a, replica_map_raft_err(rv), msg);
+}
+
+/* The membership change committed: propose the epoch entry that bumps the
+ * range's epoch on every replica; the request is answered once it applied,
+ * with the new epoch (the caller records it in the metadata). */
+void membership_epoch_done(proposal *p, int st)
+{
+    admin_req *a = p->admin;
+    char msg[300];
+    if (st == 0)
+        snprintf(msg, sizeof msg, "%s: done, epoch %llu", a->what,
+                 (unsigned long long)p->epoch);
+    else
+        snprintf(msg, sizeof msg, "%s: done, but the epoch entry failed: %s",
+                 a->what, cairn_err_message(st));
+    replica_prop_free(p);
+    admin_finish(a, st, msg);
+}
+
+static void membership_changed(admin_req *a, const char *what)
+{
+    replica *r = a->r;
+    proposal *p = calloc(1, sizeof *p);
+    buf e = BUF_INIT;
+    struct raft_buffer rb = {NULL, 0};
+    int rc = CAIRN_ERR_NOMEM;
+    a->what = what;
+    if (p) {
+        p->r = r;
+        p->admin = a;
+        p->id = ++r->next_prop;
+        rc = entry_put_epoch(&e, r->env->nonce, p->id);
+    }
+    if (rc == 0 && (rb.base = raft_malloc(e.len)) == NULL)
+        rc = CAIRN_ERR_NOMEM;
+    if (rc == 0) {
+        memcpy(rb.base, e.data, e.len);
+        rb.len = e.len;
+        p->req.data = p;
+        p->next = r->props;
+        if (r->props)
+            r->props->prev = p;
+        r->props = p;
+        int rv = raft_apply(&r->raft, &p->req, &rb, 1, replica_applied_cb);
+        if (rv != 0) {
+            raft_free(rb.base);
+            replica_prop_unlink(r, p);
+            rc = replica_map_raft_err(rv);
+        }
+    }
+    buf_free(&e);
+    if (rc != 0) {
+        if (p == NULL) {
+            admin_finish(a, rc, "out of memory");
+            return;
+        }
+        membership_epoch_done(p, rc);
+    }
+}
+
+static void promoted_cb(struct raft_change *req, int status)
+{
+    admin_req *a = req->data;
+    char msg[128];
+    if (status == 0) {
+        membership_changed(a, "promote to voter");
+        return;
+    }
+    snprintf(msg, sizeof msg, "promote to voter: %s", raft_strerror(status));
+    admin_finish(a, replica_map_raft_err(status), msg);
+}
+
+/* Whether standby `id` has every entry the leader had committed. */
+static bool caught_up(replica *r, uint64_t id)
+{
+    if (r->raft.state != RAFT_LEADER)
+        return false;
+    for (unsigned i = 0; i < r->raft.configuration.n; i++)
+        if (r->raft.configuration.servers[i].id == id)
+            return r->raft.leader_state.progress[i].match_index >=
+                   r->raft.commit_index;
+    return false;
+}
+
+/* The standby is promoted only once it holds the committed log, so that a
+ * slow newcomer never counts in a quorum it cannot serve. */
+static void poll_catch_up(uv_timer_t *t)
+{
+    admin_req *a = t->data;
+    replica *r = a->r;
+    int rv = 0;
+    if (r->closing || r->raft.state != RAFT_LEADER)
+        rv = RAFT_NOTLEADER;
+    else if (!caught_up(r, a->id) && replica_now_ms(r) < a->deadline_ms)
+        return; /* keep polling */
+    else if (!caught_up(r, a->id))
+        rv = RAFT_BUSY;
+    else
+        rv = raft_assign(&r->raft, &a->change, a->id, RAFT_VOTER,
+                         promoted_cb);
+    uv_timer_stop(t);
+    if (rv != 0) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "promote to voter: %s%s", raft_strerror(rv),
+                 rv == RAFT_BUSY ? " (standby did not catch up in 60 s)" : "");
+        admin_finish(a, replica_map_raft_err(rv), msg);
+    }
+}
+
+static void standby_cb(struct raft_change *req, int status)
+{
+    admin_req *a = req->data;
+    if (status != 0) {
+        admin_done(a, status, "assign standby");
+        return;
+    }
+    a->deadline_ms = replica_now_ms(a->r) + 60000;
+    uv_timer_init(a->r->env->loop, &a->poll);
+    a->has_poll = true;
+    a->poll.data = a;
+    uv_timer_start(&a->poll, poll_catch_up, 50, 50);
+}
+
+static void added_cb(struct raft_change *req, int status)
+{
+    admin_req *a = req->data;
+    if (status != 0) {
+        admin_done(a, status, "add");
+        return;
+    }
+    int rv = raft_assign(&a->r->raft, &a->change, a->id, RAFT_STANDBY,
+                         standby_cb);
+    if (rv != 0)
+        admin_done(a, rv, "assign standby");
+}
+
+int replica_add(replica *r, uint64_t id, const char *address,
+                rep_admin_cb cb, void *arg)
+{
+    quiesce_touch(r);
+    if (r->raft.state != RAFT_LEADER)
+        return CAIRN_ERR_NOT_LEADER;
+    admin_req *a = admin_new(r, id, cb, arg);
+    if (a == NULL)
+        return CAIRN_ERR_NOMEM;
+    int rv = raft_add(&r->raft, &a->change, id, address, added_cb);
+    if (rv != 0) {
+        admin_discard(a);
+        return replica_map_raft_err(rv);
+    }
+    return 0;
+}
+
+static void removed_cb(struct raft_change *req, int status)
+{
+    if (status == 0)
+        membership_changed(req->data, "remove");
+    else
+        admin_done(req->data, status, "remove");
+}
+
+int replica_remove(replica *r, uint64_t id, rep_admin_cb cb, void *arg)
+{
+    quiesce_touch(r);
+    if (r->raft.state != RAFT_LEADER)
+        return CAIRN_ERR_NOT_LEADER;
+    admin_req *a = admin_new(r, id, cb, arg);
+    if (a == NULL)
+        return CAIRN_ERR_NOMEM;
+    int rv = raft_remove(&r->raft, &a->change, id, removed_cb);
+    if (rv != 0) {
+        admin_discard(a);
+        return replica_map_raft_err(rv);
+    }
+    return 0;
+}
+
+static void transferred_cb(struct raft_transfer *req)
+{
+    admin_req *a = req->data;
+    raft_id lid = 0;
+    const char *addr = NULL;
+    raft_leader(&a->r->raft, &lid, &addr);
+    bool ok = a->id ? lid == a->id : (lid != 0 && lid != a->r->raft.id);
+    char msg[128];
+    snprintf(msg, sizeof msg, "leader is now %llu", (unsigned long long)lid);
+    admin_finish(a, ok ? 0 : CAIRN_ERR_TIMEOUT, msg);
+}
+
+int replica_transfer(replica *r, uint64_t id, rep_admin_cb cb, void *arg)
+{
+    quiesce_touch(r);
+    if (r->raft.state != RAFT_LEADER)
+        return CAIRN_ERR_NOT_LEADER;
+    admin_req *a = admin_new(r, id, cb, arg);
+    if (a == NULL)
+        return CAIRN_ERR_NOMEM;
+    int rv = raft_transfer(&r->raft, &a->transfer, id, transferred_cb);
+    if (rv != 0) {
+        admin_discard(a);
+        return replica_map_raft_err(rv);
+    }
+    return 0;
+}
+
+
+/* An add waiting for its standby to catch up is known to no one but its
+ * timer, which would otherwise fire into the freed replica. */
+void membership_stop_polls(replica *r)
+{
+    admin_req *a = r->admins, *next;
+    for (; a; a = next) {
+        next = a->next;
+        if (a->has_poll && uv_is_active((uv_handle_t *)&a->poll)) {
+            uv_timer_stop(&a->poll);
+            admin_finish(a, CAIRN_ERR_SHUTDOWN,
+                         "promote to voter: replica closed");
+        }
+    }
+}

@@ -1,0 +1,185 @@
+/*
+ * replica_int.h - what the files of a range replica share (replica.h is
+ * the public face). One concern per file:
+ *
+ *     replica.c     open and close; client writes (group commit) and reads
+ *                   (barriers); the leader's identity
+ *     fsm.c         the state machine: applying entries to the index store,
+ *                   snapshots (taking, sending, installing, restoring)
+ *     membership.c  add, remove, promote, transfer leadership; the epoch
+ *                   entry that follows a membership change
+ *     quiesce.c     when an idle range sleeps and what wakes it
+ *     metrics.c     metrics, follower lag, the data digest
+ *     raftio.c      libraft's I/O on the node-wide log and links
+ */
+#ifndef CAIRN_REP_REPLICA_INT_H
+#define CAIRN_REP_REPLICA_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <raft.h>
+
+#include "raftio.h"
+#include "replica.h"
+
+#define LAG_RING 1024 /* (index, time) of recent proposals, for lag seconds */
+
+typedef struct waiter {
+    rep_write_cb wcb;
+    rep_read_cb rcb;
+    void *arg;
+    /* queued write: op fields, key and value at offsets into r->stage */
+    uint8_t kind, cond;
+    seq cond_seq;
+    size_t off, key_len, value_len;
+} waiter;
+
+typedef struct wvec {
+    waiter *v;
+    size_t n, cap;
+} wvec;
+
+typedef struct admin_req {
+    struct raft_change change;
+    struct raft_transfer transfer;
+    replica *r;
+    uint64_t id;
+    rep_admin_cb cb;
+    void *arg;
+    const char *what;  /* the change, for the reply */
+    bool has_poll;     /* `poll` is initialised: closed before the free */
+    uv_timer_t poll;   /* add: waits for the standby to catch up */
+    uint64_t deadline_ms;
+    struct admin_req *next, *prev; /* the replica's pending admin requests */
+} admin_req;
+
+/* A proposed entry: client writes (n waiters), or the epoch entry of a
+ * membership change (`admin`). */
+typedef struct proposal {
+    struct raft_apply req;
+    replica *r;
+    uint64_t id;
+    size_t n;
+    waiter *w;
+    entry_result *res;
+    admin_req *admin;
+    uint64_t epoch; /* the epoch entry's result */
+    struct proposal *next, *prev;
+} proposal;
+
+typedef struct lag_sample {
+    raft_index index;
+    uint64_t ms;
+} lag_sample;
+
+struct replica {
+    rep_env *env;
+    range_meta meta;
+    uint64_t range_id;
+    engine *eng;
+    entry_applier *applier; /* committed entries not yet written */
+    uint64_t applied;       /* the index store's applied index */
+    rio *io;
+    struct raft raft;
+    struct raft_fsm fsm;
+    bool raft_inited;
+
+    uv_check_t flush; /* group commit: runs once per loop iteration */
+    wvec writes;      /* queued writes */
+    buf stage;        /* their keys and values */
+    wvec reads;       /* queued reads */
+    wvec reading;     /* reads waiting for the barrier in flight */
+    struct raft_barrier barrier;
+    bool barrier_busy;
+    raft_term barrier_term;
+    raft_term ready_term; /* a barrier of this term has committed */
+    proposal *props;      /* proposals in flight */
+    admin_req *admins;    /* admin requests not answered yet */
+    uint64_t next_prop;
+
+    uint64_t size_bytes, size_keys;
+    uint64_t size_checked_ms;
+    lag_sample *lag; /* LAG_RING samples while leading with traffic */
+    unsigned lag_pos;
+    uint64_t n_writes, n_entries, n_reads, n_barriers, n_snapshots;
+
+    unsigned idle_ticks;   /* quiesce.c */
+    raft_index idle_index; /* last index when last looked */
+
+    bool closing;
+    void (*close_cb)(void *);
+    void *close_arg;
+};
+
+static inline uint64_t replica_now_ms(replica *r)
+{
+    return uv_now(r->env->loop);
+}
+
+/* ---- replica.c -------------------------------------------------------- */
+
+/* Answer every waiter of `v` with `status` and empty it. */
+void replica_fail_waiters(wvec *v, int status);
+
+/* Run the group commit at the end of this loop iteration. */
+void replica_schedule_flush(replica *r);
+
+/* Map a libraft error to a cairn error (a refusal: nothing was done). */
+int replica_map_raft_err(int rv);
+
+/* Unlink / free a proposal. */
+void replica_prop_unlink(replica *r, proposal *p);
+void replica_prop_free(proposal *p);
+
+/* Find this process's proposal `id` (NULL for another proposer's). */
+proposal *replica_find_proposal(replica *r, uint64_t nonce, uint64_t id);
+
+/* libraft's callback for every proposal (writes and epoch entries). */
+void replica_applied_cb(struct raft_apply *req, int status, void *result);
+
+/* ---- fsm.c ------------------------------------------------------------ */
+
+/* Fill r->fsm (libraft's state machine callbacks). */
+void fsm_init(replica *r);
+
+/* The I/O hooks that reach the state machine (install, snapshot data). */
+void fsm_hooks(rio_hooks *h);
+
+/* Write the applied-but-pending entries: before anything reads the store
+ * (reads, snapshots, metrics) and once per loop iteration. A failure
+ * stops the process: the replica would diverge. */
+void fsm_flush(replica *r);
+
+/* A fresh applier for the range at `applied`. */
+entry_applier *fsm_new_applier(replica *r, uint64_t applied);
+
+/* ---- membership.c ----------------------------------------------------- */
+
+/* Answer an admin request and free it. */
+void admin_finish(admin_req *a, int status, const char *msg);
+
+/* The epoch entry of a membership change ended (applied, or failed). */
+void membership_epoch_done(proposal *p, int status);
+
+/* Close the catch-up timers of pending adds (the replica is closing). */
+void membership_stop_polls(replica *r);
+
+/* ---- quiesce.c -------------------------------------------------------- */
+
+void quiesce_after_tick(void *owner);
+void quiesce_woke(void *owner);
+void quiesce_msg(void *owner, uint64_t from, uint64_t term, uint64_t index);
+
+/* A local request for this range: wake it if it leads. */
+void quiesce_touch(replica *r);
+
+/* ---- metrics.c -------------------------------------------------------- */
+
+/* Remember when entry `index` was proposed (for lag seconds). */
+void metrics_note_proposal(replica *r, raft_index index);
+
+/* Re-read the range's size from the store at most once a second. */
+void metrics_refresh_size(replica *r);
+
+#endif
