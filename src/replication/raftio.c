@@ -327,6 +327,18 @@ void rio_send_quiesce(rio *r, uint64_t to, const char *addr, uint64_t term,
         net_frame_end(r->env->net);
 }
 
+/* A follower's answer to the last heartbeat before the leader slept
+ * arrives after it: it reports nothing new, so libraft takes it without
+ * waking the range (or every sleep would end at once). */
+static bool changes_nothing(rio *r, const struct raft_message *m)
+{
+    struct raft *raft = r->io.data;
+    const struct raft_append_entries_result *res = &m->append_entries_result;
+    return raft && m->type == RAFT_IO_APPEND_ENTRIES_RESULT &&
+           raft->state == RAFT_LEADER && res->term == raft->current_term &&
+           res->rejected == 0 && res->last_log_index == raft_last_index(raft);
+}
+
 /* A frame from node `from` for this range (env.c routes it here). */
 void rio_deliver(rio *r, uint64_t from, const char *addr, int kind,
                  const uint8_t *p, size_t len)
@@ -348,7 +360,8 @@ void rio_deliver(rio *r, uint64_t from, const char *addr, int kind,
     }
     m.server_id = from;
     m.server_address = addr;
-    rio_wake(r);
+    if (!(r->asleep && changes_nothing(r, &m)))
+        rio_wake(r);
     r->recv_cb(&r->io, &m);
 }
 
