@@ -127,6 +127,11 @@ static _Thread_local char last_error[512];
 
 const char *etcd_last_error(void) { return last_error; }
 
+void etcd_restore_last_error(const char *text)
+{
+    snprintf(last_error, sizeof last_error, "%s", text ? text : "");
+}
+
 /* Add one endpoint's failure to the thread's error text ("; " between
  * endpoints: every one tried failed, and each may have its own reason). */
 static void note_error(const char *url, const char *why)

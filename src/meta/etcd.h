@@ -59,6 +59,10 @@ void etcd_close(etcd *c);
  * the thread's next call. */
 const char *etcd_last_error(void);
 
+/* Put back a text saved from etcd_last_error(): for a caller that makes
+ * clean-up calls after the failure it reports. */
+void etcd_restore_last_error(const char *text);
+
 /* Number of endpoints and the one currently preferred (for logging). */
 size_t etcd_endpoint_count(const etcd *c);
 const char *etcd_endpoint(const etcd *c, size_t i);
