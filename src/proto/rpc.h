@@ -34,8 +34,10 @@
  * The reply lists only the creations that did not succeed, with their own
  * status (EXISTS included: a caller that re-sends a create takes an
  * existing replica as done); every other creation of the request was
- * carried out. An error reply (status != 0) means none was attempted (a
- * malformed request, the node out of memory). A frame holds at most
+ * carried out. An error reply (status != 0) means the request failed as a
+ * whole (the node ran out of memory); re-sending it is safe, since every
+ * creation is idempotent (an existing replica answers EXISTS). A frame
+ * holds at most
  * RPC_CREATE_BATCH_MAX creations and RPC_FRAME_MAX bytes; a sender with
  * more sends several frames (rpc_create_batch_add says when one is full).
  *
