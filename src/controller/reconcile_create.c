@@ -6,13 +6,21 @@
  * A router creates a table itself (CREATING, replicas, leaders, READY) and
  * gives up within its own deadline. A table still CREATING after
  * create_timeout_ms (longer than that deadline, so the controller never
- * races a live router) was abandoned: if every range has a leader the
- * create had in fact succeeded, so mark it READY; if not, (re)create the
- * missing replicas on their nodes (CREATE_REPLICA is idempotent: EXISTS)
- * for another create_timeout_ms, then roll back by marking it DROPPING,
- * which the drop reconciler finishes. The age is counted from when this
- * controller first saw the table, so a new controller waits a full timeout
- * again: late is safe, early is not.
+ * races a live router) was abandoned:
+ *  - if its ranges do not cover the key space, the create was interrupted
+ *    while its ranges were being written (a big table takes several etcd
+ *    transactions, meta_table_create): nothing can finish it, so it is
+ *    rolled back at once - marked DROPPING, and the drop reconciler
+ *    deletes whatever ranges and replicas exist;
+ *  - if every range has a leader the create had in fact succeeded, so it
+ *    is marked READY;
+ *  - if not, the missing replicas are (re)created on their nodes - one
+ *    CREATE_REPLICAS request per node (meta_create_replicas; creating is
+ *    idempotent: EXISTS) - every RETRY_EVERY_MS for another
+ *    create_timeout_ms, then it is rolled back by marking it DROPPING,
+ *    which the drop reconciler finishes.
+ * The age is counted from when this controller first saw the table, so a
+ * new controller waits a full timeout again: late is safe, early is not.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -72,25 +80,35 @@ static bool all_led(const meta_map *map, uint64_t table_id)
     return n > 0;
 }
 
-/* Create every replica of a range on its node, all bootstrapped with the
- * same voters, as the router does. */
-static void create_range(ctl *c, const meta_map *map, const meta_table *t,
-                         const meta_range *rg)
+/* Create every replica of the table's leaderless ranges on its node, all
+ * bootstrapped with the same voters, as the router does: one request per
+ * node for all of them. */
+static void create_leaderless(ctl *c, const meta_map *map,
+                              const meta_table *t)
 {
-    rpc_request req;
-    if (meta_create_replica_request(map, t, rg, &req) != 0)
-        return; /* placement names an unknown node: leave it to rollback */
-    for (unsigned i = 0; i < req.n_peers && ctl_active(c); i++) {
-        buf msg = BUF_INIT;
-        const char *addr = meta_map_node(map, req.peers[i].id)->addr;
-        int rc = rpc_sync_status(addr, &req, CTL_RPC_TIMEOUT_MS, &msg);
-        if (rc != 0 && rc != CAIRN_ERR_EXISTS)
-            ctl_log(c, "table %s: cannot create range %" PRIu64
-                    " on node %" PRIu64 ": %s %s", t->name, rg->id,
-                    req.peers[i].id, cairn_err_word(rc),
-                    msg.len ? (const char *)msg.data : "");
-        buf_free(&msg);
+    size_t n = 0, k = 0;
+    const meta_range *rs = meta_map_ranges(map, t->id, &n);
+    meta_range *todo = calloc(n ? n : 1, sizeof *todo);
+    bool *ok = calloc(n ? n : 1, sizeof *ok);
+    char why[400];
+    if (todo == NULL || ok == NULL) {
+        free(todo);
+        free(ok);
+        return;
     }
+    for (size_t i = 0; i < n; i++)
+        if (meta_map_leader(map, rs[i].id) == NULL)
+            todo[k++] = rs[i]; /* shallow: the bounds stay in `map` */
+    size_t failed = k && ctl_active(c)
+                        ? meta_create_replicas(map, t, todo, k,
+                                               CTL_RPC_TIMEOUT_MS, ok, why,
+                                               sizeof why, NULL)
+                        : 0;
+    if (failed > 0)
+        ctl_log(c, "table %s: cannot create the replicas of %zu of %zu "
+                "leaderless ranges: %s", t->name, failed, k, why);
+    free(todo);
+    free(ok);
 }
 
 static void reconcile_table(ctl *c, const meta_map *map, const meta_table *t,
@@ -99,7 +117,12 @@ static void reconcile_table(ctl *c, const meta_map *map, const meta_table *t,
     int timeout = ctl_config(c)->create_timeout_ms;
     if (now - s->since_ms < (uint64_t)timeout || !ctl_active(c))
         return;
-    if (all_led(map, t->id)) {
+    if (!meta_map_ranges_cover(map, t->id)) {
+        int rc = meta_table_abandon(ctl_meta(c), t->name, t->id);
+        ctl_log(c, "table %s: create interrupted while its ranges were "
+                "written, rolled back (dropping): %s", t->name,
+                rc ? cairn_err_message(rc) : "ok");
+    } else if (all_led(map, t->id)) {
         int rc = meta_table_set_ready(ctl_meta(c), t->name, t->id);
         ctl_log(c, "table %s: interrupted create finished (ready): %s",
                 t->name, rc ? cairn_err_message(rc) : "ok");
@@ -107,11 +130,7 @@ static void reconcile_table(ctl *c, const meta_map *map, const meta_table *t,
         if (now < s->retry_ms)
             return;
         s->retry_ms = now + RETRY_EVERY_MS;
-        size_t n = 0;
-        const meta_range *rs = meta_map_ranges(map, t->id, &n);
-        for (size_t i = 0; i < n; i++)
-            if (meta_map_leader(map, rs[i].id) == NULL)
-                create_range(c, map, t, &rs[i]);
+        create_leaderless(c, map, t);
     } else {
         int rc = meta_table_abandon(ctl_meta(c), t->name, t->id);
         ctl_log(c, "table %s: create abandoned, rolled back (dropping): %s",

@@ -65,31 +65,62 @@ static int drop_replica(const meta_node *node, uint64_t range_id)
     return rc == CAIRN_ERR_RANGE_NOT_FOUND ? 0 : rc;
 }
 
-/* true when no replica of the table's ranges remains on a known node. */
+/* A node that still holds replicas of the table, in this pass. */
+typedef struct holdout {
+    const meta_node *node;
+    size_t ranges; /* replicas not confirmed deleted */
+    int why;       /* the first reason */
+    bool skip;     /* unreachable: not asked again in this pass */
+} holdout;
+
+static holdout *find_holdout(holdout *v, size_t n, const meta_node *node)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i].node == node)
+            return &v[i];
+    return NULL;
+}
+
+/* true when no replica of the table's ranges remains on a known node. A
+ * node that cannot be reached is not asked again in the same pass (a
+ * table of a thousand ranges would otherwise cost a thousand timeouts per
+ * pass); what is still to delete is reported once per node. */
 static bool drop_data(ctl *c, drop_state *s, const meta_map *map,
                       const meta_table *t)
 {
-    size_t n = 0;
-    bool done = true, say = ctl_now_ms() >= s->next_log_ms;
+    size_t n = 0, n_hold = 0;
+    bool say = ctl_now_ms() >= s->next_log_ms;
     const meta_range *rs = meta_map_ranges(map, t->id, &n);
+    holdout *hold = calloc(meta_map_node_count(map) + 1, sizeof *hold);
+    if (hold == NULL)
+        return false;
     for (size_t i = 0; i < n && ctl_active(c); i++)
         for (int k = 0; k < rs[i].n_replicas; k++) {
             const meta_node *node = meta_map_node(map, rs[i].replicas[k]);
             if (node == NULL)
                 continue; /* decommissioned: see the top of this file */
-            int rc = drop_replica(node, rs[i].id);
+            holdout *h = find_holdout(hold, n_hold, node);
+            int rc = h && h->skip ? h->why : drop_replica(node, rs[i].id);
             if (rc == 0)
                 continue;
-            done = false;
-            if (say)
-                ctl_log(c, "table %s: range %" PRIu64 " not yet deleted on "
-                        "node %" PRIu64 " (%s): %s; retrying", t->name,
-                        rs[i].id, node->id, node->live ? "live" : "down",
-                        cairn_err_message(rc));
+            if (h == NULL) {
+                h = &hold[n_hold++];
+                *h = (holdout){.node = node, .why = rc};
+            }
+            h->ranges++;
+            if (rc == CAIRN_ERR_IO || rc == CAIRN_ERR_TIMEOUT || !node->live)
+                h->skip = true;
         }
-    if (!done && say)
+    for (size_t j = 0; say && j < n_hold; j++)
+        ctl_log(c, "table %s: %zu replicas not yet deleted on node %" PRIu64
+                " (%s, %s): %s; retrying", t->name, hold[j].ranges,
+                hold[j].node->id, hold[j].node->addr,
+                hold[j].node->live ? "live" : "down",
+                cairn_err_message(hold[j].why));
+    if (n_hold > 0 && say)
         s->next_log_ms = ctl_now_ms() + WAIT_LOG_EVERY_MS;
-    return done && ctl_active(c);
+    free(hold);
+    return n_hold == 0 && ctl_active(c);
 }
 
 static void drop_run(ctl *c, void *state, const meta_map *map)

@@ -122,9 +122,40 @@ static CURLcode post_one(const etcd *c, size_t i, const char *path,
     return rc;
 }
 
-/* An error answer: gRPC code 5 is NotFound (e.g. an unknown lease). */
-static int answer_error(const cJSON *o)
+/* The cause of this thread's last failed call (etcd_last_error). */
+static _Thread_local char last_error[512];
+
+const char *etcd_last_error(void) { return last_error; }
+
+void etcd_restore_last_error(const char *text)
 {
+    snprintf(last_error, sizeof last_error, "%s", text ? text : "");
+}
+
+/* Add one endpoint's failure to the thread's error text ("; " between
+ * endpoints: every one tried failed, and each may have its own reason). */
+static void note_error(const char *url, const char *why)
+{
+    size_t n = strlen(last_error);
+    if (n + 4 >= sizeof last_error)
+        return;
+    snprintf(last_error + n, sizeof last_error - n, "%setcd %s: %s",
+             n ? "; " : "", url, why);
+}
+
+/* An error answer: gRPC code 5 is NotFound (e.g. an unknown lease). etcd's
+ * text is kept for the caller's message (grpc-gateway puts it in "error"
+ * and "message"), since the code alone says nothing of the cause. */
+static int answer_error(const etcd *c, size_t i, const cJSON *o, long status)
+{
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "message");
+    const char *why = cJSON_IsString(m) ? m->valuestring : etcd_json_error(o);
+    char text[64];
+    if (why == NULL) {
+        snprintf(text, sizeof text, "HTTP status %ld", status);
+        why = text;
+    }
+    note_error(c->urls[i], why);
     return etcd_json_int(o, "code") == 5 ? CAIRN_ERR_NOT_FOUND
                                          : CAIRN_ERR_META;
 }
@@ -135,6 +166,7 @@ int etcd_http_call(etcd *c, const char *path, const char *body,
     size_t first = atomic_load(&c->preferred);
     buf resp = BUF_INIT;
     int rc = CAIRN_ERR_META;
+    last_error[0] = '\0';
     for (size_t k = 0; k < c->n_urls; k++) {
         size_t i = (first + k) % c->n_urls;
         long status = 0;
@@ -142,6 +174,7 @@ int etcd_http_call(etcd *c, const char *path, const char *body,
         buf_reset(&resp);
         CURLcode cc = post_one(c, i, path, body, &resp, &status, &sent);
         if (cc != CURLE_OK) {
+            note_error(c->urls[i], curl_easy_strerror(cc));
             if (!idempotent && sent) {
                 rc = CAIRN_ERR_TIMEOUT; /* it may have been applied */
                 break;
@@ -153,9 +186,18 @@ int etcd_http_call(etcd *c, const char *path, const char *body,
             atomic_store(&c->preferred, i);
             *out = o;
             buf_free(&resp);
+            last_error[0] = '\0';
             return CAIRN_OK;
         }
-        rc = o ? answer_error(o) : CAIRN_ERR_META;
+        if (o) {
+            rc = answer_error(c, i, o, status);
+        } else {
+            char why[64];
+            snprintf(why, sizeof why, "HTTP status %ld, no JSON answer",
+                     status);
+            note_error(c->urls[i], why);
+            rc = CAIRN_ERR_META;
+        }
         cJSON_Delete(o);
         /* 5xx: this member cannot serve now (no leader, stopping). */
         if (status < 500 || !idempotent)

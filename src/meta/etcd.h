@@ -48,6 +48,21 @@ int etcd_open(etcd **out, const char *endpoints, int timeout_ms);
 /* Free a client. Stop its watches first. NULL is a no-op. */
 void etcd_close(etcd *c);
 
+/* Why the last call of THIS thread failed, for error messages: etcd's own
+ * text ("etcd http://127.0.0.1:2379: etcdserver: too many operations in
+ * txn request") or the transport's ("etcd http://127.0.0.1:2379: Couldn't
+ * connect to server", several endpoints joined by "; "). Every call
+ * clears it first, so after a call that failed with CAIRN_ERR_META,
+ * CAIRN_ERR_NOT_FOUND (a lease) or CAIRN_ERR_TIMEOUT it names that call's
+ * cause, and after a success it is "". Thread-local: calls block their
+ * thread, so the text belongs to the caller's own last call. Valid until
+ * the thread's next call. */
+const char *etcd_last_error(void);
+
+/* Put back a text saved from etcd_last_error(): for a caller that makes
+ * clean-up calls after the failure it reports. */
+void etcd_restore_last_error(const char *text);
+
 /* Number of endpoints and the one currently preferred (for logging). */
 size_t etcd_endpoint_count(const etcd *c);
 const char *etcd_endpoint(const etcd *c, size_t i);

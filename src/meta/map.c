@@ -279,6 +279,20 @@ const meta_range *meta_map_ranges(const meta_map *map, uint64_t table_id,
     return s && s->n ? s->v : NULL;
 }
 
+bool meta_map_ranges_cover(const meta_map *map, uint64_t table_id)
+{
+    size_t n = 0;
+    const meta_range *v = meta_map_ranges(map, table_id, &n);
+    if (n == 0 || v[0].start_len != 0 || v[n - 1].end_len != 0)
+        return false;
+    for (size_t i = 0; i + 1 < n; i++)
+        if (v[i].end_len == 0 ||
+            key_cmp(v[i].end, v[i].end_len, v[i + 1].start,
+                    v[i + 1].start_len) != 0)
+            return false;
+    return true;
+}
+
 const meta_range *meta_map_range_for(const meta_map *map, uint64_t table_id,
                                      const void *key, size_t len)
 {

@@ -244,6 +244,162 @@ int meta_leader_set(meta *m, uint64_t range_id, uint64_t node_id,
     return rc;
 }
 
+/* Decide one record of a batch against what is recorded (`cur`, range_id
+ * 0 if nothing readable is): true = write it, comparing the mod revision
+ * read (0: still absent); false = nothing to write, *status says why. The
+ * rule of leader_try. */
+static bool leader_decide(const meta_leader *want, const meta_leader *cur,
+                          int *status)
+{
+    *status = 0;
+    if (cur->range_id == 0)
+        return true; /* none, or unreadable: (over)write it */
+    if (cur->term > want->term ||
+        (cur->term == want->term && cur->node_id != want->node_id)) {
+        *status = CAIRN_ERR_CONDITION;
+        return false;
+    }
+    return cur->term != want->term; /* the same term: already recorded */
+}
+
+/* Read the current records of ls[0..n) (n <= META_TXN_OPS) in one
+ * transaction of gets: cur[i] (range_id 0 = none recorded). */
+static int leaders_get(meta *m, const meta_leader *ls, size_t n,
+                       meta_leader *cur)
+{
+    buf key = BUF_INIT;
+    etcd_txn *t = etcd_txn_new();
+    etcd_txn_result r = {0};
+    int rc = t ? 0 : CAIRN_ERR_NOMEM;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        rc = meta_key_leader(&key, m->prefix, ls[i].range_id);
+        if (rc == 0)
+            rc = etcd_txn_get(t, true, key.data, key.len, NULL, 0);
+    }
+    if (rc == 0)
+        rc = etcd_txn_commit(m->c, t, &r);
+    if (rc == 0 && r.n_gets != n)
+        rc = CAIRN_ERR_META;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        memset(&cur[i], 0, sizeof cur[i]);
+        if (r.gets[i].count == 0)
+            continue;
+        const etcd_kv *kv = &r.gets[i].kvs[0];
+        if (meta_leader_decode(kv->value, kv->value_len, &cur[i]) != 0) {
+            memset(&cur[i], 0, sizeof cur[i]); /* unreadable: overwrite */
+            cur[i].mod_revision = kv->mod_revision;
+            continue;
+        }
+        cur[i].range_id = ls[i].range_id;
+        cur[i].mod_revision = kv->mod_revision;
+    }
+    etcd_txn_result_free(&r);
+    etcd_txn_free(t);
+    buf_free(&key);
+    return rc;
+}
+
+/* One attempt at a chunk: read, decide, write. CAIRN_ERR_BUSY = a compare
+ * failed (somebody wrote one of these records meanwhile): again. */
+static int leaders_chunk_try(meta *m, const meta_leader *ls, size_t n,
+                             const bool *skip, int *statuses)
+{
+    meta_leader cur[META_TXN_OPS];
+    buf key = BUF_INIT;
+    int rc = leaders_get(m, ls, n, cur);
+    etcd_txn *t = rc == 0 ? etcd_txn_new() : NULL;
+    if (rc == 0 && t == NULL)
+        rc = CAIRN_ERR_NOMEM;
+    size_t writes = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (skip[i] || !leader_decide(&ls[i], &cur[i], &statuses[i]))
+            continue;
+        char *v = meta_leader_encode(&ls[i]);
+        rc = v ? meta_key_leader(&key, m->prefix, ls[i].range_id)
+               : CAIRN_ERR_NOMEM;
+        if (rc == 0)
+            rc = meta_txn_cas_put(t, &key, cur[i].mod_revision, v);
+        free(v);
+        writes++;
+    }
+    buf_free(&key);
+    if (rc == 0 && writes == 0) {
+        etcd_txn_free(t);
+        return 0;
+    }
+    return meta_txn_finish(m, t, rc, CAIRN_ERR_BUSY, NULL);
+}
+
+int meta_leader_set_many(meta *m, const meta_leader *ls, size_t n,
+                         int *statuses)
+{
+    bool skip[META_TXN_OPS];
+    int rc = 0;
+    for (size_t i = 0; i < n; i++)
+        statuses[i] = 0;
+    for (size_t at = 0; rc == 0 && at < n; at += META_TXN_OPS) {
+        size_t k = n - at < META_TXN_OPS ? n - at : META_TXN_OPS;
+        /* A range given twice would put one key twice in a transaction,
+         * which etcd refuses: the later one is refused here instead. */
+        for (size_t i = 0; i < k; i++) {
+            skip[i] = false;
+            for (size_t j = at; j < at + i && !skip[i]; j++)
+                skip[i] = ls[j].range_id == ls[at + i].range_id;
+            if (skip[i])
+                statuses[at + i] = CAIRN_ERR_INVALID;
+        }
+        rc = CAIRN_ERR_BUSY;
+        for (int tries = 0; tries < META_RETRIES && rc == CAIRN_ERR_BUSY;
+             tries++)
+            rc = leaders_chunk_try(m, ls + at, k, skip, statuses + at);
+        for (size_t i = 0; rc != 0 && i < n - at; i++)
+            if (i >= k || !skip[i])
+                statuses[at + i] = rc;
+    }
+    return rc;
+}
+
+int meta_leaders_read(meta *m, uint64_t first_id, uint64_t last_id,
+                      meta_leader **out, size_t *n)
+{
+    buf key = BUF_INIT, end = BUF_INIT;
+    etcd_range_result r = {0};
+    *out = NULL;
+    *n = 0;
+    if (first_id == 0 || last_id < first_id)
+        return CAIRN_ERR_INVALID;
+    int rc = meta_key_leader(&key, m->prefix, first_id);
+    if (rc == 0)
+        rc = meta_key_leader(&end, m->prefix, last_id);
+    if (rc == 0)
+        rc = buf_append_u8(&end, 0); /* just past last_id's key */
+    if (rc == 0)
+        rc = etcd_range(m->c, key.data, key.len, end.data, end.len, 0, 0, &r);
+    *out = rc == 0 ? calloc(r.count + 1, sizeof **out) : NULL;
+    if (rc == 0 && *out == NULL)
+        rc = CAIRN_ERR_NOMEM;
+    for (size_t i = 0; rc == 0 && i < r.count; i++) {
+        meta_key k;
+        meta_leader *l = &(*out)[*n];
+        if (meta_key_parse(m->prefix, r.kvs[i].key, r.kvs[i].key_len, &k) != 0 ||
+            k.kind != META_KEY_LEADER ||
+            meta_leader_decode(r.kvs[i].value, r.kvs[i].value_len, l) != 0)
+            continue; /* not a record of ours: skip it, as meta_load does */
+        l->range_id = k.a;
+        l->mod_revision = r.kvs[i].mod_revision;
+        (*n)++;
+    }
+    if (rc != 0) {
+        free(*out);
+        *out = NULL;
+        *n = 0;
+    }
+    etcd_range_free(&r);
+    buf_free(&key);
+    buf_free(&end);
+    return rc;
+}
+
 /* ---- nodes ------------------------------------------------------------ */
 
 static int node_try(meta *m, const meta_node *nd, int64_t lease)

@@ -46,6 +46,14 @@
 #define META_PREFIX_MAX 200
 #define META_MAX_REPLICAS 8 /* 5 plus room for a membership change */
 #define META_ADDR_MAX 128   /* "host:port" */
+/* Most split keys of a table at creation (docs/API.md): 1,025 ranges. */
+#define META_SPLITS_MAX 1024
+/* Most operations this library puts in one etcd transaction. etcd refuses
+ * more than --max-txn-ops (128 by default) in the compares or in either
+ * branch; a few are kept for the compares and counters that go with a
+ * batch. Anything larger - a table's ranges, a node's leader records - is
+ * written in several transactions (see meta_table_create). */
+#define META_TXN_OPS 100
 
 typedef enum meta_engine { META_ENGINE_BTREE, META_ENGINE_LSM } meta_engine;
 
@@ -197,6 +205,13 @@ int meta_map_route(const meta_map *map, const char *table, const void *key,
 /* A range by id (any table); NULL if none. */
 const meta_range *meta_map_range(const meta_map *map, uint64_t range_id);
 
+/* Whether the ranges of table `table_id` cover the whole key space, each
+ * starting where the one before ends, from minus to plus infinity. A table
+ * whose create was interrupted while its ranges were being written (they
+ * take several transactions, meta_table_create) does not: such a table
+ * must never be marked READY. */
+bool meta_map_ranges_cover(const meta_map *map, uint64_t table_id);
+
 /* The recorded leader of a range; NULL if none recorded yet. */
 const meta_leader *meta_map_leader(const meta_map *map, uint64_t range_id);
 
@@ -244,14 +259,32 @@ typedef struct meta_table_spec {
 } meta_table_spec;
 
 /* Create a table in state CREATING with its ranges ([-inf, s1), [s1, s2),
- * ..., [sn, +inf); epoch 1), in one transaction that also allocates the
- * table id and the range ids and checks the name is free. Placement: each
- * range gets `replicas` distinct live nodes, those hosting the fewest
- * replicas first. *out (if not NULL) = the table as written.
- * CAIRN_ERR_INVALID (name, replicas, engine, splits), CAIRN_ERR_EXISTS
- * (the name is taken, in any state), CAIRN_ERR_TRYAGAIN (fewer live nodes
- * than replicas). The caller (controller) then creates the replicas and
- * calls meta_table_set_ready - or meta_table_delete to roll back. */
+ * ..., [sn, +inf); epoch 1; at most META_SPLITS_MAX split keys). Their
+ * ids are consecutive: the first range's id + i for range i.
+ * Placement: each range gets `replicas` distinct live nodes, those hosting
+ * the fewest replicas first.
+ *
+ * etcd takes at most 128 operations per transaction, so a large table is
+ * written in several: the first allocates the table id and every range id
+ * (both counters compared as read), checks the name is free and writes the
+ * table in state CREATING - the create marker, invisible to routing - with
+ * as many ranges as fit (a table of up to META_TXN_OPS - 3 ranges is thus
+ * written atomically); then the other ranges, META_TXN_OPS per
+ * transaction, each under the compare that the table record has not
+ * changed since, so that a create rolled back or dropped meanwhile is
+ * never given ranges again (CAIRN_ERR_CONDITION). If a later transaction
+ * fails, the table is deleted again before returning; should that fail
+ * too (etcd gone), the controller rolls back the CREATING table, whose
+ * ranges do not cover the key space (meta_map_ranges_cover).
+ *
+ * *out (if not NULL) = the table as written (mod_revision: the first
+ * transaction's). CAIRN_ERR_INVALID (name, replicas, engine, splits),
+ * CAIRN_ERR_EXISTS (the name is taken, in any state), CAIRN_ERR_TRYAGAIN
+ * (fewer live nodes than replicas), CAIRN_ERR_CONDITION (see above), or
+ * an etcd error (etcd_last_error() says which). The caller (router, or
+ * the controller) then creates the replicas and calls
+ * meta_table_set_ready - or meta_table_abandon / meta_table_delete to
+ * roll back. */
 int meta_table_create(meta *m, const meta_table_spec *spec, meta_table *out);
 
 /* Read one table (any state). CAIRN_ERR_NO_TABLE if absent. */
@@ -273,9 +306,12 @@ int meta_table_abandon(meta *m, const char *name, uint64_t id);
  * ranges to delete). CAIRN_ERR_NO_TABLE if absent or already dropping. */
 int meta_table_drop(meta *m, const char *name, meta_table *out);
 
-/* Remove a table's metadata (the table, its ranges and their leaders) in
- * one transaction, only if the name still has id `id` and the table is
- * DROPPING or CREATING (a rolled-back create). CAIRN_ERR_NO_TABLE,
+/* Remove a table's metadata, only if the name still has id `id` and the
+ * table is DROPPING or CREATING (a rolled-back create): the table record
+ * and all its ranges in one transaction (two operations: the record, and
+ * the ranges' key prefix), then their leader records, META_TXN_OPS per
+ * transaction (a crash in between leaves leader records of ranges that
+ * no longer exist: harmless, nothing routes by them). CAIRN_ERR_NO_TABLE,
  * CAIRN_ERR_CONDITION (READY, or changed meanwhile). */
 int meta_table_delete(meta *m, const char *name, uint64_t id);
 
@@ -309,6 +345,32 @@ int meta_range_set_replicas(meta *m, const meta_range *read,
  * write. */
 int meta_leader_set(meta *m, uint64_t range_id, uint64_t node_id,
                     uint64_t term);
+
+/* meta_leader_set for many ranges at once, in as few etcd transactions
+ * as the operation limit allows (META_TXN_OPS records each): one read of
+ * the chunk's current records (a transaction of gets), then one
+ * transaction writing every record that is not older, each compared on
+ * the mod revision it was read at. The same rule per record as
+ * meta_leader_set: ls[i] (range_id, node_id, term; mod_revision ignored)
+ * is written if no leader is recorded or the recorded term is older;
+ * statuses[i] = 0 (written, or already recorded as is),
+ * CAIRN_ERR_CONDITION (a newer term, or another node in the same term, is
+ * recorded: nothing written), CAIRN_ERR_INVALID (the same range id
+ * given twice among the records of one transaction: give each range
+ * once, with its highest term), or the etcd error that stopped the
+ * call for the records not done. A chunk whose compares fail (a
+ * concurrent writer) is read and decided again. Returns 0, or the first
+ * etcd error (then some statuses[i] carry it: retry those). */
+int meta_leader_set_many(meta *m, const meta_leader *ls, size_t n,
+                         int *statuses);
+
+/* The leader records of ranges first_id .. last_id (inclusive) in one
+ * etcd range read: *out = a new array (free()) of *n records sorted by
+ * range id. For a new table, whose range ids are consecutive
+ * (meta_table_create): a router waiting for its leaders reads them all at
+ * once, not one range at a time. */
+int meta_leaders_read(meta *m, uint64_t first_id, uint64_t last_id,
+                      meta_leader **out, size_t *n);
 
 /* Read one leader record; CAIRN_ERR_NOT_FOUND if none. */
 int meta_leader_get(meta *m, uint64_t range_id, meta_leader *out);

@@ -1,7 +1,9 @@
 /*
- * table.c - the table lifecycle of meta.h: create (ids, ranges and
- * placement in one transaction), ready, drop, delete.
+ * table.c - the table lifecycle of meta.h: create (ids, placement, then
+ * the ranges in as many transactions as they need, under the table's
+ * CREATING marker), ready, drop, delete.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,8 +14,6 @@
 #include "meta/schema.h"
 
 #define TABLE_RETRIES 20
-#define TABLE_SPLITS_MAX 100 /* etcd allows 128 operations per txn */
-#define LEADER_DELETE_BATCH 100
 
 static int check_spec(const meta_table_spec *s)
 {
@@ -23,7 +23,7 @@ static int check_spec(const meta_table_spec *s)
         return CAIRN_ERR_INVALID;
     if (s->engine != META_ENGINE_BTREE && s->engine != META_ENGINE_LSM)
         return CAIRN_ERR_INVALID;
-    if (s->n_splits > TABLE_SPLITS_MAX)
+    if (s->n_splits > META_SPLITS_MAX)
         return CAIRN_ERR_INVALID;
     for (size_t i = 0; i < s->n_splits; i++) {
         if (s->split_lens[i] < CAIRN_KEY_MIN || s->split_lens[i] > CAIRN_KEY_MAX)
@@ -89,6 +89,14 @@ static void range_bounds(const meta_table_spec *s, size_t i, meta_range *rg)
     rg->end_len = i < s->n_splits ? s->split_lens[i] : 0;
 }
 
+/* A create being written: the table, and its ranges with their placement
+ * (bounds borrowed from the spec). */
+typedef struct plan {
+    meta_table *tb;
+    meta_range *rgs;
+    size_t n;
+} plan;
+
 /* Put the table record under its compare (name free). */
 static int txn_add_table(etcd_txn *t, const char *prefix, const meta_table *tb)
 {
@@ -105,12 +113,34 @@ static int txn_add_table(etcd_txn *t, const char *prefix, const meta_table *tb)
     return rc;
 }
 
-/* Build the whole create transaction from one map. */
-static int build_create(const meta_map *map, const char *prefix,
-                        const meta_table_spec *s, meta_table *tb,
-                        etcd_txn *t)
+/* Put ranges rgs[from, to) (fresh ids: no compare of their own). */
+static int txn_add_ranges(etcd_txn *t, const char *prefix, const plan *p,
+                          size_t from, size_t to)
 {
-    size_t n_loads = 0, n_ranges = s->n_splits + 1;
+    buf key = BUF_INIT;
+    int rc = 0;
+    for (size_t i = from; rc == 0 && i < to; i++) {
+        char *v = meta_range_encode(&p->rgs[i]);
+        rc = v ? meta_key_range(&key, prefix, p->tb->id, p->rgs[i].id)
+               : CAIRN_ERR_NOMEM;
+        if (rc == 0)
+            rc = etcd_txn_put(t, true, key.data, key.len, v, strlen(v), 0);
+        free(v);
+    }
+    buf_free(&key);
+    return rc;
+}
+
+/* Ids and placement from one map, then the first transaction: both
+ * counters as read (bumped by 1 table and by every range), the name still
+ * free, the table CREATING, and as many ranges as fit (all of them for a
+ * table of up to META_TXN_OPS - 3 ranges, which is thus created
+ * atomically). *written = ranges written. */
+static int build_first(const meta_map *map, const char *prefix,
+                       const meta_table_spec *s, plan *p, etcd_txn *t,
+                       size_t *written)
+{
+    size_t n_loads = 0;
     load *loads = live_loads(map, &n_loads);
     if (!loads)
         return CAIRN_ERR_NOMEM;
@@ -118,9 +148,17 @@ static int build_create(const meta_map *map, const char *prefix,
         free(loads);
         return CAIRN_ERR_TRYAGAIN;
     }
-    buf key = BUF_INIT;
-    tb->id = map->ids[META_ID_TABLE] + 1;
+    p->tb->id = map->ids[META_ID_TABLE] + 1;
     uint64_t first_range = map->ids[META_ID_RANGE] + 1;
+    for (size_t i = 0; i < p->n; i++) {
+        meta_range *rg = &p->rgs[i];
+        *rg = (meta_range){.id = first_range + i, .table_id = p->tb->id,
+                           .epoch = 1};
+        range_bounds(s, i, rg);
+        place(loads, n_loads, rg, s->replicas);
+    }
+    free(loads);
+    buf key = BUF_INIT;
     int rc = meta_key_id(&key, prefix, META_ID_TABLE);
     if (rc == 0)
         rc = meta_txn_bump_counter(t, &key, map->ids[META_ID_TABLE],
@@ -129,26 +167,18 @@ static int build_create(const meta_map *map, const char *prefix,
         rc = meta_key_id(&key, prefix, META_ID_RANGE);
     if (rc == 0)
         rc = meta_txn_bump_counter(t, &key, map->ids[META_ID_RANGE],
-                                   map->ids_rev[META_ID_RANGE], n_ranges);
+                                   map->ids_rev[META_ID_RANGE], p->n);
     if (rc == 0)
-        rc = txn_add_table(t, prefix, tb);
-    for (size_t i = 0; rc == 0 && i < n_ranges; i++) {
-        meta_range rg = {.id = first_range + i, .table_id = tb->id, .epoch = 1};
-        range_bounds(s, i, &rg);
-        place(loads, n_loads, &rg, s->replicas);
-        char *v = meta_range_encode(&rg);
-        rc = v ? meta_key_range(&key, prefix, tb->id, rg.id) : CAIRN_ERR_NOMEM;
-        if (rc == 0)
-            rc = etcd_txn_put(t, true, key.data, key.len, v, strlen(v), 0);
-        free(v);
-    }
+        rc = txn_add_table(t, prefix, p->tb);
     buf_free(&key);
-    free(loads);
-    return rc;
+    *written = p->n < META_TXN_OPS - 3 ? p->n : META_TXN_OPS - 3;
+    return rc ? rc : txn_add_ranges(t, prefix, p, 0, *written);
 }
 
-/* One attempt. CAIRN_ERR_BUSY = a concurrent change, try again. */
-static int create_try(meta *m, const meta_table_spec *s, meta_table *tb)
+/* The first transaction. CAIRN_ERR_BUSY = a concurrent change (a counter
+ * moved, the name was taken): try again from a fresh read. */
+static int create_first(meta *m, const meta_table_spec *s, plan *p,
+                        size_t *written)
 {
     meta_map *map;
     int rc = meta_load(m, &map);
@@ -159,9 +189,32 @@ static int create_try(meta *m, const meta_table_spec *s, meta_table *tb)
         return CAIRN_ERR_EXISTS;
     }
     etcd_txn *t = etcd_txn_new();
-    rc = t ? build_create(map, m->prefix, s, tb, t) : CAIRN_ERR_NOMEM;
+    rc = t ? build_first(map, m->prefix, s, p, t, written) : CAIRN_ERR_NOMEM;
     meta_map_release(map);
-    return meta_txn_finish(m, t, rc, CAIRN_ERR_BUSY, &tb->mod_revision);
+    return meta_txn_finish(m, t, rc, CAIRN_ERR_BUSY, &p->tb->mod_revision);
+}
+
+/* The other ranges, META_TXN_OPS per transaction, each under the compare
+ * that the table record is still the one the first transaction wrote: a
+ * create that was rolled back (DROPPING, or deleted) or dropped meanwhile
+ * fails here (CAIRN_ERR_CONDITION) instead of bringing ranges back to a
+ * table that is going away. */
+static int create_rest(meta *m, const plan *p, size_t from)
+{
+    buf key = BUF_INIT;
+    int rc = meta_key_table(&key, m->prefix, p->tb->name);
+    for (size_t i = from; rc == 0 && i < p->n; i += META_TXN_OPS) {
+        size_t to = i + META_TXN_OPS < p->n ? i + META_TXN_OPS : p->n;
+        etcd_txn *t = etcd_txn_new();
+        rc = t ? etcd_txn_cmp(t, key.data, key.len, ETCD_CMP_MOD,
+                              ETCD_CMP_EQUAL, p->tb->mod_revision)
+               : CAIRN_ERR_NOMEM;
+        if (rc == 0)
+            rc = txn_add_ranges(t, m->prefix, p, i, to);
+        rc = meta_txn_finish(m, t, rc, CAIRN_ERR_CONDITION, NULL);
+    }
+    buf_free(&key);
+    return rc;
 }
 
 int meta_table_create(meta *m, const meta_table_spec *spec, meta_table *out)
@@ -173,9 +226,27 @@ int meta_table_create(meta *m, const meta_table_spec *spec, meta_table *out)
                      .replicas = spec->replicas,
                      .state = META_TABLE_CREATING};
     strcpy(tb.name, spec->name);
+    plan p = {.tb = &tb, .n = spec->n_splits + 1};
+    p.rgs = calloc(p.n, sizeof *p.rgs);
+    if (p.rgs == NULL)
+        return CAIRN_ERR_NOMEM;
+    size_t written = 0;
     rc = CAIRN_ERR_BUSY;
     for (int i = 0; i < TABLE_RETRIES && rc == CAIRN_ERR_BUSY; i++)
-        rc = create_try(m, spec, &tb);
+        rc = create_first(m, spec, &p, &written);
+    if (rc == 0 && written < p.n && (rc = create_rest(m, &p, written)) != 0) {
+        /* Part of the ranges are missing: take the table back out now, so
+         * that nobody waits for it. If etcd cannot be reached for that
+         * either, the controller rolls the CREATING table back later (its
+         * ranges do not cover the key space: meta_map_ranges_cover). The
+         * cause of the failure is what the caller needs to know, so keep
+         * rc and etcd's text of it. */
+        char why[512];
+        snprintf(why, sizeof why, "%s", etcd_last_error());
+        meta_table_delete(m, tb.name, tb.id);
+        etcd_restore_last_error(why);
+    }
+    free(p.rgs);
     if (rc == 0 && out)
         *out = tb;
     return rc;
@@ -301,10 +372,10 @@ static int delete_leaders(meta *m, const uint64_t *ids, size_t n)
 {
     buf key = BUF_INIT;
     int rc = 0;
-    for (size_t i = 0; rc == 0 && i < n; i += LEADER_DELETE_BATCH) {
+    for (size_t i = 0; rc == 0 && i < n; i += META_TXN_OPS) {
         etcd_txn *t = etcd_txn_new();
         rc = t ? 0 : CAIRN_ERR_NOMEM;
-        for (size_t j = i; rc == 0 && j < n && j < i + LEADER_DELETE_BATCH; j++) {
+        for (size_t j = i; rc == 0 && j < n && j < i + META_TXN_OPS; j++) {
             rc = meta_key_leader(&key, m->prefix, ids[j]);
             if (rc == 0)
                 rc = etcd_txn_delete(t, true, key.data, key.len, NULL, 0);

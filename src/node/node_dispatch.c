@@ -329,6 +329,118 @@ static void handle_create(conn *c, const rpc_request *q)
         reply_error(c, q->id, rc, err[0] ? err : NULL);
 }
 
+/* The creations of one CREATE_REPLICAS request, decoded. */
+typedef struct create_set {
+    range_meta *ms;
+    uint64_t *ids; /* range id of each creation, even an invalid one */
+    int *statuses;
+    char (*errs)[256];
+    bool *boot;
+    size_t n;
+} create_set;
+
+static void create_set_free(create_set *cs)
+{
+    for (size_t i = 0; i < cs->n; i++)
+        range_meta_free(&cs->ms[i]);
+    free(cs->ms);
+    free(cs->ids);
+    free(cs->statuses);
+    free(cs->errs);
+    free(cs->boot);
+}
+
+static int create_set_decode(const rpc_request *q, create_set *cs)
+{
+    size_t cap = q->count ? q->count : 1;
+    memset(cs, 0, sizeof *cs);
+    cs->ms = calloc(cap, sizeof *cs->ms);
+    cs->ids = calloc(cap, sizeof *cs->ids);
+    cs->statuses = calloc(cap, sizeof *cs->statuses);
+    cs->errs = calloc(cap, sizeof *cs->errs);
+    cs->boot = calloc(cap, sizeof *cs->boot);
+    if (!cs->ms || !cs->ids || !cs->statuses || !cs->errs || !cs->boot)
+        return CAIRN_ERR_NOMEM;
+    rpc_request one;
+    size_t pos = 0;
+    int rc;
+    while (cs->n < cap && (rc = rpc_create_next(q, &pos, &one)) == 1) {
+        size_t i = cs->n++;
+        cs->ids[i] = one.range_id;
+        cs->boot[i] = one.bootstrap;
+        cs->statuses[i] = meta_from_request(&one, &cs->ms[i]);
+        if (cs->statuses[i] == CAIRN_ERR_NOMEM)
+            return CAIRN_ERR_NOMEM;
+        if (cs->statuses[i] != 0)
+            snprintf(cs->errs[i], sizeof cs->errs[i], "range %" PRIu64
+                     ": invalid creation (range id 0, no peers, an unknown "
+                     "engine or a bad peer)", one.range_id);
+    }
+    return 0; /* rpc_decode_request checked every creation */
+}
+
+/* Create the replicas whose boot flag is `boot` (the registry takes one
+ * flag per call; a batch may mix them). */
+static void create_some(node *n, create_set *cs, bool boot)
+{
+    size_t k = 0;
+    range_meta *ms = malloc((cs->n ? cs->n : 1) * sizeof *ms);
+    size_t *at = malloc((cs->n ? cs->n : 1) * sizeof *at);
+    int *st = malloc((cs->n ? cs->n : 1) * sizeof *st);
+    char (*errs)[256] = malloc((cs->n ? cs->n : 1) * sizeof *errs);
+    if (ms && at && st && errs) {
+        for (size_t i = 0; i < cs->n; i++)
+            if (cs->statuses[i] == 0 && cs->boot[i] == boot) {
+                ms[k] = cs->ms[i]; /* shallow: the registry copies */
+                at[k++] = i;
+            }
+        int rc = k ? node_create_replicas(n, ms, k, boot, st, errs) : 0;
+        for (size_t j = 0; j < k; j++) {
+            cs->statuses[at[j]] = rc ? rc : st[j];
+            memcpy(cs->errs[at[j]], errs[j], sizeof errs[j]);
+        }
+    } else {
+        for (size_t i = 0; i < cs->n; i++)
+            if (cs->statuses[i] == 0 && cs->boot[i] == boot)
+                cs->statuses[i] = CAIRN_ERR_NOMEM;
+    }
+    free(ms);
+    free(at);
+    free(st);
+    free(errs);
+}
+
+/* CREATE_REPLICAS: every creation of the frame at once (the registry
+ * stores all their metas with one sync per index store), then one reply
+ * listing those that did not succeed. */
+static void handle_create_many(conn *c, const rpc_request *q)
+{
+    create_set cs;
+    int rc = create_set_decode(q, &cs);
+    if (rc == 0) {
+        create_some(c->n, &cs, true);
+        create_some(c->n, &cs, false);
+    }
+    size_t mark = c->out.len;
+    uint32_t failed = 0;
+    if (rc == 0)
+        rc = rpc_reply_create_begin(&c->out, q->id, &mark);
+    for (size_t i = 0; rc == 0 && i < cs.n; i++) {
+        if (cs.statuses[i] == 0)
+            continue;
+        rc = rpc_reply_create_add(&c->out, cs.ids[i], cs.statuses[i],
+                                  cs.errs[i][0] ? cs.errs[i] : NULL);
+        failed++;
+    }
+    if (rc == 0) {
+        rpc_reply_create_end(&c->out, mark, failed);
+    } else {
+        c->out.len = mark; /* drop a reply begun, answer the error */
+        reply_error(c, q->id, rc, NULL);
+    }
+    create_set_free(&cs);
+}
+
 /* One range's metrics plus its digest. A failed append (out of memory)
  * must not trim a byte of an empty buffer, hence the checks. */
 static int metrics_one(replica *r, buf *j)
@@ -482,6 +594,9 @@ void node_dispatch(conn *c, const rpc_request *q)
         break;
     case RPC_CREATE_REPLICA:
         handle_create(c, q);
+        break;
+    case RPC_CREATE_REPLICAS:
+        handle_create_many(c, q);
         break;
     case RPC_METRICS:
         handle_metrics(c, q);

@@ -84,6 +84,18 @@ replica *node_find_range(node *n, uint64_t range_id);
  * more. */
 int node_create_replica(node *n, const range_meta *m, bool boot, char *err);
 
+/* Create replicas of ms[0..count) (all bootstrapped with their peers as
+ * voters, or none: `boot`), synchronously. The metas are made durable
+ * first, in one engine batch and one engine_sync per index store (not one
+ * per replica), then each replica is opened. statuses[i] = 0 or why range
+ * i was not created - EXISTS if hosted (or given earlier in the batch),
+ * TRYAGAIN while a drop of it finishes, INVALID for an unknown engine, the
+ * store's or replica_open's error - with errs[i] saying more ("" if
+ * nothing to add). Returns 0 unless the whole batch failed (then no
+ * replica was created). */
+int node_create_replicas(node *n, const range_meta *ms, size_t count,
+                         bool boot, int *statuses, char (*errs)[256]);
+
 /* Reopen every replica the index stores hold (on start). */
 void node_open_existing(node *n);
 

@@ -5,11 +5,17 @@
  *  - the keeper (meta_node_keeper, its own thread) keeps P/nodes/<id> and
  *    the lease-backed P/live/<id>;
  *  - a timer on the node's loop looks at each replica's leader every
- *    POLL_MS (replica_leader is a field read) and, when this node has
- *    become leader of a range, reads the term and queues (range, term);
- *  - the writer thread takes the queue and calls meta_leader_set, whose
- *    compare on the term means a late record of an old term can never
- *    hide a newer leader. etcd errors leave the record queued for a retry.
+ *    POLL_MS (replica_leader is a field read; the range's state is one
+ *    hash lookup) and, when this node has become leader of a range, reads
+ *    the term and queues (range, term). With ten thousand ranges a poll is
+ *    ten thousand field reads and lookups: well under a millisecond;
+ *  - the writer thread takes the WHOLE queue at once and records it with
+ *    meta_leader_set_many - one read and one write transaction per 100
+ *    records, not two round trips per range - so a node that starts
+ *    leading a thousand new ranges records them in about ten etcd
+ *    transactions. The compare on the term means a late record of an old
+ *    term can never hide a newer leader. Records etcd could not take stay
+ *    queued for a retry.
  */
 #include "node_meta.h"
 
@@ -24,6 +30,7 @@
 
 #include "../common/err.h"
 #include "../common/grow.h"
+#include "../common/u64map.h"
 #include "../meta/meta.h"
 
 #define POLL_MS 100
@@ -41,10 +48,6 @@ typedef struct tracked {
     bool leading;
 } tracked;
 
-typedef struct pending {
-    uint64_t range_id, term;
-} pending;
-
 struct node_meta {
     node_meta_config cfg;
     uv_timer_t timer;
@@ -53,33 +56,39 @@ struct node_meta {
     meta_node_keeper *keeper;
 
     /* loop thread only */
-    tracked *tr;
+    tracked *tr; /* in no order */
     size_t n_tr, cap_tr;
+    u64map tr_at; /* range id -> index in tr + 1 */
     uint64_t gen;
 
     /* shared with the writer, under mu */
     pthread_t writer;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    pending *q;
+    meta_leader *q; /* range_id, node_id, term */
     size_t n_q, cap_q;
+    u64map q_at; /* range id -> index in q + 1: one record per range */
     bool stop;
 };
 
 /* ---- the queue (any thread, under mu) ---------------------------------- */
 
-/* Keep one record per range, the highest term: older ones are moot. */
+/* Keep one record per range, the highest term: older ones are moot (and
+ * meta_leader_set_many takes each range once). */
 static void queue_push_locked(node_meta *nm, uint64_t range_id, uint64_t term)
 {
-    for (size_t i = 0; i < nm->n_q; i++)
-        if (nm->q[i].range_id == range_id) {
-            if (term > nm->q[i].term)
-                nm->q[i].term = term;
-            return;
-        }
-    if (grow_array((void **)&nm->q, nm->n_q, &nm->cap_q, sizeof *nm->q, 16))
+    uintptr_t at = (uintptr_t)u64map_get(&nm->q_at, range_id);
+    if (at) {
+        if (term > nm->q[at - 1].term)
+            nm->q[at - 1].term = term;
+        return;
+    }
+    if (grow_array((void **)&nm->q, nm->n_q, &nm->cap_q, sizeof *nm->q, 16) ||
+        u64map_put(&nm->q_at, range_id, (void *)(uintptr_t)(nm->n_q + 1)))
         return; /* dropped; the controller's metrics poll is the backstop */
-    nm->q[nm->n_q++] = (pending){range_id, term};
+    nm->q[nm->n_q++] = (meta_leader){.range_id = range_id,
+                                     .node_id = nm->cfg.node_id,
+                                     .term = term};
 }
 
 static void queue_push(node_meta *nm, uint64_t range_id, uint64_t term)
@@ -92,17 +101,31 @@ static void queue_push(node_meta *nm, uint64_t range_id, uint64_t term)
 
 /* ---- the writer thread -------------------------------------------------- */
 
-/* Record one leadership. true when done (written, or a newer term is
- * already there), false to retry later (etcd unreachable). */
-static bool record_leader(node_meta *nm, const pending *p)
+/* Record a batch of leaderships (the queue as it was taken). The records
+ * etcd did not take (it is unreachable) are queued again; those done or
+ * superseded by a newer term are not. Returns how many are to retry. */
+static size_t record_leaders(node_meta *nm, const meta_leader *ls, size_t n)
 {
-    int rc = meta_leader_set(nm->meta, p->range_id, nm->cfg.node_id, p->term);
-    if (rc == 0 || rc == CAIRN_ERR_CONDITION)
-        return true;
-    fprintf(stderr, "cairn node %" PRIu64 ": cannot record leadership of "
-            "range %" PRIu64 " (term %" PRIu64 ") yet: %s\n",
-            nm->cfg.node_id, p->range_id, p->term, cairn_err_message(rc));
-    return false;
+    int *st = malloc((n ? n : 1) * sizeof *st);
+    size_t retry = 0, first = 0;
+    int rc = st ? meta_leader_set_many(nm->meta, ls, n, st)
+                : CAIRN_ERR_NOMEM;
+    pthread_mutex_lock(&nm->mu);
+    for (size_t i = 0; i < n; i++) {
+        int s = st ? st[i] : rc;
+        if (s != 0 && s != CAIRN_ERR_CONDITION) {
+            queue_push_locked(nm, ls[i].range_id, ls[i].term);
+            first = retry++ ? first : i;
+        }
+    }
+    pthread_mutex_unlock(&nm->mu);
+    if (retry > 0)
+        fprintf(stderr, "cairn node %" PRIu64 ": cannot record leadership of "
+                "%zu ranges yet (the first: range %" PRIu64 ", term %" PRIu64
+                "): %s %s\n", nm->cfg.node_id, retry, ls[first].range_id,
+                ls[first].term, cairn_err_message(rc), etcd_last_error());
+    free(st);
+    return retry;
 }
 
 static void wait_retry_locked(node_meta *nm)
@@ -117,22 +140,32 @@ static void wait_retry_locked(node_meta *nm)
 static void *writer_main(void *arg)
 {
     node_meta *nm = arg;
+    meta_leader *batch = NULL;
+    size_t cap = 0;
     pthread_mutex_lock(&nm->mu);
     while (!nm->stop) {
         if (nm->n_q == 0) {
             pthread_cond_wait(&nm->cv, &nm->mu);
             continue;
         }
-        pending p = nm->q[--nm->n_q];
+        /* Take the whole queue: what piled up while the last batch was
+         * being written goes out together. */
+        meta_leader *taken = nm->q;
+        size_t n = nm->n_q, taken_cap = nm->cap_q;
+        nm->q = batch;
+        nm->cap_q = cap;
+        nm->n_q = 0;
+        u64map_free(&nm->q_at);
+        batch = taken;
+        cap = taken_cap;
         pthread_mutex_unlock(&nm->mu);
-        bool done = record_leader(nm, &p);
+        size_t retry = record_leaders(nm, batch, n);
         pthread_mutex_lock(&nm->mu);
-        if (!done) {
-            queue_push_locked(nm, p.range_id, p.term);
+        if (retry > 0)
             wait_retry_locked(nm);
-        }
     }
     pthread_mutex_unlock(&nm->mu);
+    free(batch);
     return NULL;
 }
 
@@ -153,26 +186,18 @@ static uint64_t replica_term(replica *r)
     return term;
 }
 
-/* The tracked entry of a range (binary search; inserted if new). */
+/* The tracked entry of a range (one hash lookup; appended if new). */
 static tracked *track(node_meta *nm, uint64_t range_id)
 {
-    size_t lo = 0, hi = nm->n_tr;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (nm->tr[mid].range_id < range_id)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (lo < nm->n_tr && nm->tr[lo].range_id == range_id)
-        return &nm->tr[lo];
+    uintptr_t at = (uintptr_t)u64map_get(&nm->tr_at, range_id);
+    if (at && at <= nm->n_tr && nm->tr[at - 1].range_id == range_id)
+        return &nm->tr[at - 1];
     if (grow_array((void **)&nm->tr, nm->n_tr, &nm->cap_tr, sizeof *nm->tr,
-                   64) != 0)
+                   64) != 0 ||
+        u64map_put(&nm->tr_at, range_id, (void *)(uintptr_t)(nm->n_tr + 1)))
         return NULL;
-    memmove(&nm->tr[lo + 1], &nm->tr[lo], (nm->n_tr - lo) * sizeof *nm->tr);
-    nm->n_tr++;
-    nm->tr[lo] = (tracked){.range_id = range_id};
-    return &nm->tr[lo];
+    nm->tr[nm->n_tr] = (tracked){.range_id = range_id};
+    return &nm->tr[nm->n_tr++];
 }
 
 static void visit(void *varg, replica *r)
@@ -187,8 +212,12 @@ static void visit(void *varg, replica *r)
     replica_leader(r, &lid, &addr);
     bool leading = lid == nm->cfg.node_id;
     /* A leadership lost and won back between two polls keeps `leading`
-     * true: the periodic refresh catches its new term. */
-    if (leading && (!t->leading || nm->gen % REFRESH_POLLS == 0)) {
+     * true: the periodic refresh catches its new term. Each led range is
+     * refreshed once every REFRESH_POLLS polls, a different slice of the
+     * ranges at each poll, so that ten thousand led ranges never make one
+     * poll read ten thousand metrics at once. */
+    bool refresh = (nm->gen + t->range_id) % REFRESH_POLLS == 0;
+    if (leading && (!t->leading || refresh)) {
         uint64_t term = replica_term(r);
         if (term > t->term) {
             t->term = term;
@@ -198,13 +227,26 @@ static void visit(void *varg, replica *r)
     t->leading = leading;
 }
 
-/* Forget ranges that are no longer hosted (dropped or closed). */
+/* Forget ranges that are no longer hosted (dropped or closed). Nothing to
+ * do in the common case; otherwise the survivors move down and their
+ * index entries follow. */
 static void prune(node_meta *nm)
 {
     size_t k = 0;
-    for (size_t i = 0; i < nm->n_tr; i++)
-        if (nm->tr[i].gen == nm->gen)
-            nm->tr[k++] = nm->tr[i];
+    for (size_t i = 0; i < nm->n_tr; i++) {
+        if (nm->tr[i].gen != nm->gen) {
+            u64map_del(&nm->tr_at, nm->tr[i].range_id);
+            continue;
+        }
+        if (k != i) {
+            nm->tr[k] = nm->tr[i];
+            /* out of memory here leaves a stale index, which track()
+             * notices (and then tracks the range afresh) */
+            u64map_put(&nm->tr_at, nm->tr[k].range_id,
+                       (void *)(uintptr_t)(k + 1));
+        }
+        k++;
+    }
     nm->n_tr = k;
 }
 
@@ -234,7 +276,9 @@ static void nm_free(node_meta *nm)
     pthread_mutex_destroy(&nm->mu);
     pthread_cond_destroy(&nm->cv);
     free(nm->tr);
+    u64map_free(&nm->tr_at);
     free(nm->q);
+    u64map_free(&nm->q_at);
     free(nm);
 }
 

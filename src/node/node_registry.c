@@ -62,26 +62,55 @@ static int get_engine(node *n, engine_kind kind, engine **out)
     return 0;
 }
 
-int node_create_replica(node *n, const range_meta *m, bool boot, char *err)
+/* Whether range `m` may be created now: 0, or why not (errs filled). A
+ * range given twice in one batch is created once; the later one is
+ * EXISTS, as it would be if sent again. */
+static int create_check(node *n, const range_meta *m, u64map *batch,
+                        char *err)
 {
-    engine *e;
-    buf blob = BUF_INIT;
     slot *s = node_find_slot(n, m->range_id);
     if (s && s->dropping) {
         snprintf(err, 256, "range %" PRIu64 " is being dropped",
                  m->range_id);
         return CAIRN_ERR_TRYAGAIN;
     }
-    if (s)
+    if (s || u64map_get(batch, m->range_id))
         return CAIRN_ERR_EXISTS;
-    int rc = get_engine(n, m->engine, &e);
-    engine_batch *b = rc == 0 ? engine_batch_new() : NULL;
-    if (rc == 0 && b == NULL)
+    if (m->engine != ENGINE_BTREE && m->engine != ENGINE_LSM) {
+        snprintf(err, 256, "range %" PRIu64 ": unknown engine %d",
+                 m->range_id, (int)m->engine);
+        return CAIRN_ERR_INVALID;
+    }
+    return u64map_put(batch, m->range_id, (void *)m);
+}
+
+/* Make the metas of ms[i] (statuses[i] == 0, engine `kind`) durable in
+ * that index store: one batch, one write, one sync for all of them, so
+ * that a node creating a thousand replicas syncs once, not a thousand
+ * times. A failure fails each of them. */
+static void create_metas(node *n, engine_kind kind, const range_meta *ms,
+                         size_t count, int *statuses, char (*errs)[256])
+{
+    engine *e = NULL;
+    engine_batch *b = NULL;
+    buf blob = BUF_INIT;
+    size_t todo = 0;
+    for (size_t i = 0; i < count; i++)
+        todo += statuses[i] == 0 && ms[i].engine == kind;
+    if (todo == 0)
+        return;
+    int rc = get_engine(n, kind, &e);
+    if (rc == 0 && (b = engine_batch_new()) == NULL)
         rc = CAIRN_ERR_NOMEM;
-    if (rc == 0)
-        rc = range_meta_encode(m, &blob);
-    if (rc == 0)
-        rc = engine_batch_set_meta(b, m->range_id, blob.data, blob.len);
+    for (size_t i = 0; rc == 0 && i < count; i++) {
+        if (statuses[i] != 0 || ms[i].engine != kind)
+            continue;
+        buf_reset(&blob);
+        rc = range_meta_encode(&ms[i], &blob);
+        if (rc == 0)
+            rc = engine_batch_set_meta(b, ms[i].range_id, blob.data,
+                                       blob.len);
+    }
     if (rc == 0)
         rc = engine_write(e, b);
     if (rc == 0)
@@ -89,12 +118,47 @@ int node_create_replica(node *n, const range_meta *m, bool boot, char *err)
     if (b)
         engine_batch_free(b);
     buf_free(&blob);
-    replica *r = NULL;
-    if (rc == 0)
-        rc = replica_open(&n->env, e, m, boot, &r, err);
-    if (rc == 0 && (rc = add_range(n, m->range_id, r)) != 0)
-        replica_close(r, NULL, NULL);
-    return rc;
+    for (size_t i = 0; rc != 0 && i < count; i++)
+        if (statuses[i] == 0 && ms[i].engine == kind) {
+            statuses[i] = rc;
+            snprintf(errs[i], 256, "range %" PRIu64 ": cannot store its "
+                     "meta in the %s index store", ms[i].range_id,
+                     engine_kind_name(kind));
+        }
+}
+
+int node_create_replicas(node *n, const range_meta *ms, size_t count,
+                         bool boot, int *statuses, char (*errs)[256])
+{
+    u64map batch = U64MAP_INIT;
+    for (size_t i = 0; i < count; i++) {
+        errs[i][0] = '\0';
+        statuses[i] = create_check(n, &ms[i], &batch, errs[i]);
+    }
+    u64map_free(&batch);
+    create_metas(n, ENGINE_BTREE, ms, count, statuses, errs);
+    create_metas(n, ENGINE_LSM, ms, count, statuses, errs);
+    for (size_t i = 0; i < count; i++) {
+        replica *r = NULL;
+        if (statuses[i] != 0)
+            continue;
+        engine *e = n->engines[ms[i].engine];
+        int rc = replica_open(&n->env, e, &ms[i], boot, &r, errs[i]);
+        if (rc == 0 && (rc = add_range(n, ms[i].range_id, r)) != 0)
+            replica_close(r, NULL, NULL);
+        statuses[i] = rc;
+    }
+    return 0;
+}
+
+int node_create_replica(node *n, const range_meta *m, bool boot, char *err)
+{
+    int status = 0;
+    char errs[1][256];
+    int rc = node_create_replicas(n, m, 1, boot, &status, errs);
+    if (errs[0][0])
+        memcpy(err, errs[0], sizeof errs[0]);
+    return rc ? rc : status;
 }
 
 /* Reopen every replica an index store holds. A range whose log cannot be

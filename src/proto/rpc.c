@@ -196,17 +196,47 @@ static int encode_peers(buf *b, const rpc_request *q)
     return rc;
 }
 
+/* The fields of one replica creation: a CREATE_REPLICA body, and each
+ * creation of a CREATE_REPLICAS body. */
+static int encode_create(buf *b, const rpc_request *q)
+{
+    int rc = buf_append_u64(b, q->range_id);
+    if (rc == 0)
+        rc = buf_append_u64(b, q->epoch);
+    if (rc == 0)
+        rc = wr_bytes(b, q->key);
+    if (rc == 0)
+        rc = wr_bytes(b, q->end);
+    if (rc == 0)
+        rc = buf_append_u64(b, q->table_id);
+    if (rc == 0)
+        rc = buf_append_u8(b, q->engine);
+    if (rc == 0)
+        rc = buf_append_u8(b, q->bootstrap ? 1 : 0);
+    if (rc == 0)
+        rc = encode_peers(b, q);
+    return rc;
+}
+
 static int encode_body(buf *b, const rpc_request *q)
 {
     int rc = 0;
     switch (q->type) {
     case RPC_PING:
         return 0;
+    case RPC_CREATE_REPLICA:
+        return encode_create(b, q);
+    case RPC_CREATE_REPLICAS:
+        if (q->count > RPC_CREATE_BATCH_MAX)
+            return CAIRN_ERR_INVALID;
+        rc = buf_append_u32(b, q->count);
+        if (rc == 0 && q->items.len > 0)
+            rc = buf_append(b, q->items.p, q->items.len);
+        return rc;
     case RPC_PUT:
     case RPC_DEL:
     case RPC_GET:
     case RPC_SCAN:
-    case RPC_CREATE_REPLICA:
         rc = buf_append_u64(b, q->range_id);
         if (rc == 0)
             rc = buf_append_u64(b, q->epoch);
@@ -243,17 +273,6 @@ static int encode_body(buf *b, const rpc_request *q)
         if (rc == 0)
             rc = buf_append_u32(b, q->limit);
         break;
-    case RPC_CREATE_REPLICA:
-        rc = wr_bytes(b, q->end);
-        if (rc == 0)
-            rc = buf_append_u64(b, q->table_id);
-        if (rc == 0)
-            rc = buf_append_u8(b, q->engine);
-        if (rc == 0)
-            rc = buf_append_u8(b, q->bootstrap ? 1 : 0);
-        if (rc == 0)
-            rc = encode_peers(b, q);
-        break;
     default:
         break;
     }
@@ -284,10 +303,49 @@ static void decode_peers(rd *r, rpc_request *q)
     }
 }
 
+static void decode_create(rd *r, rpc_request *q)
+{
+    q->range_id = rd_u64(r);
+    q->epoch = rd_u64(r);
+    q->key = rd_str(r);
+    q->end = rd_str(r);
+    q->table_id = rd_u64(r);
+    q->engine = rd_u8(r);
+    q->bootstrap = rd_u8(r) != 0;
+    decode_peers(r, q);
+}
+
+/* The creations of a CREATE_REPLICAS body: `count` of them, exactly
+ * filling the rest of the frame, each well formed - checked here once, so
+ * that rpc_create_next never fails on an accepted request. */
+static void decode_creates(rd *r, rpc_request *q)
+{
+    q->count = rd_u32(r);
+    if (r->bad || q->count > RPC_CREATE_BATCH_MAX) {
+        r->bad = true;
+        return;
+    }
+    q->items = (rpc_bytes){r->p + r->pos, r->len - r->pos};
+    rd items = {q->items.p, q->items.len, 0, false};
+    for (uint32_t i = 0; i < q->count && !items.bad; i++) {
+        rpc_request one;
+        decode_create(&items, &one);
+    }
+    if (items.bad || items.pos != items.len)
+        r->bad = true;
+    r->pos = r->len;
+}
+
 static void decode_body(rd *r, rpc_request *q)
 {
     switch (q->type) {
     case RPC_PING:
+        return;
+    case RPC_CREATE_REPLICA:
+        decode_create(r, q);
+        return;
+    case RPC_CREATE_REPLICAS:
+        decode_creates(r, q);
         return;
     case RPC_ADD_REPLICA:
     case RPC_REMOVE_REPLICA:
@@ -316,12 +374,6 @@ static void decode_body(rd *r, rpc_request *q)
     } else if (q->type == RPC_SCAN) {
         q->end = rd_str(r);
         q->limit = rd_u32(r);
-    } else if (q->type == RPC_CREATE_REPLICA) {
-        q->end = rd_str(r);
-        q->table_id = rd_u64(r);
-        q->engine = rd_u8(r);
-        q->bootstrap = rd_u8(r) != 0;
-        decode_peers(r, q);
     }
 }
 
@@ -449,6 +501,36 @@ void rpc_reply_scan_end(buf *out, size_t mark, uint32_t count, bool more)
     be_put_u32(out->data + mark, (uint32_t)(out->len - mark - 4));
 }
 
+static void decode_failure(rd *r, rpc_create_failure *f)
+{
+    f->range_id = rd_u64(r);
+    f->status = (int)rd_u32(r);
+    f->message = rd_str(r);
+    /* a failure has a cairn error: negative, never 0 */
+    if (f->status >= 0 || f->message.len > RPC_CREATE_MSG_MAX)
+        r->bad = true;
+}
+
+/* The failures of a CREATE_REPLICAS reply, checked once (as the
+ * creations of a request are). */
+static void decode_failures(rd *r, rpc_reply *out)
+{
+    out->n_failed = rd_u32(r);
+    if (r->bad || out->n_failed > RPC_CREATE_BATCH_MAX) {
+        r->bad = true;
+        return;
+    }
+    out->failed = (rpc_bytes){r->p + r->pos, r->len - r->pos};
+    rd f = {out->failed.p, out->failed.len, 0, false};
+    for (uint32_t i = 0; i < out->n_failed && !f.bad; i++) {
+        rpc_create_failure one;
+        decode_failure(&f, &one);
+    }
+    if (f.bad || f.pos != f.len)
+        r->bad = true;
+    r->pos = r->len;
+}
+
 static void decode_ok_body(rd *r, rpc_type for_type, rpc_reply *out)
 {
     switch (for_type) {
@@ -468,6 +550,9 @@ static void decode_ok_body(rd *r, rpc_type for_type, rpc_reply *out)
             out->scan.len = r->len - r->pos;
             r->pos = r->len;
         }
+        break;
+    case RPC_CREATE_REPLICAS:
+        decode_failures(r, out);
         break;
     default:
         out->value = rd_str(r);
@@ -508,5 +593,111 @@ int rpc_scan_next(const rpc_reply *reply, size_t *pos, rpc_scan_entry *out)
     if (r.bad)
         return CAIRN_ERR_PROTO;
     *pos = r.pos;
+    return 1;
+}
+
+/* ---- CREATE_REPLICAS -------------------------------------------------- */
+
+int rpc_create_batch_add(rpc_create_batch *b, const rpc_request *item)
+{
+    /* the frame around the items: header and count */
+    const size_t around = RPC_HEADER_LEN + 4;
+    size_t mark = b->items.len;
+    if (b->count >= RPC_CREATE_BATCH_MAX)
+        return CAIRN_ERR_TOOBIG;
+    int rc = encode_create(&b->items, item);
+    if (rc == 0 && around + b->items.len > RPC_FRAME_MAX)
+        rc = mark == 0 ? CAIRN_ERR_INVALID : CAIRN_ERR_TOOBIG;
+    if (rc != 0) {
+        b->items.len = mark;
+        return rc;
+    }
+    b->count++;
+    return 0;
+}
+
+void rpc_create_batch_request(const rpc_create_batch *b, uint64_t id,
+                              rpc_request *req)
+{
+    memset(req, 0, sizeof *req);
+    req->type = RPC_CREATE_REPLICAS;
+    req->id = id;
+    req->count = b->count;
+    req->items = (rpc_bytes){b->items.data, b->items.len};
+}
+
+void rpc_create_batch_reset(rpc_create_batch *b)
+{
+    buf_reset(&b->items);
+    b->count = 0;
+}
+
+void rpc_create_batch_free(rpc_create_batch *b)
+{
+    buf_free(&b->items);
+    b->count = 0;
+}
+
+int rpc_create_next(const rpc_request *batch, size_t *pos, rpc_request *item)
+{
+    if (*pos >= batch->items.len)
+        return 0;
+    rd r = {batch->items.p, batch->items.len, *pos, false};
+    memset(item, 0, sizeof *item);
+    item->type = RPC_CREATE_REPLICA;
+    item->id = batch->id;
+    decode_create(&r, item);
+    if (r.bad)
+        return CAIRN_ERR_PROTO;
+    *pos = r.pos;
+    return 1;
+}
+
+int rpc_reply_create_begin(buf *out, uint64_t id, size_t *mark)
+{
+    int rc = reply_begin(out, id, 0, NULL, mark);
+    if (rc == 0)
+        rc = buf_append_u32(out, 0); /* failures, patched by _end */
+    if (rc != 0)
+        out->len = *mark;
+    return rc;
+}
+
+int rpc_reply_create_add(buf *out, uint64_t range_id, int status,
+                         const char *message)
+{
+    if (status >= 0)
+        return CAIRN_ERR_INVALID;
+    if (message == NULL)
+        message = cairn_err_message(status);
+    size_t n = strlen(message), mark = out->len;
+    int rc = buf_append_u64(out, range_id);
+    if (rc == 0)
+        rc = buf_append_u32(out, (uint32_t)status);
+    if (rc == 0)
+        rc = wr_str(out, message, n < RPC_CREATE_MSG_MAX ? n
+                                                         : RPC_CREATE_MSG_MAX);
+    if (rc != 0)
+        out->len = mark;
+    return rc;
+}
+
+void rpc_reply_create_end(buf *out, size_t mark, uint32_t n_failed)
+{
+    /* header 13, status 4, empty message 4, then the count */
+    be_put_u32(out->data + mark + RPC_HEADER_LEN + 4 + 4, n_failed);
+    be_put_u32(out->data + mark, (uint32_t)(out->len - mark - 4));
+}
+
+int rpc_create_failure_next(const rpc_reply *r, size_t *pos,
+                            rpc_create_failure *out)
+{
+    if (*pos >= r->failed.len)
+        return 0;
+    rd x = {r->failed.p, r->failed.len, *pos, false};
+    decode_failure(&x, out);
+    if (x.bad)
+        return CAIRN_ERR_PROTO;
+    *pos = x.pos;
     return 1;
 }

@@ -25,6 +25,25 @@
  * status (4, a signed cairn_err code, 0 on success) and an error message;
  * NOT_LEADER also carries the leader the node knows (id 0 if none).
  *
+ * CREATE_REPLICAS carries many replica creations for one node in one
+ * frame (a table of a thousand ranges is one request per node, not one
+ * per replica):
+ *
+ *     request body: count (4) | count x creation
+ *                   creation = the body of a CREATE_REPLICA request
+ *     reply body:   status 0 | message "" | n (4) | n x failure
+ *                   failure = range id (8) | status (4) | message
+ *
+ * The reply lists only the creations that did not succeed, with their own
+ * status (EXISTS included: a caller that re-sends a create takes an
+ * existing replica as done); every other creation of the request was
+ * carried out. An error reply (status != 0) means the request failed as a
+ * whole (the node ran out of memory); re-sending it is safe, since every
+ * creation is idempotent (an existing replica answers EXISTS). A frame
+ * holds at most
+ * RPC_CREATE_BATCH_MAX creations and RPC_FRAME_MAX bytes; a sender with
+ * more sends several frames (rpc_create_batch_add says when one is full).
+ *
  * Strings inside a body are length (4) | bytes. Decoding never copies: the
  * decoded structs point into the frame, which must outlive them. Decoders
  * check every length against the frame and return CAIRN_ERR_PROTO on any
@@ -52,6 +71,11 @@
 #define RPC_HEADER_LEN 13 /* length + type + request id */
 #define RPC_MAX_PEERS 7
 #define RPC_ADDR_MAX 255
+/* Most creations in one CREATE_REPLICAS frame. It bounds the reply (at
+ * most ~270 bytes per failed creation) and the work of one request. */
+#define RPC_CREATE_BATCH_MAX 4096
+/* Most bytes of a failure's message in a CREATE_REPLICAS reply. */
+#define RPC_CREATE_MSG_MAX 255
 
 typedef enum rpc_type {
     RPC_REPLY = 0,
@@ -66,7 +90,8 @@ typedef enum rpc_type {
     RPC_TRANSFER_LEADER = 19,
     RPC_METRICS = 20,
     RPC_DROP_REPLICA = 21,
-    RPC_TYPE_MAX_ = 22
+    RPC_CREATE_REPLICAS = 22,
+    RPC_TYPE_MAX_ = 23
 } rpc_type;
 
 /* Condition of a put, checked when the write is applied (atomically). */
@@ -98,6 +123,8 @@ typedef struct rpc_peer {
  *   TRANSFER_LEADER range_id node_id (0 = any voter)
  *   METRICS  range_id (0 = every range)
  *   DROP_REPLICA range_id (delete this node's replica: data and log)
+ *   CREATE_REPLICAS count items (read with rpc_create_next; build with
+ *            rpc_create_batch_add)
  *   PING     nothing */
 typedef struct rpc_request {
     rpc_type type;
@@ -117,6 +144,8 @@ typedef struct rpc_request {
     rpc_bytes addr;
     unsigned n_peers;
     rpc_peer peers[RPC_MAX_PEERS];
+    uint32_t count;  /* CREATE_REPLICAS: creations in `items` */
+    rpc_bytes items; /* CREATE_REPLICAS: the encoded creations */
 } rpc_request;
 
 /* A decoded reply. `leader_*` only for NOT_LEADER; `seq` for PUT, DEL and a
@@ -133,6 +162,8 @@ typedef struct rpc_reply {
     uint32_t scan_count;
     bool scan_more; /* the scan stopped at its byte budget, not its end */
     rpc_bytes scan;  /* the encoded entries */
+    uint32_t n_failed;  /* CREATE_REPLICAS: creations that did not succeed */
+    rpc_bytes failed;   /* ... encoded (rpc_create_failure_next) */
 } rpc_reply;
 
 typedef struct rpc_scan_entry {
@@ -205,5 +236,61 @@ int rpc_decode_reply(const uint8_t *p, size_t len, rpc_type for_type,
 /* Next entry of a decoded scan reply: 1 and *out filled, 0 at the end,
  * CAIRN_ERR_PROTO if malformed. `*pos` starts at 0. */
 int rpc_scan_next(const rpc_reply *r, size_t *pos, rpc_scan_entry *out);
+
+/* ---- CREATE_REPLICAS ---------------------------------------------------- */
+
+/* A CREATE_REPLICAS request being built: its encoded creations. */
+typedef struct rpc_create_batch {
+    buf items;
+    uint32_t count;
+} rpc_create_batch;
+
+#define RPC_CREATE_BATCH_INIT {BUF_INIT, 0}
+
+/* Add one creation - the fields of `item` that a CREATE_REPLICA request
+ * uses (range_id epoch table_id engine key end bootstrap peers) - to `b`.
+ * CAIRN_ERR_TOOBIG (b unchanged) when it does not fit in the frame
+ * (RPC_CREATE_BATCH_MAX creations, RPC_FRAME_MAX bytes): send the batch,
+ * reset it and add again; CAIRN_ERR_INVALID for more than RPC_MAX_PEERS
+ * peers or a creation that could never fit a frame. */
+int rpc_create_batch_add(rpc_create_batch *b, const rpc_request *item);
+
+/* The CREATE_REPLICAS request with id `id` carrying `b` (it points into
+ * `b`, which must outlive it); encode it with rpc_encode_request. */
+void rpc_create_batch_request(const rpc_create_batch *b, uint64_t id,
+                              rpc_request *req);
+
+/* Empty the batch (keeps its memory) / free it. */
+void rpc_create_batch_reset(rpc_create_batch *b);
+void rpc_create_batch_free(rpc_create_batch *b);
+
+/* Next creation of a decoded CREATE_REPLICAS request: 1 and *item filled
+ * as a CREATE_REPLICA request (with the batch's id; pointing into the
+ * frame), 0 after the last, CAIRN_ERR_PROTO if malformed (never for a
+ * request rpc_decode_request accepted: it checks every creation). `*pos`
+ * starts at 0. */
+int rpc_create_next(const rpc_request *batch, size_t *pos, rpc_request *item);
+
+/* The reply to a CREATE_REPLICAS request, built as a scan reply is: begin,
+ * one add per creation that did not succeed (status != 0; the message is
+ * cut at RPC_CREATE_MSG_MAX bytes; NULL = the status's default message),
+ * end with their number. No other frame may be appended in between. */
+int rpc_reply_create_begin(buf *out, uint64_t id, size_t *mark);
+int rpc_reply_create_add(buf *out, uint64_t range_id, int status,
+                         const char *message);
+void rpc_reply_create_end(buf *out, size_t mark, uint32_t n_failed);
+
+/* One failed creation of a decoded CREATE_REPLICAS reply. */
+typedef struct rpc_create_failure {
+    uint64_t range_id;
+    int status;
+    rpc_bytes message;
+} rpc_create_failure;
+
+/* Next failure of a decoded CREATE_REPLICAS reply (r->failed): 1 and *out
+ * filled, 0 after the last, CAIRN_ERR_PROTO if malformed (never for a
+ * reply rpc_decode_reply accepted). `*pos` starts at 0. */
+int rpc_create_failure_next(const rpc_reply *r, size_t *pos,
+                            rpc_create_failure *out);
 
 #endif

@@ -5,16 +5,21 @@
  * metadata through meta/meta.h, whose calls block on etcd, so they run on
  * a libuv worker thread and reply from the loop when done.
  *
- * TABLE.CREATE (issue 4, "Tables"): the metadata library writes the table
- * in state CREATING with its ranges and placement; the router then creates
- * the replicas on their nodes (CREATE_REPLICA RPC, all replicas of a range
- * bootstrapped with the same configuration), waits until every range has
- * a leader recorded, marks the table READY and re-reads the metadata, so
- * the client's next command on this router already sees the table. If a
- * step fails the table is marked DROPPING (invisible; the controller
- * deletes whatever was created), or deleted outright when nothing was
- * created on any node.
+ * TABLE.CREATE (issue 4, "Tables"; issue 8, tables of up to 1,024
+ * splits): the metadata library writes the table in state CREATING with
+ * its ranges and placement (several etcd transactions for a big table,
+ * under the CREATING marker); the router then creates the replicas on
+ * their nodes - one CREATE_REPLICAS request per node, all nodes at once
+ * (meta_create_replicas), every replica of a range bootstrapped with the
+ * same configuration - waits until every range has a leader, marks the
+ * table READY and re-reads the metadata, so the client's next command on
+ * this router already sees the table. If a step fails the table is marked
+ * DROPPING (invisible; the controller deletes whatever was created), or
+ * deleted outright when no request reached a node. Every error names its
+ * cause: etcd's text, the node and address that failed and what it said,
+ * how many ranges still lack a leader.
  */
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,12 +28,26 @@
 #include <unistd.h>
 
 #include "common/err.h"
+#include "common/u64map.h"
 #include "router/router_int.h"
 #include "meta/replica_rpc.h"
 #include "proto/rpc_sync.h"
 
+/* The wait for leaders: a base, plus a little per range (elections of a
+ * thousand new groups take longer than of one). It stays well inside the
+ * controller's --create-timeout-ms (60 s by default), after which the
+ * controller would finish or roll back the create itself. */
 #define CREATE_WAIT_MS 15000
+#define CREATE_WAIT_MS_PER_RANGE 25
+#define CREATE_WAIT_MS_MAX 45000
+#define CREATE_POLL_MS 50
+/* Ranges asked directly, per poll, when etcd shows no progress. */
+#define CREATE_PROBES_PER_POLL 16
+#define PROBE_RPC_TIMEOUT_MS 1000
 #define ADMIN_RPC_TIMEOUT_MS 5000
+
+_Static_assert(ROUTER_SPLITS_MAX == META_SPLITS_MAX,
+               "the router accepts exactly the splits the metadata takes");
 
 struct rtablejob {
     uv_work_t work;
@@ -36,7 +55,7 @@ struct rtablejob {
     struct rreq *q;
     char name[CAIRN_TABLE_NAME_MAX + 1];
     int status;
-    char msg[200];
+    char msg[512];
 };
 
 static int fail(struct rtablejob *j, int status, const char *fmt, ...)
@@ -50,6 +69,13 @@ static int fail(struct rtablejob *j, int status, const char *fmt, ...)
     va_end(ap);
     j->status = status;
     return status;
+}
+
+/* Why a metadata call failed: etcd's own text when it gave one. */
+static const char *meta_why(int rc)
+{
+    const char *e = etcd_last_error();
+    return e[0] ? e : cairn_err_message(rc);
 }
 
 static uint64_t mono_ms(void)
@@ -69,36 +95,9 @@ static int live_nodes(const meta_map *map)
     return n;
 }
 
-static int create_range_replicas(struct rtablejob *j, const meta_map *map,
-                                 const meta_table *t, const meta_range *rg,
-                                 int *created)
-{
-    rpc_request req;
-    if (meta_create_replica_request(map, t, rg, &req) != 0)
-        return fail(j, CAIRN_ERR_TRYAGAIN,
-                    "range %llu is placed on an unknown node",
-                    (unsigned long long)rg->id);
-    for (unsigned i = 0; i < req.n_peers; i++) {
-        buf msg = BUF_INIT;
-        const char *addr = meta_map_node(map, req.peers[i].id)->addr;
-        int rc = rpc_sync_status(addr, &req, ADMIN_RPC_TIMEOUT_MS, &msg);
-        if (rc != 0 && rc != CAIRN_ERR_EXISTS)
-            fail(j, CAIRN_ERR_TRYAGAIN,
-                 "cannot create range %llu on node %llu: %s %s",
-                 (unsigned long long)rg->id,
-                 (unsigned long long)req.peers[i].id, cairn_err_word(rc),
-                 msg.len ? (const char *)msg.data : "");
-        buf_free(&msg);
-        if (rc != 0 && rc != CAIRN_ERR_EXISTS)
-            return CAIRN_ERR_TRYAGAIN;
-        (*created)++;
-    }
-    return 0;
-}
-
 /* Whether some replica of `rg` answers as its leader: a read of a key in
  * the range that is not rejected as NOT_LEADER (nodes that do not record
- * their leadership in etcd yet are still found). */
+ * their leadership in etcd are still found). */
 static bool probe_leader(const meta_map *map, const meta_range *rg)
 {
     static const uint8_t low = 0;
@@ -117,50 +116,132 @@ static bool probe_leader(const meta_map *map, const meta_range *rg)
         const meta_node *n = meta_map_node(map, rg->replicas[i]);
         if (n == NULL)
             continue;
-        int rc = rpc_sync_status(n->addr, &req, ADMIN_RPC_TIMEOUT_MS, NULL);
+        int rc = rpc_sync_status(n->addr, &req, PROBE_RPC_TIMEOUT_MS, NULL);
         if (rc == 0 || rc == CAIRN_ERR_NOT_FOUND)
             return true;
     }
     return false;
 }
 
-/* Wait until every range of table `tid` has a leader: recorded in etcd,
- * or answering. */
-static int wait_leaders(struct rtablejob *j, meta *m, uint64_t tid)
+/* The ranges of a new table being waited for. */
+typedef struct waitset {
+    const meta_map *map;
+    const meta_range *rs;
+    size_t n;
+    bool *led;
+    size_t n_led;
+    size_t probe_at; /* where the next probes start */
+    u64map index;    /* range id -> i + 1 */
+} waitset;
+
+/* One read of every leader record of the table (its range ids are
+ * consecutive: one etcd range read, whatever the number of ranges). */
+static void read_leaders(waitset *w, meta *m, uint64_t lo, uint64_t hi)
 {
-    uint64_t until = mono_ms() + CREATE_WAIT_MS;
-    for (;;) {
-        meta_map *map = NULL;
-        bool all = false;
-        if (meta_load(m, &map) == 0) {
-            size_t n = 0;
-            const meta_range *rs = meta_map_ranges(map, tid, &n);
-            all = n > 0;
-            for (size_t i = 0; all && i < n; i++)
-                all = meta_map_leader(map, rs[i].id) != NULL ||
-                      probe_leader(map, &rs[i]);
-            meta_map_release(map);
+    meta_leader *ls = NULL;
+    size_t k = 0;
+    if (meta_leaders_read(m, lo, hi, &ls, &k) != 0)
+        return; /* etcd unavailable: try again at the next poll */
+    for (size_t i = 0; i < k; i++) {
+        uintptr_t at = (uintptr_t)u64map_get(&w->index, ls[i].range_id);
+        if (at && !w->led[at - 1]) {
+            w->led[at - 1] = true;
+            w->n_led++;
         }
-        if (all)
-            return 0;
-        if (mono_ms() >= until)
-            return fail(j, CAIRN_ERR_TRYAGAIN,
-                        "no leader elected within %d ms", CREATE_WAIT_MS);
-        usleep(50 * 1000);
+    }
+    free(ls);
+}
+
+/* Ask a few leaderless ranges' replicas directly, round robin. */
+static void probe_some(waitset *w)
+{
+    size_t asked = 0;
+    for (size_t k = 0; k < w->n && asked < CREATE_PROBES_PER_POLL; k++) {
+        size_t i = (w->probe_at + k) % w->n;
+        if (w->led[i])
+            continue;
+        asked++;
+        if (probe_leader(w->map, &w->rs[i])) {
+            w->led[i] = true;
+            w->n_led++;
+        }
+        w->probe_at = i + 1;
     }
 }
 
+/* Wait until every range rs[0..n) has a leader: recorded in etcd (one
+ * read per poll for all of them), or - for nodes that record nothing -
+ * answering a read, asked a few ranges per poll when the records make no
+ * progress. On timeout, says how many ranges still have no leader. */
+static int wait_leaders(struct rtablejob *j, meta *m, const meta_map *map,
+                        const meta_range *rs, size_t n)
+{
+    waitset w = {.map = map, .rs = rs, .n = n, .index = U64MAP_INIT};
+    uint64_t lo = UINT64_MAX, hi = 0;
+    w.led = calloc(n ? n : 1, sizeof *w.led);
+    int rc = w.led ? 0 : CAIRN_ERR_NOMEM;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        lo = rs[i].id < lo ? rs[i].id : lo;
+        hi = rs[i].id > hi ? rs[i].id : hi;
+        rc = u64map_put(&w.index, rs[i].id, (void *)(uintptr_t)(i + 1));
+    }
+    uint64_t wait_ms = CREATE_WAIT_MS + n * CREATE_WAIT_MS_PER_RANGE;
+    if (wait_ms > CREATE_WAIT_MS_MAX)
+        wait_ms = CREATE_WAIT_MS_MAX;
+    uint64_t until = mono_ms() + wait_ms;
+    while (rc == 0 && w.n_led < n) {
+        size_t before = w.n_led;
+        read_leaders(&w, m, lo, hi);
+        if (w.n_led == before)
+            probe_some(&w);
+        if (w.n_led == n)
+            break;
+        if (mono_ms() >= until) {
+            size_t first = 0;
+            while (first < n && w.led[first])
+                first++;
+            rc = fail(j, CAIRN_ERR_TRYAGAIN, "no leader elected within %"
+                      PRIu64 " ms for %zu of %zu ranges (the first: range %"
+                      PRIu64 ")", wait_ms, n - w.n_led, n, rs[first].id);
+            break;
+        }
+        usleep(CREATE_POLL_MS * 1000);
+    }
+    if (rc == CAIRN_ERR_NOMEM)
+        fail(j, rc, "out of memory");
+    u64map_free(&w.index);
+    free(w.led);
+    return rc;
+}
+
+/* Create every replica of the new table, one request per node, then wait
+ * for the leaders. *reached: whether a request reached a node. */
 static int create_replicas(struct rtablejob *j, meta *m, const meta_table *t,
-                           int *created)
+                           bool *reached)
 {
     meta_map *map = NULL;
     int rc = meta_load(m, &map);
     if (rc != 0)
-        return fail(j, rc, "cannot read the metadata");
+        return fail(j, rc, "cannot read the metadata: %s", meta_why(rc));
     size_t n = 0;
     const meta_range *rs = meta_map_ranges(map, t->id, &n);
-    for (size_t i = 0; rc == 0 && i < n; i++)
-        rc = create_range_replicas(j, map, t, &rs[i], created);
+    bool *ok = calloc(n ? n : 1, sizeof *ok);
+    char why[400];
+    if (ok == NULL)
+        rc = fail(j, CAIRN_ERR_NOMEM, "out of memory");
+    else if (n == 0 || !meta_map_ranges_cover(map, t->id))
+        rc = fail(j, CAIRN_ERR_TRYAGAIN, "the table's ranges changed "
+                  "while it was being created");
+    size_t failed = rc == 0 ? meta_create_replicas(map, t, rs, n,
+                                                   ADMIN_RPC_TIMEOUT_MS, ok,
+                                                   why, sizeof why, reached)
+                            : 0;
+    if (failed > 0)
+        rc = fail(j, CAIRN_ERR_TRYAGAIN, "cannot create the replicas of "
+                  "%zu of %zu ranges: %s", failed, n, why);
+    if (rc == 0)
+        rc = wait_leaders(j, m, map, rs, n);
+    free(ok);
     meta_map_release(map);
     return rc;
 }
@@ -170,7 +251,7 @@ static int pick_replicas(struct rtablejob *j, meta *m)
     meta_map *map = NULL;
     int rc = meta_load(m, &map);
     if (rc != 0)
-        return fail(j, rc, "cannot read the metadata");
+        return fail(j, rc, "cannot read the metadata: %s", meta_why(rc));
     int live = live_nodes(map);
     meta_map_release(map);
     return live >= 3 ? 3 : 1;
@@ -225,21 +306,27 @@ static void create_work(uv_work_t *w)
         fail(j, rc, "fewer live nodes than %d replicas", spec.replicas);
         return;
     }
-    if (rc != 0) {
-        fail(j, rc, "cannot create the table in the metadata");
+    if (rc == CAIRN_ERR_CONDITION) {
+        fail(j, CAIRN_ERR_TRYAGAIN, "table '%s' was dropped while its "
+             "ranges were being written", j->name);
         return;
     }
-    int created = 0;
-    rc = create_replicas(j, r->meta, &t, &created);
-    if (rc == 0)
-        rc = wait_leaders(j, r->meta, t.id);
+    if (rc != 0) {
+        fail(j, rc, "cannot create the table in the metadata: %s",
+             meta_why(rc));
+        return;
+    }
+    bool reached = false;
+    rc = create_replicas(j, r->meta, &t, &reached);
     if (rc == 0 && (rc = router_table_mark_ready(r->meta, j->name, t.id)) != 0)
-        fail(j, rc, "cannot mark the table ready");
+        fail(j, rc, "cannot mark the table ready: %s",
+             rc == CAIRN_ERR_CONDITION ? "it was dropped meanwhile"
+                                       : meta_why(rc));
     if (rc != 0) {
         /* Roll back: invisible at once; the controller removes what was
          * created on nodes. */
         meta_table_abandon(r->meta, j->name, t.id);
-        if (created == 0)
+        if (!reached)
             meta_table_delete(r->meta, j->name, t.id);
         return;
     }

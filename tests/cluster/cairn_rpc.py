@@ -13,6 +13,7 @@ PING, PUT, DEL, GET, SCAN = 1, 2, 3, 4, 5
 CREATE_REPLICA, ADD_REPLICA, REMOVE_REPLICA, TRANSFER_LEADER, METRICS = (
     16, 17, 18, 19, 20)
 DROP_REPLICA = 21
+CREATE_REPLICAS = 22
 COND_NONE, COND_IFSEQ, COND_IFABSENT = 0, 1, 2
 BTREE, LSM = 1, 2
 
@@ -181,6 +182,30 @@ class Client:
         for pid, addr in peers:
             body += struct.pack(">Q", pid) + _s(addr)
         return self.call(CREATE_REPLICA, body).str().decode()
+
+    @staticmethod
+    def creation(rng, peers, epoch=1, table=1, engine=BTREE, start=b"",
+                 end=b"", bootstrap=True):
+        """One creation of a CREATE_REPLICAS request: the body of a
+        CREATE_REPLICA request."""
+        body = struct.pack(">QQ", rng, epoch) + _s(start) + _s(end) + \
+            struct.pack(">QBBB", table, engine, 1 if bootstrap else 0,
+                        len(peers))
+        for pid, addr in peers:
+            body += struct.pack(">Q", pid) + _s(addr)
+        return body
+
+    def create_replicas(self, creations):
+        """Many creations (bytes from creation()) in one frame. Returns
+        the ones that did not succeed: [(range id, code word, message)]."""
+        r = self.call(CREATE_REPLICAS, struct.pack(">I", len(creations)) +
+                      b"".join(creations))
+        out = []
+        for _ in range(r.u32()):
+            rng = r.u64()
+            word = err_word(r.i32())
+            out.append((rng, word, r.str().decode(errors="replace")))
+        return out
 
     def add_replica(self, rng, node_id, addr):
         return self.call(ADD_REPLICA, struct.pack(">QQ", rng, node_id) +

@@ -131,6 +131,7 @@ class Workdir:
 
 RPC_REPLY, RPC_PING, RPC_PUT, RPC_DEL, RPC_GET, RPC_SCAN = 0, 1, 2, 3, 4, 5
 RPC_CREATE_REPLICA = 16
+RPC_CREATE_REPLICAS = 22
 
 
 class _Reader:
@@ -302,6 +303,11 @@ class FakeNode:
         r = _Reader(frame, 13)
         if typ == RPC_CREATE_REPLICA:
             return self._create(rid, r)
+        if typ == RPC_CREATE_REPLICAS:
+            for _ in range(r.u32()):
+                self._create(rid, r)
+            # status 0, no message, no failed creation
+            return _reply(rid, 0, rest=struct.pack(">I", 0))
         range_id, epoch, key = r.u64(), r.u64(), r.bytes()
         req = {"type": typ, "id": rid, "range": range_id, "epoch": epoch, "key": key}
         if typ == RPC_PUT:

@@ -187,6 +187,71 @@ static void test_create_rolled_back(void **state)
     meta_close(m);
 }
 
+/* A big create interrupted while its ranges were being written (etcd
+ * takes them in several transactions): the ranges present all have
+ * leaders, yet the table must never be marked READY with a hole in its
+ * key space. It is rolled back, and its metadata - every range written,
+ * every leader record - deleted once its node is decommissioned. */
+static void test_partial_create_rolled_back(void **state)
+{
+    enum { SPLITS = 300, MISSING = 50 };
+    meta *m = open_meta(state, "/ctl-partial");
+    uint64_t node = add_node(m);
+    uint8_t *keys[SPLITS];
+    size_t lens[SPLITS];
+    for (int i = 0; i < SPLITS; i++) {
+        keys[i] = malloc(8);
+        lens[i] = (size_t)snprintf((char *)keys[i], 8, "k%04d", i);
+    }
+    meta_table_spec spec = {.name = "t", .engine = META_ENGINE_BTREE,
+                            .replicas = 1,
+                            .splits = (const uint8_t *const *)keys,
+                            .split_lens = lens, .n_splits = SPLITS};
+    meta_table t;
+    assert_int_equal(meta_table_create(m, &spec, &t), 0);
+    meta_map *map;
+    assert_int_equal(meta_load(m, &map), 0);
+    size_t n = 0;
+    const meta_range *rs = meta_map_ranges(map, t.id, &n);
+    assert_int_equal(n, SPLITS + 1);
+    meta_leader ls[SPLITS + 1];
+    int st[SPLITS + 1];
+    for (size_t i = 0; i < n; i++)
+        ls[i] = (meta_leader){.range_id = rs[i].id, .node_id = node,
+                              .term = 1};
+    assert_int_equal(meta_leader_set_many(m, ls, n, st), 0);
+    /* the last transactions never happened: their ranges are missing */
+    char from[128], to[128];
+    int fl = snprintf(from, sizeof from, "/ctl-partial/ranges/%016llx/%016llx",
+                      (unsigned long long)t.id,
+                      (unsigned long long)rs[n - MISSING].id);
+    int tl = snprintf(to, sizeof to, "/ctl-partial/ranges/%016llx0",
+                      (unsigned long long)t.id);
+    meta_map_release(map);
+    int64_t deleted = 0;
+    assert_int_equal(etcd_delete(meta_etcd(m), from, (size_t)fl, to,
+                                 (size_t)tl, &deleted), 0);
+    assert_int_equal(deleted, MISSING);
+    assert_int_equal(meta_load(m, &map), 0);
+    assert_false(meta_map_ranges_cover(map, t.id));
+    meta_map_release(map);
+
+    controller *c = start(state, "/ctl-partial", "c");
+    wait_table(m, "t", META_TABLE_DROPPING); /* READY would never get here */
+    decommission(m, "/ctl-partial", node);
+    wait_table(m, "t", -1);
+    assert_int_equal(meta_load(m, &map), 0);
+    meta_map_ranges(map, t.id, &n);
+    assert_int_equal(n, 0);
+    assert_null(meta_map_leader(map, ls[0].range_id));
+    assert_null(meta_map_leader(map, ls[SPLITS - MISSING].range_id));
+    meta_map_release(map);
+    controller_stop(c);
+    for (int i = 0; i < SPLITS; i++)
+        free(keys[i]);
+    meta_close(m);
+}
+
 /* A drop never deletes the metadata while a replica may remain on a known
  * node (here live but not answering): the table stays DROPPING, and goes
  * once the node is decommissioned. (Deletion on real nodes:
@@ -241,6 +306,7 @@ int main(void)
         cmocka_unit_test(test_election_hands_over),
         cmocka_unit_test(test_create_finished),
         cmocka_unit_test(test_create_rolled_back),
+        cmocka_unit_test(test_partial_create_rolled_back),
         cmocka_unit_test(test_drop_finished),
         cmocka_unit_test(test_standby_writes_nothing),
     };

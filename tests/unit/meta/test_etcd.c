@@ -117,6 +117,27 @@ static void test_txn_compare_conflict(void **state)
     etcd_txn_free(t);
 }
 
+/* etcd refuses a transaction of more than 128 operations (its default
+ * --max-txn-ops): the error says so in etcd's own words, and the next
+ * successful call clears it. */
+static void test_txn_error_names_its_cause(void **state)
+{
+    etcd *c = client(state);
+    etcd_txn *t = etcd_txn_new();
+    char key[32];
+    for (int i = 0; i < 129; i++) {
+        int n = snprintf(key, sizeof key, "/many/%03d", i);
+        assert_int_equal(etcd_txn_put(t, true, key, (size_t)n, "v", 1, 0), 0);
+    }
+    etcd_txn_result r = {0};
+    assert_int_equal(etcd_txn_commit(c, t, &r), CAIRN_ERR_META);
+    assert_non_null(strstr(etcd_last_error(), "too many operations in txn"));
+    assert_non_null(strstr(etcd_last_error(), etcd_endpoint(c, 0)));
+    etcd_txn_free(t);
+    assert_int_equal(etcd_put(c, "/many/ok", 8, "v", 1, 0, NULL), 0);
+    assert_string_equal(etcd_last_error(), "");
+}
+
 static void test_lease_expiry_and_revoke(void **state)
 {
     etcd *c = client(state);
@@ -280,6 +301,9 @@ static void test_failover_to_next_endpoint(void **state)
     int64_t t0 = now_ms();
     assert_int_equal(etcd_get(c, "/fo", 3, 0, &kv, NULL), CAIRN_ERR_META);
     assert_true(now_ms() - t0 < 2000);
+    /* the error names the endpoint and why it failed */
+    assert_non_null(strstr(etcd_last_error(), eps));
+    assert_non_null(strstr(etcd_last_error(), "connect"));
     etcd_close(c);
     assert_int_equal(etcd_open(&c, "", 300), CAIRN_ERR_INVALID);
 }
@@ -289,6 +313,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_put_get_range_delete),
         cmocka_unit_test(test_txn_compare_conflict),
+        cmocka_unit_test(test_txn_error_names_its_cause),
         cmocka_unit_test(test_lease_expiry_and_revoke),
         cmocka_unit_test(test_watch_events_and_restart),
         cmocka_unit_test(test_watch_reports_compaction),

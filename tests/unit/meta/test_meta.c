@@ -601,6 +601,230 @@ static void test_concurrent_creates(void **state)
     meta_close(m);
 }
 
+/* n split keys "k00000", "k00001", ... (the caller frees with free_splits). */
+typedef struct splits {
+    uint8_t **keys;
+    size_t *lens;
+    size_t n;
+} splits;
+
+static splits make_splits(size_t n)
+{
+    splits s = {calloc(n + 1, sizeof(uint8_t *)), calloc(n + 1, sizeof(size_t)),
+                n};
+    for (size_t i = 0; i < n; i++) {
+        s.keys[i] = malloc(8);
+        s.lens[i] = (size_t)snprintf((char *)s.keys[i], 8, "k%05zu", i);
+    }
+    return s;
+}
+
+static void free_splits(splits *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        free(s->keys[i]);
+    free(s->keys);
+    free(s->lens);
+}
+
+static meta_table_spec split_spec(const char *name, const splits *s)
+{
+    meta_table_spec spec = {.name = name, .engine = META_ENGINE_BTREE,
+                            .replicas = 3,
+                            .splits = (const uint8_t *const *)s->keys,
+                            .split_lens = s->lens, .n_splits = s->n};
+    return spec;
+}
+
+/* The documented limit, 1,024 split keys (1,025 ranges), is more than one
+ * etcd transaction holds (128 operations): the table is written in
+ * several under its CREATING marker, whole, with consecutive range ids
+ * and every range placed. One key more is refused before anything is
+ * written. Leader records for all of them go in batches; deleting the
+ * table removes every range and leader. */
+static void test_create_1025_ranges(void **state)
+{
+    meta *m = open_meta(state, "/t-big");
+    int64_t lease = add_nodes(m, 3);
+    splits sp = make_splits(META_SPLITS_MAX + 1);
+    meta_table_spec spec = split_spec("big", &sp);
+    assert_int_equal(meta_table_create(m, &spec, NULL), CAIRN_ERR_INVALID);
+    spec.n_splits = META_SPLITS_MAX;
+    meta_table t;
+    int64_t t0 = now_ms();
+    assert_int_equal(meta_table_create(m, &spec, &t), 0);
+    print_message("create of %d ranges: %lld ms\n", META_SPLITS_MAX + 1,
+                  (long long)(now_ms() - t0));
+    assert_int_equal(t.state, META_TABLE_CREATING);
+    meta_map *map;
+    assert_int_equal(meta_load(m, &map), 0);
+    size_t n = 0;
+    const meta_range *r = meta_map_ranges(map, t.id, &n);
+    assert_int_equal(n, META_SPLITS_MAX + 1);
+    assert_true(meta_map_ranges_cover(map, t.id));
+    assert_int_equal(meta_map_table(map, "big")->state, META_TABLE_CREATING);
+    const meta_range *hit;
+    assert_int_equal(meta_map_route(map, "big", "k00500", 6, &hit),
+                     CAIRN_ERR_NO_TABLE); /* CREATING: never routed */
+    meta_leader *ls = calloc(n, sizeof *ls);
+    int *st = calloc(n, sizeof *st);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(r[i].id, r[0].id + i);
+        assert_int_equal(r[i].n_replicas, 3);
+        assert_int_equal(r[i].epoch, 1);
+        ls[i] = (meta_leader){.range_id = r[i].id, .node_id = r[i].replicas[0],
+                              .term = 2};
+    }
+    assert_int_equal(r[1].start_len, 6);
+    assert_memory_equal(r[1].start, "k00000", 6);
+    uint64_t first = r[0].id, last = r[n - 1].id;
+    meta_map_release(map);
+
+    assert_int_equal(meta_leader_set_many(m, ls, n, st), 0);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(st[i], 0);
+    meta_leader *got;
+    size_t n_got;
+    assert_int_equal(meta_leaders_read(m, first, last, &got, &n_got), 0);
+    assert_int_equal(n_got, n);
+    assert_int_equal(got[n - 1].range_id, last);
+    assert_int_equal(got[n - 1].term, 2);
+    free(got);
+    assert_int_equal(meta_table_set_ready(m, "big", t.id), 0);
+    assert_int_equal(meta_table_drop(m, "big", NULL), 0);
+    assert_int_equal(meta_table_delete(m, "big", t.id), 0);
+    assert_int_equal(meta_load(m, &map), 0);
+    assert_int_equal(meta_map_table_count(map), 0);
+    meta_map_ranges(map, t.id, &n);
+    assert_int_equal(n, 0);
+    assert_null(meta_map_leader(map, first));
+    assert_null(meta_map_leader(map, last));
+    meta_map_release(map);
+    free(ls);
+    free(st);
+    free_splits(&sp);
+    etcd_lease_revoke(meta_etcd(m), lease);
+    meta_close(m);
+}
+
+typedef struct dropper {
+    meta *m;
+    atomic_bool stop;
+    int dropped_at; /* 1 once the drop landed */
+} dropper;
+
+static void *drop_thread(void *arg)
+{
+    dropper *d = arg;
+    while (!atomic_load(&d->stop)) {
+        if (meta_table_drop(d->m, "racy", NULL) == 0) {
+            d->dropped_at = 1;
+            break;
+        }
+    }
+    return NULL;
+}
+
+/* A drop that lands while a big table's ranges are still being written:
+ * no range is written after it (each later transaction compares the
+ * table record), and the create says CONDITION and takes its table back
+ * out - or, if the drop came after the last range, the create succeeded
+ * and the table is simply DROPPING. Either way no range is newer than
+ * the table record. */
+static void test_create_races_a_drop(void **state)
+{
+    meta *m = open_meta(state, "/t-racydrop");
+    int64_t lease = add_nodes(m, 3);
+    splits sp = make_splits(META_SPLITS_MAX);
+    meta_table_spec spec = split_spec("racy", &sp);
+    for (int round = 0; round < 3; round++) {
+        dropper d = {.m = m};
+        pthread_t th;
+        pthread_create(&th, NULL, drop_thread, &d);
+        meta_table t;
+        int rc = meta_table_create(m, &spec, &t);
+        atomic_store(&d.stop, true);
+        pthread_join(th, NULL);
+        assert_true(rc == 0 || rc == CAIRN_ERR_CONDITION);
+        meta_map *map;
+        assert_int_equal(meta_load(m, &map), 0);
+        const meta_table *now = meta_map_table(map, "racy");
+        size_t n = 0;
+        const meta_range *r = meta_map_ranges(map, t.id, &n);
+        if (rc == CAIRN_ERR_CONDITION) {
+            assert_null(now); /* taken back out */
+            assert_int_equal(n, 0);
+        } else if (now) {
+            assert_int_equal(n, META_SPLITS_MAX + 1);
+            for (size_t i = 0; i < n; i++)
+                assert_true(r[i].mod_revision < now->mod_revision ||
+                            !d.dropped_at);
+        }
+        print_message("round %d: create %s, drop %s\n", round,
+                      rc == 0 ? "won" : "refused",
+                      d.dropped_at ? "landed" : "never landed");
+        if (now)
+            assert_int_equal(meta_table_delete(m, "racy", now->id), 0);
+        meta_map_release(map);
+    }
+    free_splits(&sp);
+    etcd_lease_revoke(meta_etcd(m), lease);
+    meta_close(m);
+}
+
+/* The batch form of the leader record keeps meta_leader_set's rule per
+ * record, across more records than one transaction holds. */
+static void test_leader_set_many(void **state)
+{
+    meta *m = open_meta(state, "/t-leadmany");
+    enum { N = 250 };
+    meta_leader ls[N];
+    int st[N];
+    for (int i = 0; i < N; i++)
+        ls[i] = (meta_leader){.range_id = 1000 + (uint64_t)i, .node_id = 1,
+                              .term = 5};
+    assert_int_equal(meta_leader_set_many(m, ls, N, st), 0);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(st[i], 0);
+    assert_int_equal(meta_leader_set_many(m, ls, N, st), 0); /* idempotent */
+    for (int i = 0; i < N; i++)
+        assert_int_equal(st[i], 0);
+    /* mixed: an older term, the same term by another node, a newer term,
+     * a new range, and one range twice */
+    meta_leader mix[5] = {{.range_id = 1000, .node_id = 2, .term = 4},
+                          {.range_id = 1001, .node_id = 2, .term = 5},
+                          {.range_id = 1002, .node_id = 2, .term = 6},
+                          {.range_id = 7, .node_id = 3, .term = 1},
+                          {.range_id = 1002, .node_id = 3, .term = 9}};
+    int ms[5];
+    assert_int_equal(meta_leader_set_many(m, mix, 5, ms), 0);
+    assert_int_equal(ms[0], CAIRN_ERR_CONDITION);
+    assert_int_equal(ms[1], CAIRN_ERR_CONDITION);
+    assert_int_equal(ms[2], 0);
+    assert_int_equal(ms[3], 0);
+    assert_int_equal(ms[4], CAIRN_ERR_INVALID);
+    meta_leader l;
+    assert_int_equal(meta_leader_get(m, 1000, &l), 0);
+    assert_int_equal(l.node_id, 1);
+    assert_int_equal(l.term, 5);
+    assert_int_equal(meta_leader_get(m, 1002, &l), 0);
+    assert_int_equal(l.node_id, 2);
+    assert_int_equal(l.term, 6);
+    assert_int_equal(meta_leader_get(m, 7, &l), 0);
+    assert_int_equal(l.node_id, 3);
+    meta_leader *got;
+    size_t n;
+    assert_int_equal(meta_leaders_read(m, 1100, 1199, &got, &n), 0);
+    assert_int_equal(n, 100);
+    assert_int_equal(got[0].range_id, 1100);
+    assert_int_equal(got[99].range_id, 1199);
+    free(got);
+    assert_int_equal(meta_leaders_read(m, 5000, 6000, &got, &n), 0);
+    assert_int_equal(n, 0);
+    free(got);
+    meta_close(m);
+}
+
 /* etcd goes away for longer than the node's TTL and comes back: the node
  * is registered and live again without anyone restarting it. */
 static void test_keeper_survives_etcd_outage(void **state)
@@ -648,6 +872,9 @@ int main(void)
         cmocka_unit_test(test_controller_election),
         cmocka_unit_test(test_load_pages),
         cmocka_unit_test(test_concurrent_creates),
+        cmocka_unit_test(test_create_1025_ranges),
+        cmocka_unit_test(test_create_races_a_drop),
+        cmocka_unit_test(test_leader_set_many),
         cmocka_unit_test(test_keeper_survives_etcd_outage),
     };
     return cmocka_run_group_tests(tests, etcd_fixture_setup,

@@ -133,6 +133,221 @@ static void test_create_replica_with_peers(void **state)
     buf_free(&f);
 }
 
+/* One creation of a batch, differing per index. */
+static rpc_request creation(unsigned i, const char *start, const char *end)
+{
+    static const char *addrs[] = {"127.0.0.1:7001", "127.0.0.1:7002",
+                                  "10.0.0.3:7003"};
+    rpc_request q = {.type = RPC_CREATE_REPLICA, .range_id = 100 + i,
+                     .epoch = 1 + i, .table_id = 9, .engine = (uint8_t)(1 + i % 2),
+                     .bootstrap = i % 2 == 0, .n_peers = 1 + i % 3};
+    q.key = B(start);
+    q.end = B(end);
+    for (unsigned k = 0; k < q.n_peers; k++) {
+        q.peers[k].id = k + 1;
+        q.peers[k].addr = B(addrs[k]);
+    }
+    return q;
+}
+
+static void assert_same_creation(const rpc_request *d, const rpc_request *q)
+{
+    assert_int_equal(d->type, RPC_CREATE_REPLICA);
+    assert_int_equal(d->range_id, q->range_id);
+    assert_int_equal(d->epoch, q->epoch);
+    assert_int_equal(d->table_id, q->table_id);
+    assert_int_equal(d->engine, q->engine);
+    assert_int_equal(d->bootstrap, q->bootstrap);
+    assert_int_equal(d->key.len, q->key.len);
+    assert_int_equal(d->end.len, q->end.len);
+    if (q->key.len)
+        assert_memory_equal(d->key.p, q->key.p, q->key.len);
+    if (q->end.len)
+        assert_memory_equal(d->end.p, q->end.p, q->end.len);
+    assert_int_equal(d->n_peers, q->n_peers);
+    for (unsigned k = 0; k < q->n_peers; k++) {
+        assert_int_equal(d->peers[k].id, q->peers[k].id);
+        assert_int_equal(d->peers[k].addr.len, q->peers[k].addr.len);
+        assert_memory_equal(d->peers[k].addr.p, q->peers[k].addr.p,
+                            q->peers[k].addr.len);
+    }
+}
+
+/* Many creations in one frame round-trip in order, each as the
+ * CREATE_REPLICA request it stands for; a frame whose count disagrees
+ * with its creations, or with a malformed creation, is refused whole. */
+static void test_create_replicas_batch(void **state)
+{
+    (void)state;
+    const char *bounds[] = {"", "g", "p", ""};
+    rpc_request items[3];
+    rpc_create_batch b = RPC_CREATE_BATCH_INIT;
+    for (unsigned i = 0; i < 3; i++) {
+        items[i] = creation(i, bounds[i], bounds[i + 1]);
+        assert_int_equal(rpc_create_batch_add(&b, &items[i]), 0);
+    }
+    rpc_request q;
+    rpc_create_batch_request(&b, 42, &q);
+    buf f = BUF_INIT;
+    assert_int_equal(rpc_encode_request(&f, &q), 0);
+    assert_int_equal(rpc_frame_type(f.data), RPC_CREATE_REPLICAS);
+    rpc_request d, one;
+    assert_int_equal(rpc_decode_request(f.data, f.len, &d), 0);
+    assert_int_equal(d.type, RPC_CREATE_REPLICAS);
+    assert_int_equal(d.id, 42);
+    assert_int_equal(d.count, 3);
+    size_t pos = 0;
+    for (unsigned i = 0; i < 3; i++) {
+        assert_int_equal(rpc_create_next(&d, &pos, &one), 1);
+        assert_int_equal(one.id, 42);
+        assert_same_creation(&one, &items[i]);
+    }
+    assert_int_equal(rpc_create_next(&d, &pos, &one), 0);
+    assert_prefixes_refused(&f);
+
+    /* the count says 4, 2 or 3 while 3 are there */
+    size_t at = RPC_HEADER_LEN;
+    for (uint32_t bad = 2; bad <= 4; bad += 2) {
+        be_put_u32(f.data + at, bad);
+        assert_int_equal(rpc_decode_request(f.data, f.len, &d),
+                         CAIRN_ERR_PROTO);
+    }
+    be_put_u32(f.data + at, 3);
+    f.data[f.len - 17] ^= 0xff; /* the last peer address's length */
+    assert_int_equal(rpc_decode_request(f.data, f.len, &d), CAIRN_ERR_PROTO);
+
+    /* an empty batch is a valid (useless) request */
+    rpc_create_batch_reset(&b);
+    rpc_create_batch_request(&b, 1, &q);
+    buf_reset(&f);
+    assert_int_equal(rpc_encode_request(&f, &q), 0);
+    assert_int_equal(rpc_decode_request(f.data, f.len, &d), 0);
+    assert_int_equal(d.count, 0);
+    pos = 0;
+    assert_int_equal(rpc_create_next(&d, &pos, &one), 0);
+
+    /* too many peers: refused, the batch unchanged */
+    rpc_request wide = creation(0, "", "");
+    wide.n_peers = RPC_MAX_PEERS + 1;
+    assert_int_equal(rpc_create_batch_add(&b, &wide), CAIRN_ERR_INVALID);
+    assert_int_equal(b.count, 0);
+    assert_int_equal(b.items.len, 0);
+    rpc_create_batch_free(&b);
+    buf_free(&f);
+}
+
+/* A batch is full at RPC_CREATE_BATCH_MAX creations or at RPC_FRAME_MAX
+ * bytes, whichever comes first: the creation that does not fit is
+ * refused with TOOBIG and the batch stays a valid frame. */
+static void test_create_replicas_batch_limits(void **state)
+{
+    (void)state;
+    rpc_create_batch b = RPC_CREATE_BATCH_INIT;
+    rpc_request one = creation(1, "a", "b");
+    for (unsigned i = 0; i < RPC_CREATE_BATCH_MAX; i++)
+        assert_int_equal(rpc_create_batch_add(&b, &one), 0);
+    size_t len = b.items.len;
+    assert_int_equal(rpc_create_batch_add(&b, &one), CAIRN_ERR_TOOBIG);
+    assert_int_equal(b.count, RPC_CREATE_BATCH_MAX);
+    assert_int_equal(b.items.len, len);
+    rpc_request q;
+    rpc_create_batch_request(&b, 7, &q);
+    buf f = BUF_INIT;
+    assert_int_equal(rpc_encode_request(&f, &q), 0);
+    rpc_request d;
+    assert_int_equal(rpc_decode_request(f.data, f.len, &d), 0);
+    assert_int_equal(d.count, RPC_CREATE_BATCH_MAX);
+
+    /* large bounds: the frame's bytes are the limit */
+    size_t big = 64 * 1024;
+    char *k = malloc(big + 1);
+    memset(k, 'x', big);
+    k[big] = '\0';
+    rpc_create_batch_reset(&b);
+    rpc_request wide = creation(2, k, "");
+    wide.end = (rpc_bytes){(const uint8_t *)k, big};
+    unsigned n = 0;
+    int rc;
+    while ((rc = rpc_create_batch_add(&b, &wide)) == 0)
+        n++;
+    assert_int_equal(rc, CAIRN_ERR_TOOBIG);
+    assert_true(n > 100 && n < RPC_CREATE_BATCH_MAX);
+    rpc_create_batch_request(&b, 8, &q);
+    buf_reset(&f);
+    assert_int_equal(rpc_encode_request(&f, &q), 0);
+    assert_true(f.len <= RPC_FRAME_MAX);
+    assert_int_equal(rpc_decode_request(f.data, f.len, &d), 0);
+    assert_int_equal(d.count, n);
+    free(k);
+    rpc_create_batch_free(&b);
+    buf_free(&f);
+}
+
+/* The reply lists the creations that failed, each with its own status
+ * and message (cut at RPC_CREATE_MSG_MAX); none failed is an empty list. */
+static void test_create_replicas_reply(void **state)
+{
+    (void)state;
+    buf f = BUF_INIT;
+    size_t mark;
+    char longmsg[400];
+    memset(longmsg, 'm', sizeof longmsg - 1);
+    longmsg[sizeof longmsg - 1] = '\0';
+    assert_int_equal(buf_append_str(&f, "before"), 0);
+    assert_int_equal(rpc_reply_create_begin(&f, 5, &mark), 0);
+    assert_int_equal(rpc_reply_create_add(&f, 101, CAIRN_ERR_TRYAGAIN,
+                                          "range 101 is being dropped"), 0);
+    assert_int_equal(rpc_reply_create_add(&f, 102, CAIRN_ERR_EXISTS, NULL), 0);
+    assert_int_equal(rpc_reply_create_add(&f, 103, CAIRN_ERR_IO, longmsg), 0);
+    assert_int_equal(rpc_reply_create_add(&f, 104, 0, "ok"),
+                     CAIRN_ERR_INVALID);
+    rpc_reply_create_end(&f, mark, 3);
+    rpc_reply r;
+    const uint8_t *p = f.data + mark;
+    size_t n = f.len - mark;
+    assert_int_equal(rpc_frame_len(p, n), (long)n);
+    assert_int_equal(rpc_decode_reply(p, n, RPC_CREATE_REPLICAS, &r), 0);
+    assert_int_equal(r.id, 5);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(r.n_failed, 3);
+    size_t pos = 0;
+    rpc_create_failure e;
+    assert_int_equal(rpc_create_failure_next(&r, &pos, &e), 1);
+    assert_int_equal(e.range_id, 101);
+    assert_int_equal(e.status, CAIRN_ERR_TRYAGAIN);
+    assert_bytes(e.message, "range 101 is being dropped");
+    assert_int_equal(rpc_create_failure_next(&r, &pos, &e), 1);
+    assert_int_equal(e.status, CAIRN_ERR_EXISTS);
+    assert_bytes(e.message, cairn_err_message(CAIRN_ERR_EXISTS));
+    assert_int_equal(rpc_create_failure_next(&r, &pos, &e), 1);
+    assert_int_equal(e.range_id, 103);
+    assert_int_equal(e.message.len, RPC_CREATE_MSG_MAX);
+    assert_int_equal(rpc_create_failure_next(&r, &pos, &e), 0);
+    /* a count that disagrees with the list is refused */
+    uint8_t *copy = malloc(n);
+    memcpy(copy, p, n);
+    be_put_u32(copy + RPC_HEADER_LEN + 8, 2);
+    assert_int_equal(rpc_decode_reply(copy, n, RPC_CREATE_REPLICAS, &r),
+                     CAIRN_ERR_PROTO);
+    free(copy);
+
+    buf_reset(&f);
+    assert_int_equal(rpc_reply_create_begin(&f, 6, &mark), 0);
+    rpc_reply_create_end(&f, mark, 0);
+    assert_int_equal(rpc_decode_reply(f.data, f.len, RPC_CREATE_REPLICAS, &r),
+                     0);
+    assert_int_equal(r.n_failed, 0);
+    pos = 0;
+    assert_int_equal(rpc_create_failure_next(&r, &pos, &e), 0);
+    /* an error reply: none attempted */
+    buf_reset(&f);
+    assert_int_equal(rpc_reply_error(&f, 7, CAIRN_ERR_NOMEM, "no memory"), 0);
+    assert_int_equal(rpc_decode_reply(f.data, f.len, RPC_CREATE_REPLICAS, &r),
+                     0);
+    assert_int_equal(r.status, CAIRN_ERR_NOMEM);
+    buf_free(&f);
+}
+
 static void test_admin_requests(void **state)
 {
     (void)state;
@@ -205,13 +420,32 @@ static void test_random_bytes(void **state)
         frame[4] = (uint8_t)(i % RPC_TYPE_MAX_);
         rpc_request q;
         rpc_reply r;
-        (void)rpc_decode_request(frame, n, &q);
-        if (rpc_decode_reply(frame, n, (rpc_type)(i % 6), &r) == 0 &&
-            r.scan.len) {
+        static const rpc_type kinds[] = {RPC_PING, RPC_PUT, RPC_DEL, RPC_GET,
+                                         RPC_SCAN, RPC_METRICS,
+                                         RPC_CREATE_REPLICAS};
+        rpc_type k = kinds[i % 7];
+        if (rpc_decode_request(frame, n, &q) == 0 &&
+            q.type == RPC_CREATE_REPLICAS) {
+            size_t pos = 0;
+            rpc_request one;
+            uint32_t seen = 0;
+            while (rpc_create_next(&q, &pos, &one) == 1)
+                seen++;
+            assert_int_equal(seen, q.count);
+        }
+        if (rpc_decode_reply(frame, n, k, &r) == 0 && r.scan.len) {
             size_t pos = 0;
             rpc_scan_entry e;
             while (rpc_scan_next(&r, &pos, &e) == 1)
                 ;
+        }
+        if (rpc_decode_reply(frame, n, k, &r) == 0 && r.failed.len) {
+            size_t pos = 0;
+            rpc_create_failure e;
+            uint32_t seen = 0;
+            while (rpc_create_failure_next(&r, &pos, &e) == 1)
+                seen++;
+            assert_int_equal(seen, r.n_failed);
         }
     }
 }
@@ -329,6 +563,9 @@ int main(void)
         cmocka_unit_test(test_put_round_trip),
         cmocka_unit_test(test_scan_and_get_requests),
         cmocka_unit_test(test_create_replica_with_peers),
+        cmocka_unit_test(test_create_replicas_batch),
+        cmocka_unit_test(test_create_replicas_batch_limits),
+        cmocka_unit_test(test_create_replicas_reply),
         cmocka_unit_test(test_admin_requests),
         cmocka_unit_test(test_bad_frames_refused),
         cmocka_unit_test(test_random_bytes),
