@@ -315,18 +315,59 @@ static int meta_from_request(const rpc_request *q, range_meta *m)
     return 0;
 }
 
+/* A reply held until the Raft log is durable. */
+typedef struct held_reply {
+    conn *c;
+    buf reply;
+} held_reply;
+
+static void durable_reply(void *arg, int status)
+{
+    held_reply *h = arg;
+    conn *c = h->c;
+    (void)status; /* a log write failure stops the node (raftlog.h) */
+    if (!c->closing && buf_append(&c->out, h->reply.data, h->reply.len) == 0)
+        node_conn_flush(c);
+    buf_free(&h->reply);
+    free(h);
+    node_conn_unref(c);
+}
+
+/* Move the reply written to c->out since `mark` out, and send it once
+ * everything the new replicas wrote to the Raft log is durable: "created"
+ * then means a restart finds them with their bootstrap. Replies may pass
+ * each other (they carry their request id). */
+static void reply_when_durable(conn *c, size_t mark)
+{
+    held_reply *h = calloc(1, sizeof *h);
+    if (h == NULL ||
+        buf_append(&h->reply, c->out.data + mark, c->out.len - mark) != 0 ||
+        node_when_durable(c->n, durable_reply, h) != 0) {
+        if (h)
+            buf_free(&h->reply);
+        free(h);
+        return; /* out of memory: answer at once, durable soon anyway */
+    }
+    c->out.len = mark;
+    h->c = c;
+    node_conn_ref(c);
+}
+
 static void handle_create(conn *c, const rpc_request *q)
 {
     range_meta m;
     char err[256] = "";
+    size_t mark = c->out.len;
     int rc = meta_from_request(q, &m);
     if (rc == 0)
         rc = node_create_replica(c->n, &m, q->bootstrap, err);
     range_meta_free(&m);
-    if (rc == 0)
+    if (rc == 0) {
         rpc_reply_text(&c->out, q->id, "created", 7);
-    else
+        reply_when_durable(c, mark);
+    } else {
         reply_error(c, q->id, rc, err[0] ? err : NULL);
+    }
 }
 
 /* The creations of one CREATE_REPLICAS request, decoded. */
@@ -434,6 +475,7 @@ static void handle_create_many(conn *c, const rpc_request *q)
     }
     if (rc == 0) {
         rpc_reply_create_end(&c->out, mark, failed);
+        reply_when_durable(c, mark);
     } else {
         c->out.len = mark; /* drop a reply begun, answer the error */
         reply_error(c, q->id, rc, NULL);

@@ -105,17 +105,20 @@ int rep_env_metrics(rep_env *env, buf *out)
     net_stats ns;
     raftlog_get_stats(env->log, &ls);
     net_get_stats(env->net, &ns);
-    return buf_appendf(
+    int rc = buf_appendf(
         out,
         "{\"log_syncs\":%llu,\"log_entries\":%llu,\"log_bytes\":%llu,"
         "\"log_sync_us\":%llu,\"net_frames_out\":%llu,\"net_writes\":%llu,"
         "\"net_bytes_out\":%llu,\"net_frames_in\":%llu,"
         "\"net_dropped\":%llu,\"ranges\":%zu,\"ranges_awake\":%zu,"
-        "\"wakes\":%llu,\"sleeps\":%llu}",
+        "\"wakes\":%llu,\"sleeps\":%llu,\"peers\":",
         (unsigned long long)ls.batches, (unsigned long long)ls.entries,
         (unsigned long long)ls.bytes, (unsigned long long)ls.sync_us,
         (unsigned long long)ns.frames_out, (unsigned long long)ns.writes,
         (unsigned long long)ns.bytes_out, (unsigned long long)ns.frames_in,
         (unsigned long long)ns.dropped, env->rios.n, env->n_awake,
         (unsigned long long)env->n_wakes, (unsigned long long)env->n_sleeps);
+    if (rc == 0)
+        rc = net_peers_json(env->net, out);
+    return rc ? rc : buf_append_str(out, "}");
 }

@@ -572,3 +572,22 @@ void net_close(net *n, void (*cb)(void *), void *arg)
 }
 
 void net_get_stats(const net *n, net_stats *out) { *out = n->stats; }
+
+int net_peers_json(const net *n, buf *out)
+{
+    static const char *states[] = {"idle", "connecting", "up"};
+    int rc = buf_append_str(out, "[");
+    size_t it = 0, k = 0;
+    uint64_t id;
+    void *v;
+    while (rc == 0 && u64map_next(&n->peers, &it, &id, &v)) {
+        const peer *p = v;
+        rc = buf_appendf(out, "%s{\"id\":%llu,\"address\":\"%s\","
+                         "\"state\":\"%s\",\"queued\":%zu,"
+                         "\"writing\":%zu,\"heard\":%s}",
+                         k++ ? "," : "", (unsigned long long)p->id, p->addr,
+                         states[p->state], p->out.len, p->writing.len,
+                         net_peer_up(n, p->id) ? "true" : "false");
+    }
+    return rc ? rc : buf_append_str(out, "]");
+}

@@ -110,4 +110,9 @@ typedef struct net_stats {
 
 void net_get_stats(const net *n, net_stats *out);
 
+/* Append the links as a JSON array: per peer its id, address, state
+ * ("idle", "connecting", "up"), bytes queued and being written, and
+ * whether it is heard from. */
+int net_peers_json(const net *n, buf *out);
+
 #endif

@@ -339,6 +339,39 @@ static bool changes_nothing(rio *r, const struct raft_message *m)
            res->rejected == 0 && res->last_log_index == raft_last_index(raft);
 }
 
+/* libraft 0.15 (and later) rejects an AppendEntries whose previous entry
+ * is below the start of its log, even when its own snapshot covers it -
+ * and a leader then backs off one index per round trip, resending every
+ * entry after it each time: a follower that compacted further than the
+ * leader (it restarted and the new leader's last snapshot is older, or it
+ * installed a newer one) is never caught up (seen: a range stalled for
+ * minutes in the kill -9 loop, 8 MiB resent 20 times a second). Entries
+ * up to a snapshot are committed, so the leader's are the same: drop the
+ * ones the snapshot covers and check the snapshot's index and term
+ * instead. */
+static void skip_covered(struct raft *raft, struct raft_append_entries *a)
+{
+    raft_index snap = raft->log.snapshot.last_index;
+    if (a->prev_log_index == 0 || a->prev_log_index >= snap ||
+        a->prev_log_index > raft->log.offset)
+        return; /* libraft has the previous entry (or needs none) */
+    raft_index skip = snap - a->prev_log_index;
+    if (skip >= a->n_entries) {
+        if (a->n_entries > 0) {
+            raft_free(a->entries[0].batch);
+            raft_free(a->entries);
+        }
+        a->entries = NULL;
+        a->n_entries = 0;
+    } else {
+        memmove(a->entries, a->entries + skip,
+                (a->n_entries - skip) * sizeof *a->entries);
+        a->n_entries -= (unsigned)skip;
+    }
+    a->prev_log_index = snap;
+    a->prev_log_term = raft->log.snapshot.last_term;
+}
+
 /* A frame from node `from` for this range (env.c routes it here). */
 void rio_deliver(rio *r, uint64_t from, const char *addr, int kind,
                  const uint8_t *p, size_t len)
@@ -360,6 +393,8 @@ void rio_deliver(rio *r, uint64_t from, const char *addr, int kind,
     }
     m.server_id = from;
     m.server_address = addr;
+    if (m.type == RAFT_IO_APPEND_ENTRIES && r->io.data)
+        skip_covered(r->io.data, &m.append_entries);
     if (!(r->asleep && changes_nothing(r, &m)))
         rio_wake(r);
     r->recv_cb(&r->io, &m);

@@ -328,9 +328,14 @@ int replica_write(replica *r, int kind, const void *key, size_t key_len,
     if (value_len > CAIRN_VALUE_MAX)
         return CAIRN_ERR_TOOBIG;
     if (kind == ENTRY_OP_PUT) {
-        /* the store's count, re-read every second, plus what was accepted
-         * since (an upper bound: an overwrite may not grow the range) */
-        metrics_refresh_size(r);
+        /* The store's size as last read plus what was accepted since: an
+         * upper bound (an overwrite may not grow the range). Only when it
+         * passes the cap is the store asked again (at most once a second:
+         * a size is a scan for RocksDB), so a busy range far from the cap
+         * never pays for it. */
+        if (r->size_checked_ms == 0 ||
+            r->size_bytes > r->env->opts.snapshot_cap)
+            metrics_refresh_size(r);
         if (r->size_bytes > r->env->opts.snapshot_cap)
             return CAIRN_ERR_SNAPSHOT_TOOBIG;
         r->size_bytes += key_len + value_len;
