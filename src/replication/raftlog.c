@@ -59,6 +59,10 @@ struct raftlog {
 
     uv_prepare_t prepare;
     uv_async_t done;
+    uv_timer_t compact_timer;
+    uv_work_t compact_work;
+    bool compacting, closing;
+    uint64_t drops; /* ranges dropped since the last compaction began */
     int handles_open;
 
     void (*durable_fn)(void *, uint64_t);
@@ -297,7 +301,8 @@ int raftlog_open(uv_loop_t *loop, const char *path, raftlog **out, char *err)
     l->thread_started = true;
     uv_prepare_init(loop, &l->prepare);
     uv_async_init(loop, &l->done, done_cb);
-    l->prepare.data = l->done.data = l;
+    uv_timer_init(loop, &l->compact_timer);
+    l->prepare.data = l->done.data = l->compact_timer.data = l;
     *out = l;
     return 0;
 }
@@ -313,6 +318,11 @@ void raftlog_close(raftlog *l)
 {
     if (l == NULL)
         return;
+    l->closing = true;
+    /* a compaction in flight must end before the database closes: the
+     * work callback runs on the thread pool, so wait for it here */
+    while (l->compacting)
+        uv_run(l->loop, UV_RUN_ONCE);
     /* Finish the batch in flight, then write the filling one here. */
     pthread_mutex_lock(&l->mu);
     l->stop = true;
@@ -335,9 +345,10 @@ void raftlog_close(raftlog *l)
     }
     pthread_mutex_destroy(&l->mu);
     pthread_cond_destroy(&l->cv);
-    l->handles_open = 2;
+    l->handles_open = 3;
     uv_close((uv_handle_t *)&l->prepare, handle_closed);
     uv_close((uv_handle_t *)&l->done, handle_closed);
+    uv_close((uv_handle_t *)&l->compact_timer, handle_closed);
 }
 
 /* ---- reads ------------------------------------------------------------ */
@@ -642,8 +653,56 @@ int raftlog_put_snap(raftlog *l, uint64_t range, const raftlog_snap *s)
     return 0;
 }
 
+/* A dropped range's records are gone for readers at once, but RocksDB
+ * keeps their bytes (and the range tombstone) until a compaction rewrites
+ * the files: a while after drops, compact the whole log on a worker thread
+ * (RocksDB compacts alongside writes), so that a drop gives the disk
+ * back. The log is small - live entries are few per range - so this is
+ * cheap. */
+static void compact_run(uv_work_t *w)
+{
+    raftlog *l = w->data;
+    rocksdb_compact_range(l->db, NULL, 0, NULL, 0);
+}
+
+static void compact_soon(raftlog *l);
+
+static void compact_done(uv_work_t *w, int status)
+{
+    raftlog *l = w->data;
+    (void)status;
+    l->compacting = false;
+    l->stats.compactions++;
+    if (l->closing)
+        return;
+    if (l->drops > 0)
+        compact_soon(l);
+}
+
+static void compact_cb(uv_timer_t *t)
+{
+    raftlog *l = t->data;
+    if (l->compacting || l->closing)
+        return;
+    l->drops = 0;
+    l->compacting = true;
+    l->compact_work.data = l;
+    if (uv_queue_work(l->loop, &l->compact_work, compact_run,
+                      compact_done) != 0)
+        l->compacting = false;
+}
+
+static void compact_soon(raftlog *l)
+{
+    if (!l->compacting && !l->closing &&
+        !uv_is_active((uv_handle_t *)&l->compact_timer))
+        uv_timer_start(&l->compact_timer, compact_cb, 2000, 0);
+}
+
 int raftlog_drop(raftlog *l, uint64_t range)
 {
+    l->drops++;
+    compact_soon(l);
     uint8_t k[KEY_LEN];
     delete_entries(l, range, 0, UINT64_MAX);
     make_key(k, TAG_ENTRY, range, UINT64_MAX); /* never written; be sure */

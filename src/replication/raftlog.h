@@ -126,7 +126,8 @@ int raftlog_put_hard(raftlog *l, uint64_t range, uint64_t term,
 
 int raftlog_put_snap(raftlog *l, uint64_t range, const raftlog_snap *s);
 
-/* Delete every record of `range`. */
+/* Delete every record of `range`. A compaction follows within seconds
+ * (on a worker thread), so that the disk is given back. */
 int raftlog_drop(raftlog *l, uint64_t range);
 
 /* Write a hard state and, if `first` is not NULL, entry 1, *now* (not
@@ -162,6 +163,7 @@ typedef struct raftlog_stats {
     uint64_t entries; /* entries appended */
     uint64_t bytes;   /* bytes of batches written */
     uint64_t sync_us; /* time spent in synced writes */
+    uint64_t compactions; /* after drops, to give the disk back */
 } raftlog_stats;
 
 void raftlog_get_stats(const raftlog *l, raftlog_stats *out);

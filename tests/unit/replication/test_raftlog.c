@@ -227,6 +227,51 @@ static void test_group_commit_one_sync_for_many_ranges(void **state)
         assert_entries(f, 1000 + (uint64_t)r, 1, 3);
 }
 
+static uint64_t dir_bytes(const char *path)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "du -sb %s", path);
+    FILE *p = popen(cmd, "r");
+    unsigned long long n = 0;
+    assert_int_equal(fscanf(p, "%llu", &n), 1);
+    pclose(p);
+    return n;
+}
+
+/* A drop gives the disk back: the compaction it schedules rewrites the
+ * files without the dropped range's records. */
+static void test_drop_gives_the_disk_back(void **state)
+{
+    fix *f = *state;
+    static char big[8192];
+    memset(big, 'b', sizeof big);
+    for (uint64_t i = 1; i <= 1500; i++) {
+        struct raft_entry e = {.term = 1, .type = RAFT_COMMAND,
+                               .buf = {big, sizeof big}};
+        raftlog_put_entries(f->log, 5, i, &e, 1);
+        if (i % 100 == 0)
+            sync_all(f);
+    }
+    assert_int_equal(raftlog_put_hard(f->log, 5, 1, 0), 0);
+    sync_all(f);
+    uint64_t full = dir_bytes(f->path);
+    assert_true(full > 10u << 20);
+    assert_int_equal(raftlog_drop(f->log, 5), 0);
+    sync_all(f);
+    raftlog_stats st;
+    time_t end = time(NULL) + 30;
+    do {
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+        usleep(10000);
+        raftlog_get_stats(f->log, &st);
+    } while (st.compactions == 0 && time(NULL) < end);
+    assert_int_equal(st.compactions, 1);
+    uint64_t after = dir_bytes(f->path);
+    if (after > full / 4)
+        fail_msg("%llu bytes before the drop, %llu after its compaction",
+                 (unsigned long long)full, (unsigned long long)after);
+}
+
 /* ---- the crash test --------------------------------------------------- */
 
 #define CRASH_RANGES 64
@@ -409,6 +454,8 @@ int main(void)
             test_write_now_visible_and_gap_corrupt, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_group_commit_one_sync_for_many_ranges, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drop_gives_the_disk_back, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_crash_loop, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
