@@ -492,6 +492,45 @@ int meta_range_update(meta *m, const meta_range *read, const meta_range *next)
     return rc;
 }
 
+int meta_range_split(meta *m, const meta_range *read, const void *key,
+                     size_t key_len, uint64_t new_id, uint64_t epoch)
+{
+    if (key_len == 0 || new_id == 0 || new_id == read->id ||
+        !meta_range_contains(read, key, key_len) ||
+        key_cmp(key, key_len, read->start, read->start_len) == 0)
+        return CAIRN_ERR_INVALID;
+    if (epoch <= read->epoch)
+        return CAIRN_ERR_STALE_EPOCH;
+    meta_range left = *read, right = *read; /* share bounds: read only */
+    left.end = (uint8_t *)key;
+    left.end_len = key_len;
+    left.epoch = epoch;
+    right.id = new_id;
+    right.start = (uint8_t *)key;
+    right.start_len = key_len;
+    right.epoch = epoch;
+    right.state = META_RANGE_NORMAL;
+    right.from = 0;
+    buf lk = BUF_INIT, rk = BUF_INIT;
+    char *lv = meta_range_encode(&left), *rv = meta_range_encode(&right);
+    etcd_txn *t = etcd_txn_new();
+    int rc = lv && rv && t ? 0 : CAIRN_ERR_NOMEM;
+    if (rc == 0)
+        rc = meta_key_range(&lk, m->prefix, read->table_id, read->id);
+    if (rc == 0)
+        rc = meta_key_range(&rk, m->prefix, read->table_id, new_id);
+    if (rc == 0)
+        rc = meta_txn_cas_put(t, &lk, read->mod_revision, lv);
+    if (rc == 0) /* mod revision 0: the new range does not exist yet */
+        rc = meta_txn_cas_put(t, &rk, 0, rv);
+    rc = meta_txn_finish(m, t, rc, CAIRN_ERR_CONDITION, NULL);
+    free(lv);
+    free(rv);
+    buf_free(&lk);
+    buf_free(&rk);
+    return rc;
+}
+
 int meta_range_set_replicas(meta *m, const meta_range *read,
                             const uint64_t *nodes, int n)
 {

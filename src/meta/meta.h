@@ -334,6 +334,16 @@ int meta_range_update(meta *m, const meta_range *read, const meta_range *next);
 int meta_range_set_replicas(meta *m, const meta_range *read,
                             const uint64_t *nodes, int n);
 
+/* Record a split the range's replicas applied (replica.h replica_split):
+ * range `read` (as read: compared on its mod revision) now ends at `key`
+ * and has epoch `epoch`; range `new_id` (must not exist) covers [key, the
+ * old end) with the same replicas and the same epoch. One transaction.
+ * CAIRN_ERR_CONDITION if `read` changed or `new_id` exists (re-read and
+ * decide again), CAIRN_ERR_INVALID if `key` is not strictly inside or the
+ * epoch does not grow. */
+int meta_range_split(meta *m, const meta_range *read, const void *key,
+                     size_t key_len, uint64_t new_id, uint64_t epoch);
+
 /* ---- leaders ----------------------------------------------------------- */
 
 /* Record that `node_id` leads `range_id` in Raft term `term` - called by

@@ -63,4 +63,19 @@ size_t meta_create_replicas(const meta_map *map, const meta_table *t,
                             bool *ok, char *err, size_t err_len,
                             bool *reached);
 
+/* Split range `rg` of the table at `key` (key_len 0: its leader picks the
+ * median by bytes), the whole procedure (DESIGN.md "Split and move"):
+ * allocate the new range's id, ask the range's leader (the map's leader
+ * record first, then each replica, following NOT_LEADER hints) to split
+ * at rg's epoch, then record both ranges in etcd (meta_range_split). On 0,
+ * *new_id is the new range and `chosen` (may be NULL) the split key.
+ * BLOCKS (rpc_sync.h). Errors: the leader's (STALE_EPOCH: the map is old;
+ * KEY_OUT_OF_RANGE: the key does not split the range), NOQUORUM when no
+ * replica leads, CONDITION when etcd changed meanwhile (a controller pass
+ * records a split the replicas applied: reconcile_split.c); `err` says
+ * which. */
+int meta_split(meta *m, const meta_map *map, const meta_range *rg,
+               const void *key, size_t key_len, int timeout_ms,
+               uint64_t *new_id, buf *chosen, char *err, size_t err_len);
+
 #endif

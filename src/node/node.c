@@ -162,7 +162,8 @@ int node_run(const node_options *opts)
     n.env = (rep_env){.loop = &n.loop, .node_id = opts->id,
                       .address = opts->listen, .dir = opts->dir,
                       .clock = n.clock, .nonce = random_nonce(),
-                      .opts = opts->rep};
+                      .opts = opts->rep, .added = node_range_added,
+                      .added_arg = &n};
     char err[256] = "";
     int rc = rep_env_start(&n.env, err);
     if (rc != 0) {

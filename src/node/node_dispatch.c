@@ -26,6 +26,7 @@ typedef struct op {
     buf key, end;
     uint32_t limit;
     uint64_t range_id; /* drop, admin: the range of the request */
+    uint64_t epoch;    /* reads: checked again when served */
 } op;
 
 /* ---- replies ---------------------------------------------------------- */
@@ -80,6 +81,7 @@ static op *op_new(conn *c, const rpc_request *q, replica *r)
     o->r = r;
     o->limit = q->limit;
     o->range_id = q->range_id;
+    o->epoch = q->epoch;
     if (buf_append(&o->key, q->key.p, q->key.len) != 0 ||
         buf_append(&o->end, q->end.p, q->end.len) != 0) {
         buf_free(&o->key);
@@ -201,8 +203,15 @@ static void serve_scan(op *o)
 static void read_done(void *arg, int status)
 {
     op *o = arg;
+    /* A split may have applied between the read's arrival and now: keys
+     * from its split key up are no longer here. The epoch tells. */
+    if (status == 0 && replica_meta(o->r)->epoch > o->epoch)
+        status = CAIRN_ERR_STALE_EPOCH;
     if (!o->c->closing) {
-        if (status != 0)
+        if (status == CAIRN_ERR_STALE_EPOCH)
+            reply_error(o->c, o->id, status, "the range changed (split) "
+                        "while the read waited");
+        else if (status != 0)
             reply_status(o->c, o->id, status, o->r, NULL);
         else if (o->type == RPC_GET)
             serve_get(o);
@@ -622,6 +631,34 @@ static void handle_drop(conn *c, const rpc_request *q)
     }
 }
 
+/* Split a range (replica.h): on its leader, at the request's epoch. */
+static void handle_split(conn *c, const rpc_request *q)
+{
+    replica *r = node_find_range(c->n, q->range_id);
+    if (r == NULL) {
+        reply_error(c, q->id, CAIRN_ERR_RANGE_NOT_FOUND, NULL);
+        return;
+    }
+    if (q->epoch != replica_meta(r)->epoch) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "epoch %" PRIu64 ", range is at %" PRIu64,
+                 q->epoch, replica_meta(r)->epoch);
+        reply_error(c, q->id, CAIRN_ERR_STALE_EPOCH, msg);
+        return;
+    }
+    op *o = op_new(c, q, r);
+    if (o == NULL) {
+        reply_error(c, q->id, CAIRN_ERR_NOMEM, NULL);
+        return;
+    }
+    int rc = replica_split(r, q->key.p, q->key.len, q->new_range,
+                           admin_done, o);
+    if (rc != 0) {
+        reply_status(c, q->id, rc, r, NULL);
+        op_done(o);
+    }
+}
+
 void node_dispatch(conn *c, const rpc_request *q)
 {
     switch (q->type) {
@@ -645,6 +682,9 @@ void node_dispatch(conn *c, const rpc_request *q)
         break;
     case RPC_DROP_REPLICA:
         handle_drop(c, q);
+        break;
+    case RPC_SPLIT_RANGE:
+        handle_split(c, q);
         break;
     default:
         handle_membership(c, q);

@@ -99,6 +99,10 @@ int node_create_replicas(node *n, const range_meta *ms, size_t count,
 /* Reopen every replica the index stores hold (on start). */
 void node_open_existing(node *n);
 
+/* A split made range `m` in store `eng` (rep_env.added): open and host
+ * its replica. */
+void node_range_added(void *arg, engine *eng, const range_meta *m);
+
 /* Call `cb(arg, status)` once everything the replicas wrote to the Raft
  * log so far is durable (a created replica's bootstrap, for one). */
 int node_when_durable(node *n, void (*cb)(void *arg, int status), void *arg);

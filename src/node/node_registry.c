@@ -89,7 +89,8 @@ static int create_check(node *n, const range_meta *m, u64map *batch,
  * that a node creating a thousand replicas syncs once, not a thousand
  * times. A failure fails each of them. */
 static void create_metas(node *n, engine_kind kind, const range_meta *ms,
-                         size_t count, int *statuses, char (*errs)[256])
+                         size_t count, bool boot, int *statuses,
+                         char (*errs)[256])
 {
     engine *e = NULL;
     engine_batch *b = NULL;
@@ -106,7 +107,9 @@ static void create_metas(node *n, engine_kind kind, const range_meta *ms,
         if (statuses[i] != 0 || ms[i].engine != kind)
             continue;
         buf_reset(&blob);
-        rc = range_meta_encode(&ms[i], &blob);
+        range_meta m = ms[i]; /* shallow: only encoded */
+        m.flags = boot ? RANGE_META_BOOTSTRAP : 0;
+        rc = range_meta_encode(&m, &blob);
         if (rc == 0)
             rc = engine_batch_set_meta(b, ms[i].range_id, blob.data,
                                        blob.len);
@@ -136,8 +139,8 @@ int node_create_replicas(node *n, const range_meta *ms, size_t count,
         statuses[i] = create_check(n, &ms[i], &batch, errs[i]);
     }
     u64map_free(&batch);
-    create_metas(n, ENGINE_BTREE, ms, count, statuses, errs);
-    create_metas(n, ENGINE_LSM, ms, count, statuses, errs);
+    create_metas(n, ENGINE_BTREE, ms, count, boot, statuses, errs);
+    create_metas(n, ENGINE_LSM, ms, count, boot, statuses, errs);
     for (size_t i = 0; i < count; i++) {
         replica *r = NULL;
         if (statuses[i] != 0)
@@ -178,8 +181,15 @@ static void load_replicas(node *n, engine *e)
         int rc = engine_get_meta(e, NULL, ids[i], &blob);
         if (rc == 0)
             rc = range_meta_decode(blob.data, blob.len, &m);
+        /* A replica created to bootstrap its group (a create, a split)
+         * bootstraps again if its log lost its first batch (a crash): with
+         * no Raft state it never voted nor acknowledged, and its group's
+         * first entry is the same on every replica. With state, the
+         * bootstrap is a no-op. */
         if (rc == 0)
-            rc = replica_open(&n->env, e, &m, false, &r, err);
+            rc = replica_open(&n->env, e, &m,
+                              (m.flags & RANGE_META_BOOTSTRAP) != 0, &r,
+                              err);
         if (rc == 0)
             rc = add_range(n, ids[i], r);
         if (rc != 0)
@@ -236,6 +246,24 @@ void node_open_existing(node *n)
             load_replicas(n, e);
     }
     drop_orphan_logs(n);
+}
+
+/* A split made range `m` here (env.h `added`): host it. Its meta and data
+ * are in the store already, written by the split. */
+void node_range_added(void *arg, engine *eng, const range_meta *m)
+{
+    node *n = arg;
+    replica *r = NULL;
+    char err[256] = "";
+    if (node_find_slot(n, m->range_id))
+        return; /* replayed: already open */
+    int rc = replica_open(&n->env, eng, m, true, &r, err);
+    if (rc == 0 && (rc = add_range(n, m->range_id, r)) != 0)
+        replica_close(r, NULL, NULL);
+    if (rc != 0)
+        fprintf(stderr, "cairn node: range %" PRIu64 " made by a split did "
+                "not start: %s %s\n", m->range_id, cairn_err_message(rc),
+                err);
 }
 
 int node_when_durable(node *n, void (*cb)(void *arg, int status), void *arg)

@@ -255,6 +255,13 @@ static int encode_body(buf *b, const rpc_request *q)
     case RPC_METRICS:
     case RPC_DROP_REPLICA:
         return buf_append_u64(b, q->range_id);
+    case RPC_SPLIT_RANGE:
+        rc = buf_append_u64(b, q->range_id);
+        if (rc == 0)
+            rc = buf_append_u64(b, q->epoch);
+        if (rc == 0)
+            rc = buf_append_u64(b, q->new_range);
+        return rc ? rc : wr_bytes(b, q->key);
     default:
         return CAIRN_ERR_INVALID;
     }
@@ -358,6 +365,12 @@ static void decode_body(rd *r, rpc_request *q)
     case RPC_METRICS:
     case RPC_DROP_REPLICA:
         q->range_id = rd_u64(r);
+        return;
+    case RPC_SPLIT_RANGE:
+        q->range_id = rd_u64(r);
+        q->epoch = rd_u64(r);
+        q->new_range = rd_u64(r);
+        q->key = rd_str(r);
         return;
     default:
         break;

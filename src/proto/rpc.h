@@ -91,7 +91,8 @@ typedef enum rpc_type {
     RPC_METRICS = 20,
     RPC_DROP_REPLICA = 21,
     RPC_CREATE_REPLICAS = 22,
-    RPC_TYPE_MAX_ = 23
+    RPC_SPLIT_RANGE = 23,
+    RPC_TYPE_MAX_ = 24
 } rpc_type;
 
 /* Condition of a put, checked when the write is applied (atomically). */
@@ -125,6 +126,9 @@ typedef struct rpc_peer {
  *   DROP_REPLICA range_id (delete this node's replica: data and log)
  *   CREATE_REPLICAS count items (read with rpc_create_next; build with
  *            rpc_create_batch_add)
+ *   SPLIT_RANGE range_id epoch new_range key (empty: the leader picks the
+ *            median by bytes); answered once applied on the leader with
+ *            "split at <key hex> into range N: done, epoch E"
  *   PING     nothing */
 typedef struct rpc_request {
     rpc_type type;
@@ -144,6 +148,7 @@ typedef struct rpc_request {
     rpc_bytes addr;
     unsigned n_peers;
     rpc_peer peers[RPC_MAX_PEERS];
+    uint64_t new_range; /* SPLIT_RANGE: the upper half's range id */
     uint32_t count;  /* CREATE_REPLICAS: creations in `items` */
     rpc_bytes items; /* CREATE_REPLICAS: the encoded creations */
 } rpc_request;

@@ -101,6 +101,35 @@ int entry_put_epoch(buf *out, uint64_t nonce, uint64_t proposal)
     return rc ? rc : entry_pad(out);
 }
 
+int entry_put_split(buf *out, uint64_t nonce, uint64_t proposal,
+                    uint64_t new_range, const void *key, size_t key_len)
+{
+    int rc = buf_append_u8(out, 3);
+    if (rc == 0)
+        rc = buf_append_u64(out, nonce);
+    if (rc == 0)
+        rc = buf_append_u64(out, proposal);
+    if (rc == 0)
+        rc = buf_append_u64(out, new_range);
+    if (rc == 0)
+        rc = put_str(out, key, key_len);
+    return rc ? rc : entry_pad(out);
+}
+
+bool entry_is_split(const void *p, size_t len, uint64_t *nonce,
+                    uint64_t *proposal, uint64_t *new_range,
+                    const uint8_t **key, size_t *key_len)
+{
+    rdr r = {p, len, 0, false};
+    if (take_u8(&r) != 3)
+        return false;
+    *nonce = take_u64(&r);
+    *proposal = take_u64(&r);
+    *new_range = take_u64(&r);
+    *key = take_str(&r, key_len);
+    return !r.bad && *key != NULL && entry_padding_ok(p, r.pos, len);
+}
+
 bool entry_is_epoch(const void *p, size_t len, uint64_t *nonce,
                     uint64_t *proposal)
 {
@@ -217,6 +246,7 @@ struct entry_applier {
     pending *v;
     size_t n, cap;
     buf scratch;
+    const range_meta *bounds; /* NULL: any key */
 };
 
 struct entry_batcher {
@@ -321,6 +351,11 @@ void entry_applier_free(entry_applier *a)
 
 size_t entry_applier_pending(const entry_applier *a) { return a->entries; }
 
+void entry_applier_set_bounds(entry_applier *a, const range_meta *bounds)
+{
+    a->bounds = bounds;
+}
+
 /* What the key holds as of the pending ops (newest first), else as of the
  * store. 1 found, 0 absent, or an error. */
 static int current_seq(entry_applier *a, const entry_op *op, seq *s,
@@ -390,7 +425,13 @@ int entry_applier_add(entry_applier *a, uint64_t index, const void *p,
     if (rc != 0)
         return rc;
     for (uint32_t i = 0; rc == 0 && entry_next(&er, &op) == 1; i++) {
-        int st = check_cond(a, &op);
+        int st = a->bounds && !range_meta_contains(a->bounds, op.key,
+                                                   op.key_len)
+                     ? CAIRN_ERR_KEY_OUT_OF_RANGE
+                     : check_cond(a, &op);
+        if (st != 0 && st != CAIRN_ERR_CONDITION &&
+            st != CAIRN_ERR_KEY_OUT_OF_RANGE)
+            return st;
         if (st != 0 && st != CAIRN_ERR_CONDITION)
             return st;
         if (results) {
@@ -428,6 +469,18 @@ int entry_applier_add_meta(entry_applier *a, uint64_t index,
     return rc;
 }
 
+int entry_applier_add_noop(entry_applier *a, uint64_t index)
+{
+    int rc = mark_dirty(a);
+    if (rc == 0)
+        rc = engine_batch_set_applied(a->b->batch, a->range_id, index);
+    if (rc == 0) {
+        a->index = index;
+        a->entries++;
+    }
+    return rc;
+}
+
 int entry_applier_flush(entry_applier *a)
 {
     return a->dirty ? entry_batcher_flush(a->b) : 0;
@@ -452,7 +505,9 @@ int entry_apply(engine *e, engine_batch *batch, uint64_t range_id,
 
 int range_meta_encode(const range_meta *m, buf *out)
 {
-    int rc = buf_append_u8(out, 1);
+    int rc = buf_append_u8(out, 2);
+    if (rc == 0)
+        rc = buf_append_u8(out, m->flags);
     if (rc == 0)
         rc = buf_append_u64(out, m->table_id);
     if (rc == 0)
@@ -478,8 +533,10 @@ int range_meta_decode(const void *p, size_t len, range_meta *m)
     rdr r = {p, len, 0, false};
     size_t n;
     const uint8_t *s;
-    if (take_u8(&r) != 1)
+    uint8_t version = take_u8(&r);
+    if (version != 1 && version != 2)
         return CAIRN_ERR_CORRUPT;
+    m->flags = version == 2 ? take_u8(&r) : 0;
     m->table_id = take_u64(&r);
     m->engine = (engine_kind)take_u8(&r);
     m->epoch = take_u64(&r);

@@ -21,10 +21,23 @@
  *
  *     version (1) = 2 | proposer nonce (8) | proposal id (8) | padding
  *
+ * Split entry (the range splits at `key`; its upper part becomes range
+ * `new id` with the same replicas, and both get the next epoch):
+ *
+ *     version (1) = 3 | proposer nonce (8) | proposal id (8) |
+ *     new range id (8) | key str | padding
+ *
  * Range meta (the engine's per-range meta blob, written with the data):
  *
- *     version (1) = 1 | table id (8) | engine (1) | epoch (8) | start str |
- *     end str (empty = unbounded) | n peers (1) | peer: id (8) | addr str
+ *     version (1) = 2 | flags (1) | table id (8) | engine (1) | epoch (8) |
+ *     start str | end str (empty = unbounded) | n peers (1) |
+ *     peer: id (8) | addr str
+ *
+ * (version 1, written before splits existed, has no flags byte.) Flag
+ * RANGE_META_BOOTSTRAP: the replica was created to bootstrap its group
+ * with `peers` as the voters - a create or a split - so a start that finds
+ * no Raft state for it (the log's first batch was lost with a crash) may
+ * bootstrap it again with the same voters.
  *
  * Snapshot (produced from the index store, DESIGN.md "Storage on a node"):
  *
@@ -91,6 +104,16 @@ int entry_parse(const void *p, size_t len, entry_reader *out);
 /* Next op: 1 and *op filled, 0 after the last. Only after entry_parse. */
 int entry_next(entry_reader *r, entry_op *op);
 
+/* Append a whole split entry, padded, to `out`. */
+int entry_put_split(buf *out, uint64_t nonce, uint64_t proposal,
+                    uint64_t new_range, const void *key, size_t key_len);
+
+/* Whether `p` is a well-formed split entry; its fields (`key` points into
+ * `p`). */
+bool entry_is_split(const void *p, size_t len, uint64_t *nonce,
+                    uint64_t *proposal, uint64_t *new_range,
+                    const uint8_t **key, size_t *key_len);
+
 /* Append a whole epoch entry, padded, to `out`. */
 int entry_put_epoch(buf *out, uint64_t nonce, uint64_t proposal);
 
@@ -129,6 +152,7 @@ int entry_apply(engine *e, engine_batch *batch, uint64_t range_id,
  * node with many busy ranges still does one engine write per iteration. */
 typedef struct entry_applier entry_applier;
 typedef struct entry_batcher entry_batcher;
+typedef struct range_meta range_meta;
 
 entry_batcher *entry_batcher_new(engine *e);
 void entry_batcher_free(entry_batcher *b);
@@ -158,6 +182,17 @@ int entry_applier_add(entry_applier *a, uint64_t index, const void *p,
 int entry_applier_add_meta(entry_applier *a, uint64_t index,
                            const void *meta, size_t meta_len);
 
+/* Ops of later entries whose key lies outside `bounds` (the range's meta
+ * as of the entry: a split may have narrowed it after they were proposed)
+ * are not applied; their result is CAIRN_ERR_KEY_OUT_OF_RANGE - a definite
+ * "not written", the router retries against the new map. `bounds` must
+ * outlive the applier; NULL checks nothing. */
+void entry_applier_set_bounds(entry_applier *a, const range_meta *bounds);
+
+/* Add entry `index` (the next one), which changes nothing but the
+ * applied index (a refused split). */
+int entry_applier_add_noop(entry_applier *a, uint64_t index);
+
 /* Number of entries added and not yet written. */
 size_t entry_applier_pending(const entry_applier *a);
 
@@ -168,13 +203,14 @@ int entry_applier_flush(entry_applier *a);
 /* ---- range meta ------------------------------------------------------- */
 
 #define RANGE_MAX_PEERS 7
+#define RANGE_META_BOOTSTRAP 1
 
 typedef struct range_peer {
     uint64_t id;
     char addr[256];
 } range_peer;
 
-typedef struct range_meta {
+struct range_meta {
     uint64_t range_id; /* not encoded: it is the engine key */
     uint64_t table_id;
     engine_kind engine;
@@ -183,7 +219,8 @@ typedef struct range_meta {
     buf end; /* empty = unbounded */
     unsigned n_peers;
     range_peer peers[RANGE_MAX_PEERS];
-} range_meta;
+    uint8_t flags; /* RANGE_META_BOOTSTRAP */
+};
 
 int range_meta_encode(const range_meta *m, buf *out);
 

@@ -56,6 +56,10 @@ typedef struct rep_env {
      * ranges of a node write their applied entries with one engine write
      * per loop iteration; NULL: each replica batches alone. */
     entry_batcher *batchers[3];
+    /* A split made range `m` on this node, in store `eng` (split.c): the
+     * node opens its replica and hosts it. May be NULL. */
+    void (*added)(void *arg, engine *eng, const range_meta *m);
+    void *added_arg;
 
     /* made by rep_env_start */
     raftlog *log;

@@ -50,8 +50,11 @@ void fsm_flush(replica *r)
 entry_applier *fsm_new_applier(replica *r, uint64_t applied)
 {
     entry_batcher *b = r->env->batchers[engine_get_kind(r->eng)];
-    return b ? entry_applier_new_shared(b, r->range_id, applied)
-             : entry_applier_new(r->eng, r->range_id, applied);
+    entry_applier *a = b ? entry_applier_new_shared(b, r->range_id, applied)
+                         : entry_applier_new(r->eng, r->range_id, applied);
+    if (a) /* ops outside the range as it is when they apply are refused */
+        entry_applier_set_bounds(a, &r->meta);
+    return a;
 }
 
 /* An epoch entry: the range's epoch goes up by one, in the meta blob
@@ -89,6 +92,14 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *b,
     }
     if (entry_is_epoch(b->base, b->len, &nonce, &id)) {
         apply_epoch(r, index, nonce, id);
+        return 0;
+    }
+    uint64_t new_range;
+    const uint8_t *key;
+    size_t key_len;
+    if (entry_is_split(b->base, b->len, &nonce, &id, &new_range, &key,
+                       &key_len)) {
+        split_apply(r, index, nonce, id, new_range, key, key_len);
         return 0;
     }
     entry_reader er;

@@ -12,8 +12,7 @@
 
 #include "../common/err.h"
 
-static admin_req *admin_new(replica *r, uint64_t id, rep_admin_cb cb,
-                            void *arg)
+admin_req *admin_new(replica *r, uint64_t id, rep_admin_cb cb, void *arg)
 {
     admin_req *a = calloc(1, sizeof *a);
     if (a) {
@@ -73,16 +72,20 @@ static void admin_done(admin_req *a, int rv, const char *what)
     admin_finish(a, replica_map_raft_err(rv), msg);
 }
 
-/* The membership change committed: propose the epoch entry that bumps the
- * range's epoch on every replica; the request is answered once it applied,
- * with the new epoch (the caller records it in the metadata). */
+/* The entry of an admin request (epoch or split) applied here, or failed:
+ * answer the request. */
 void membership_epoch_done(proposal *p, int st)
 {
     admin_req *a = p->admin;
-    char msg[300];
-    if (st == 0)
+    char msg[700];
+    if (st == 0 && p->status != 0) /* applied, but refused as it applied */
+        snprintf(msg, sizeof msg, "%s: %s", a->what,
+                 cairn_err_message(st = p->status));
+    else if (st == 0)
         snprintf(msg, sizeof msg, "%s: done, epoch %llu", a->what,
                  (unsigned long long)p->epoch);
+    else if (a->entry_is_change)
+        snprintf(msg, sizeof msg, "%s: %s", a->what, cairn_err_message(st));
     else
         snprintf(msg, sizeof msg, "%s: done, but the epoch entry failed: %s",
                  a->what, cairn_err_message(st));
@@ -90,7 +93,10 @@ void membership_epoch_done(proposal *p, int st)
     admin_finish(a, st, msg);
 }
 
-static void membership_changed(admin_req *a, const char *what)
+void admin_propose(admin_req *a, const char *what,
+                   int (*build)(buf *e, uint64_t nonce, uint64_t id,
+                                void *arg),
+                   void *build_arg)
 {
     replica *r = a->r;
     proposal *p = calloc(1, sizeof *p);
@@ -102,7 +108,7 @@ static void membership_changed(admin_req *a, const char *what)
         p->r = r;
         p->admin = a;
         p->id = ++r->next_prop;
-        rc = entry_put_epoch(&e, r->env->nonce, p->id);
+        rc = build(&e, r->env->nonce, p->id, build_arg);
     }
     if (rc == 0 && (rb.base = raft_malloc(e.len)) == NULL)
         rc = CAIRN_ERR_NOMEM;
@@ -129,6 +135,20 @@ static void membership_changed(admin_req *a, const char *what)
         }
         membership_epoch_done(p, rc);
     }
+}
+
+static int build_epoch(buf *e, uint64_t nonce, uint64_t id, void *arg)
+{
+    (void)arg;
+    return entry_put_epoch(e, nonce, id);
+}
+
+/* The membership change committed: propose the epoch entry that bumps the
+ * range's epoch on every replica; the request is answered once it applied,
+ * with the new epoch (the caller records it in the metadata). */
+static void membership_changed(admin_req *a, const char *what)
+{
+    admin_propose(a, what, build_epoch, NULL);
 }
 
 static void promoted_cb(struct raft_change *req, int status)

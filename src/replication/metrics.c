@@ -86,6 +86,23 @@ static int metrics_followers(replica *r, buf *out)
     return rc ? rc : buf_append_str(out, "]");
 }
 
+/* The range's bounds, hex ("" = unbounded): what a split changed. */
+static int metrics_bounds(replica *r, buf *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    const buf *b[2] = {&r->meta.start, &r->meta.end};
+    const char *name[2] = {",\"start\":\"", "\",\"end\":\""};
+    int rc = 0;
+    for (int k = 0; rc == 0 && k < 2; k++) {
+        rc = buf_append_str(out, name[k]);
+        for (size_t i = 0; rc == 0 && i < b[k]->len; i++) {
+            char h[2] = {digits[b[k]->data[i] >> 4], digits[b[k]->data[i] & 15]};
+            rc = buf_append(out, h, 2);
+        }
+    }
+    return rc ? rc : buf_append_str(out, "\"");
+}
+
 /* FNV-1a over every record of the range (tombstones included): equal on
  * two replicas at the same applied index iff their data is identical. */
 static uint64_t fnv(uint64_t h, const void *p, size_t n)
@@ -159,6 +176,8 @@ int replica_metrics(replica *r, buf *out)
         (unsigned long long)r->n_entries, (unsigned long long)r->n_reads,
         (unsigned long long)r->n_barriers, (unsigned long long)r->n_snapshots,
         rio_asleep(r->io) ? "true" : "false");
+    if (rc == 0)
+        rc = metrics_bounds(r, out);
     if (rc == 0)
         rc = metrics_followers(r, out);
     return rc ? rc : buf_append_str(out, "}");

@@ -120,6 +120,16 @@ int replica_add(replica *r, uint64_t id, const char *address,
 /* Remove node `id` from the group, then bump the epoch. Leader only. */
 int replica_remove(replica *r, uint64_t id, rep_admin_cb cb, void *arg);
 
+/* Split the range at `key` (empty: the median by bytes, engine.h): from
+ * `key` up it becomes range `new_range` (an id from the metadata, never
+ * used before), with the same voters; both halves get the next epoch.
+ * Leader only. Answered once the split applied here: "split at <key hex>
+ * into range N: done, epoch E", or INVALID if the range changed before the
+ * split applied; KEY_OUT_OF_RANGE now if `key` is not strictly inside the
+ * range. The caller records both ranges in the metadata. */
+int replica_split(replica *r, const void *key, size_t key_len,
+                  uint64_t new_range, rep_admin_cb cb, void *arg);
+
 /* Transfer leadership to voter `id` (0 = the most caught-up one). */
 int replica_transfer(replica *r, uint64_t id, rep_admin_cb cb, void *arg);
 

@@ -48,6 +48,8 @@ typedef struct admin_req {
     rep_admin_cb cb;
     void *arg;
     const char *what;  /* the change, for the reply */
+    char text[600];    /* a `what` built for this request (split) */
+    bool entry_is_change; /* the proposed entry is the change itself */
     bool has_poll;     /* `poll` is initialised: closed before the free */
     uv_timer_t poll;   /* add: waits for the standby to catch up */
     uint64_t deadline_ms;
@@ -64,7 +66,8 @@ typedef struct proposal {
     waiter *w;
     entry_result *res;
     admin_req *admin;
-    uint64_t epoch; /* the epoch entry's result */
+    uint64_t epoch; /* the epoch entry's (or split's) resulting epoch */
+    int status;     /* refused as it applied (a split no longer valid) */
     struct proposal *next, *prev;
 } proposal;
 
@@ -156,6 +159,17 @@ entry_applier *fsm_new_applier(replica *r, uint64_t applied);
 
 /* ---- membership.c ----------------------------------------------------- */
 
+/* A pending admin request of `r`, answered later through `cb`. */
+admin_req *admin_new(replica *r, uint64_t id, rep_admin_cb cb, void *arg);
+
+/* Propose the entry `build` writes (an epoch or split entry) for admin
+ * request `a`; it is answered once the entry applied here, as
+ * "<what>: done, epoch N", or with the reason it failed. */
+void admin_propose(admin_req *a, const char *what,
+                   int (*build)(buf *e, uint64_t nonce, uint64_t id,
+                                void *arg),
+                   void *build_arg);
+
 /* Answer an admin request and free it. */
 void admin_finish(admin_req *a, int status, const char *msg);
 
@@ -173,6 +187,16 @@ void quiesce_msg(void *owner, uint64_t from, uint64_t term, uint64_t index);
 
 /* A local request for this range: wake it if it leads. */
 void quiesce_touch(replica *r);
+
+/* ---- split.c ---------------------------------------------------------- */
+
+/* Apply split entry `index` (entry.h): the range's keys from `key` up move
+ * to range `new_range`, both get the next epoch, and the new range's
+ * replica opens here, bootstrapped with this range's voters. A split that
+ * no longer fits the range (it moved on meanwhile) changes nothing and
+ * answers its proposer with INVALID. */
+void split_apply(replica *r, uint64_t index, uint64_t nonce, uint64_t id,
+                 uint64_t new_range, const uint8_t *key, size_t key_len);
 
 /* ---- metrics.c -------------------------------------------------------- */
 

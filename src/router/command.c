@@ -449,6 +449,7 @@ static const struct cmd_def cmd_table[] = {
     {"table.drop", RCMD_TABLE_DROP, 2, p_table_name},
     {"table.list", RCMD_TABLE_LIST, 1, p_none},
     {"table.info", RCMD_TABLE_INFO, 2, p_table_name},
+    {"table.split", RCMD_TABLE_SPLIT, 3, p_kv_del}, /* table key */
     {"kv.put", RCMD_KV_PUT, -4, p_kv_put},
     {"kv.get", RCMD_KV_GET, -3, p_kv_get},
     {"kv.del", RCMD_KV_DEL, 3, p_kv_del},

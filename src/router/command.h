@@ -49,6 +49,7 @@ typedef enum router_cmd_kind {
     RCMD_TABLE_DROP,
     RCMD_TABLE_LIST,
     RCMD_TABLE_INFO,
+    RCMD_TABLE_SPLIT,
     RCMD_KV_PUT,
     RCMD_KV_GET,
     RCMD_KV_DEL,

@@ -54,6 +54,7 @@ struct rtablejob {
     struct router *r;
     struct rreq *q;
     char name[CAIRN_TABLE_NAME_MAX + 1];
+    buf key; /* TABLE.SPLIT */
     int status;
     char msg[512];
 };
@@ -350,6 +351,53 @@ static void drop_work(uv_work_t *w)
     meta_cache_refresh(j->r->mcache);
 }
 
+/* ---- TABLE.SPLIT ---- */
+
+/* TABLE.SPLIT table key: the range holding `key` splits there (meta_split:
+ * a new id, the split by the range's Raft group, both halves in etcd). A
+ * map older than the range (STALE_EPOCH) is read again once. */
+static void split_work(uv_work_t *w)
+{
+    struct rtablejob *j = w->data;
+    int rc = CAIRN_ERR_STALE_EPOCH;
+    char err[512] = "";
+    for (int attempt = 0; rc == CAIRN_ERR_STALE_EPOCH && attempt < 2;
+         attempt++) {
+        if (attempt > 0)
+            meta_cache_refresh(j->r->mcache);
+        meta_map *map = meta_cache_acquire(j->r->mcache);
+        const meta_table *t = map ? meta_map_table(map, j->name) : NULL;
+        const meta_range *rg =
+            t && t->state == META_TABLE_READY
+                ? meta_map_range_for(map, t->id, j->key.data, j->key.len)
+                : NULL;
+        if (map == NULL)
+            rc = CAIRN_ERR_META;
+        else if (t == NULL || t->state != META_TABLE_READY)
+            rc = CAIRN_ERR_NO_TABLE;
+        else if (rg == NULL)
+            rc = CAIRN_ERR_TRYAGAIN; /* the map is between changes */
+        else if (rg->start_len == j->key.len &&
+                 memcmp(rg->start, j->key.data, j->key.len) == 0)
+            rc = CAIRN_ERR_EXISTS; /* a range already starts there */
+        else {
+            uint64_t id;
+            rc = meta_split(j->r->meta, map, rg, j->key.data, j->key.len,
+                            ADMIN_RPC_TIMEOUT_MS, &id, NULL, err,
+                            sizeof err);
+        }
+        if (map)
+            meta_map_release(map);
+    }
+    if (rc == CAIRN_ERR_EXISTS)
+        rc = 0; /* splitting where a range starts: already done */
+    if (rc == CAIRN_ERR_NO_TABLE)
+        fail(j, rc, "no such table '%s'", j->name);
+    else if (rc != 0)
+        fail(j, rc, "%s", err[0] ? err : cairn_err_message(rc));
+    meta_cache_refresh(j->r->mcache);
+}
+
 static void job_after(uv_work_t *w, int status)
 {
     struct rtablejob *j = w->data;
@@ -364,6 +412,7 @@ static void job_after(uv_work_t *w, int status)
     } else {
         resp_write_simple(&q->out, "OK");
     }
+    buf_free(&j->key);
     free(j);
     router_req_finish(q); /* frees q if its client is gone */
     router_job_done(r);
@@ -380,6 +429,13 @@ static void start_job(struct router *r, struct rreq *q, uv_work_cb work)
     j->r = r;
     j->q = q;
     memcpy(j->name, q->cmd.table.p, q->cmd.table.len);
+    if (q->cmd.kind == RCMD_TABLE_SPLIT &&
+        buf_append(&j->key, q->cmd.key.p, q->cmd.key.len) != 0) {
+        free(j);
+        router_reply_status(q, CAIRN_ERR_NOMEM, NULL);
+        router_req_finish(q);
+        return;
+    }
     j->work.data = j;
     q->job = j;
     r->njobs++;
@@ -472,6 +528,9 @@ void router_table_cmd(struct router *r, struct rreq *q)
         return;
     case RCMD_TABLE_DROP:
         start_job(r, q, drop_work);
+        return;
+    case RCMD_TABLE_SPLIT:
+        start_job(r, q, split_work);
         return;
     case RCMD_TABLE_LIST:
         reply_list(r, q);

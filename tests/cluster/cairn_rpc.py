@@ -14,6 +14,7 @@ CREATE_REPLICA, ADD_REPLICA, REMOVE_REPLICA, TRANSFER_LEADER, METRICS = (
     16, 17, 18, 19, 20)
 DROP_REPLICA = 21
 CREATE_REPLICAS = 22
+SPLIT_RANGE = 23
 COND_NONE, COND_IFSEQ, COND_IFABSENT = 0, 1, 2
 BTREE, LSM = 1, 2
 
@@ -218,6 +219,13 @@ class Client:
     def transfer_leader(self, rng, node_id=0):
         return self.call(TRANSFER_LEADER,
                          struct.pack(">QQ", rng, node_id)).str().decode()
+
+    def split(self, rng, epoch, new_range, key=b""):
+        """Split range `rng` at `key` (b"": the leader picks the median);
+        the upper half becomes `new_range`. The leader's answer text."""
+        return self.call(SPLIT_RANGE, struct.pack(">QQQ", rng, epoch,
+                                                  new_range) + _s(key)
+                         ).str().decode()
 
     def drop_replica(self, rng):
         return self.call(DROP_REPLICA, struct.pack(">Q", rng)).str().decode()
