@@ -32,7 +32,9 @@ static int usage(FILE *out)
             "  --snapshot-threshold N  entries between snapshots (4096)\n"
             "  --snapshot-trailing N   entries kept after a snapshot (1024)\n"
             "  --segment-size BYTES    Raft log segment size (8 MiB)\n"
-            "  --snapshot-cap BYTES    largest range/snapshot (64 MiB)\n");
+            "  --snapshot-cap BYTES    largest range/snapshot (64 MiB)\n"
+            "  --clock-offset-ms N     test only: shift the sequencer's wall\n"
+            "                          clock by N ms (may be negative)\n");
     return out == stdout ? 0 : 2;
 }
 
@@ -61,6 +63,7 @@ int cmd_node(int argc, char **argv)
         {"snapshot-trailing", required_argument, NULL, 'R'},
         {"segment-size", required_argument, NULL, 'S'},
         {"snapshot-cap", required_argument, NULL, 'C'},
+        {"clock-offset-ms", required_argument, NULL, 'O'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -92,6 +95,7 @@ int cmd_node(int argc, char **argv)
         case 'R': o.rep.snapshot_trailing = (unsigned)atoi(optarg); break;
         case 'S': o.rep.segment_size = strtoull(optarg, NULL, 10); break;
         case 'C': o.rep.snapshot_cap = strtoull(optarg, NULL, 10); break;
+        case 'O': o.clock_offset_ms = strtoll(optarg, NULL, 10); break;
         case 'h': return usage(stdout);
         default: return usage(stderr);
         }
