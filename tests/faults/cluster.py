@@ -438,22 +438,26 @@ class Cluster:
                 best = (nd, m["term"])
         return best[0] if best else None
 
-    def transfer_leader(self, rng, to):
-        """Best effort: move the leadership of `rng` to node `to`."""
-        ld = self.leader(rng)
-        if ld is None or ld is to:
-            return ld is to
-        try:
-            with Client(ld.addr, timeout=2) as c:
-                c.transfer_leader(rng, to.id)
-        except (OSError, RpcError, ValueError):
-            return False
-        try:
-            wait_for(lambda: self.leader(rng) is to, 5,
-                     "node %d to lead range %d" % (to.id, rng), 0.1)
-            return True
-        except TimeoutError:
-            return False
+    def transfer_leader(self, rng, to, deadline_s=8.0):
+        """Best effort: move the leadership of `rng` to node `to` (waiting
+        for an election in progress to end first). Whether `to` leads."""
+        deadline = time.monotonic() + deadline_s
+        while time.monotonic() < deadline:
+            ld = self.leader(rng)
+            if ld is to:
+                return True
+            if ld is not None:
+                try:
+                    with Client(ld.addr, timeout=2) as c:
+                        c.transfer_leader(rng, to.id)
+                except (OSError, RpcError, ValueError):
+                    pass
+            end = min(deadline, time.monotonic() + 1.5)
+            while time.monotonic() < end:
+                if self.leader(rng) is to:
+                    return True
+                time.sleep(0.05)
+        return False
 
     # -- disk --
     def tmpfs_node(self):

@@ -36,14 +36,17 @@ times and for the record.
 """
 import json
 import random
+import threading
 import time
+
+import redis
 
 ALL_KINDS = ["kill-leader", "kill-node", "pause-leader", "pause-node",
              "kill-all", "kill-router", "kill-controller", "kill-etcd",
              "partition-one", "partition-split", "clock-jump", "disk-full"]
 # Kinds after which a range's leader changes: their failover is measured.
 FAILOVER_KINDS = {"kill-leader", "pause-leader", "partition-one",
-                  "partition-split", "kill-all", "clock-jump"}
+                  "partition-split", "kill-all"}
 CLOCK_OFFSETS_MS = [-3600000, -300000, 300000, 3600000]
 
 
@@ -72,14 +75,63 @@ def make_schedule(seed, kinds, n_nodes, n_ranges, n_routers, gap=(1.0, 2.5),
     return out
 
 
-class Nemesis:
-    """Runs a schedule against a cluster. `now()` is the clients' clock."""
+class Prober(threading.Thread):
+    """Failover time: from a fault's injection until a read of every range
+    the target led is answered again. The suite's clients cannot measure
+    it: each has one request outstanding, so soon after a leader hangs
+    every client is waiting on it and none starts a new request. The prober
+    reads `probe_keys` (one per range, outside the checked history) through
+    the routers, each attempt on a fresh connection with a short timeout,
+    so an attempt stuck on a dead leader is abandoned, not waited for."""
 
-    def __init__(self, cluster, range_ids, now, log):
+    def __init__(self, ports, table, probe_keys, t_inject, now, limit_s=30):
+        super().__init__(name="prober", daemon=True)
+        self.ports, self.table, self.keys = ports, table, list(probe_keys)
+        self.t_inject, self.now, self.limit_s = t_inject, now, limit_s
+        self.answered = {}        # key -> seconds after injection
+        self.stop = threading.Event()
+        self.start()
+
+    def run(self):
+        i, end = 0, time.monotonic() + self.limit_s
+        while not self.stop.is_set() and time.monotonic() < end and \
+                len(self.answered) < len(self.keys):
+            for k in self.keys:
+                if k in self.answered:
+                    continue
+                i += 1
+                r = redis.Redis(host="127.0.0.1",
+                                port=self.ports[i % len(self.ports)],
+                                socket_timeout=0.3, socket_connect_timeout=0.3)
+                try:
+                    r.execute_command("KV.GET", self.table, k)
+                    self.answered[k] = round(self.now() - self.t_inject, 3)
+                except redis.RedisError:
+                    pass
+                finally:
+                    r.close()
+            self.stop.wait(0.02)
+
+    def result(self):
+        """Seconds until every probed range answered, or None."""
+        self.stop.set()
+        self.join(5)
+        if len(self.answered) < len(self.keys):
+            return None
+        return max(self.answered.values())
+
+
+class Nemesis:
+    """Runs a schedule against a cluster. `now()` is the clients' clock.
+    probe_keys: range id -> a key of that range for the failover prober."""
+
+    def __init__(self, cluster, range_ids, now, log, table=None,
+                 probe_keys=None):
         self.c = cluster
         self.range_ids = range_ids
         self.now = now
         self.log = log            # list of fault records (dicts)
+        self.table, self.probe_keys = table, probe_keys or {}
 
     # -- waiting, with crash checks ------------------------------------
     def idle(self, seconds):
@@ -122,6 +174,12 @@ class Nemesis:
             self.c.last_fault = f["kind"]
             heal = self.inject(f, rec)
             rec["inject"] = self.now()
+            prober = None
+            if f["kind"] in FAILOVER_KINDS and rec.get("ranges") and \
+                    self.probe_keys:
+                prober = Prober([r.port for r in self.c.routers], self.table,
+                                [self.probe_keys[r] for r in rec["ranges"]],
+                                rec["inject"], self.now)
             print("  nemesis %7.2fs %-16s %s" % (rec["inject"], f["kind"],
                                                  rec.get("target", "")),
                   flush=True)
@@ -129,6 +187,13 @@ class Nemesis:
             rec["heal_start"] = self.now()
             heal()
             rec["healed"] = self.now()
+            if prober is not None:
+                # a range may only come back with the heal: wait for it
+                deadline = time.monotonic() + 20
+                while time.monotonic() < deadline and prober.is_alive() and \
+                        len(prober.answered) < len(prober.keys):
+                    self.idle(0.05)
+                rec["failover_s"] = prober.result()
             self.log.append(rec)
 
     def inject(self, f, rec):
@@ -151,17 +216,23 @@ class Nemesis:
             if kind == "partition-one":
                 c.net.partition([[nd], [n for n in c.nodes if n is not nd]])
                 return c.net.heal
-            # clock-jump: restart on a shifted clock, later back on the
-            # true one
+            # clock-jump: restart on a shifted clock and lead again (so the
+            # shifted clock assigns sequencers), later back on the true one
+            # and lead again (a jump the other way)
             rec["offset_ms"] = f["offset_ms"]
+            ranges = rec["ranges"] or [self.range_ids[f["range"]]]
             nd.term()
             nd.clock_offset_ms = f["offset_ms"]
             nd.start()
+            rec["led_shifted"] = [r for r in ranges
+                                  if c.transfer_leader(r, nd)]
 
             def back():
                 nd.term()
                 nd.clock_offset_ms = 0
                 nd.start()
+                rec["led_after"] = [r for r in ranges
+                                    if c.transfer_leader(r, nd)]
             return back
         if kind == "kill-all":
             rec["ranges"] = list(self.range_ids)
