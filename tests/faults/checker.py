@@ -166,7 +166,8 @@ class Violation:
         self.window = window            # smallest failing window (ops)
         self.culprit = culprit          # the op that could not linearize
         self.before = before            # states possible at window start
-        self.context = list(context)    # e.g. the write of the value read
+        self.context = list(context)    # [(what, op)]: e.g. the write of
+        #                                 the value read
 
     def format(self, t0=0.0):
         lines = ["VIOLATION key %r: %s: %s" % (self.key, self.kind,
@@ -178,8 +179,8 @@ class Violation:
         for op in sorted(ops, key=lambda o: o["start"]):
             lines.append(("  >> " if op is self.culprit else "     ") +
                          format_op(op, t0))
-        for op in self.context:
-            lines.append("  context: the write of the value read:")
+        for what, op in self.context:
+            lines.append("  context: %s:" % what)
             lines.append("     " + format_op(op, t0))
         return "\n".join(lines)
 
@@ -188,7 +189,9 @@ def format_op(op, t0=0.0):
     end = op.get("end")
     end_s = "%10.3f" % ((end - t0) * 1000) if end is not None else "       ..."
     res = ""
-    if op["op"] == "get":
+    if op["outcome"] != "ok":
+        res = ""
+    elif op["op"] == "get":
         res = "-> %r" % op.get("value")
     elif op["op"] == "del":
         res = "-> %s" % op.get("deleted")
@@ -572,7 +575,7 @@ def _window(key, atoms, anon, failed):
     return ops, "any (ops running at the start may already have applied)"
 
 
-def check_key(key, ops, seq_order=True):
+def check_key(key, ops, seq_order=True, explain=True):
     """Violations of one key's history (a list, empty if linearizable), and
     stats. seq_order=False skips the sequencer order rule (histories whose
     sequencers are made up)."""
@@ -583,6 +586,8 @@ def check_key(key, ops, seq_order=True):
     groups = _groups(anon)
     sw = _Sweep(atoms, anon, None, groups, tuple(0 for _ in groups))
     if not sw.run():
+        if not explain:
+            return [Violation(key, "not-linearizable", "")], {}
         a = sw.failed_at
         window, before = _window(key, atoms, anon, a)
         states = sorted({repr(st) for st, _m, _c in sw.before})
@@ -592,12 +597,31 @@ def check_key(key, ops, seq_order=True):
             w = next((o for o in ops if o["op"] != "get" and o["op"] != "del"
                       and o.get("value") == v), None)
             if w is not None and all(w is not o for o in window):
-                context.append(w)
-        out.append(Violation(
-            key, "not-linearizable",
-            "no order of the ops explains the one marked >> (the key could "
-            "only hold %s just before it)" % ", ".join(states)[:300],
-            window=window, culprit=a.op, before=before, context=context))
+                context.append(("the write of the value read", w))
+        # Writes reported as not applied near the failure: if one of them
+        # having taken effect explains the history, that is the bug.
+        w_start = min((o["start"] for o in window), default=a.op["start"])
+        failed = [o for o in ops if o["outcome"] == "failed" and
+                  o["op"] != "get" and o["start"] <= a.end and
+                  (o.get("end") or INF) >= w_start - 1.0]
+        explained = None
+        for f in failed[:20]:
+            f2 = dict(f, outcome="unknown", end=None)
+            trial = [f2 if o is f else o for o in ops]
+            if not check_key(key, trial, seq_order, explain=False)[0]:
+                explained = f
+                break
+        for f in failed:
+            context.append(("reported not applied" + (
+                " - AND THE HISTORY IS LINEARIZABLE IF IT WAS APPLIED"
+                if f is explained else ""), f))
+        msg = ("no order of the ops explains the one marked >> (the key could "
+               "only hold %s just before it)" % ", ".join(states)[:300])
+        if explained is not None:
+            msg += "; explained if the %s answered %s was applied" % (
+                explained["op"], (explained.get("error") or "").split(" ")[0])
+        out.append(Violation(key, "not-linearizable", msg, window=window,
+                             culprit=a.op, before=before, context=context))
     return out, {"configs": sw.max_configs}
 
 

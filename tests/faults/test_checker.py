@@ -114,6 +114,17 @@ def test_tryagain_write_that_appears_is_a_violation():
     assert ok([put(0, 1, "a"), put(2, 3, "b", "failed"), get(4, 5, "a")])
 
 
+def test_tryagain_delete_that_applied_is_pointed_at():
+    # a delete answered TRYAGAIN shows only through its effect: the
+    # counter-example names it as the explanation
+    d = dele(2, 3, outcome="failed", error="TRYAGAIN connection lost")
+    v = checker.check([put(0, 1, "a"), d, get(4, 5, None)]).violations
+    assert [x.kind for x in v] == ["not-linearizable"]
+    assert "explained if the del answered TRYAGAIN was applied" in \
+        v[0].message
+    assert "LINEARIZABLE IF IT WAS APPLIED" in v[0].format()
+
+
 def test_phantom_value():
     assert kinds([put(0, 1, "a"), get(2, 3, "zz")]) == ["phantom"]
 
