@@ -34,7 +34,9 @@ static int usage(FILE *out)
             "  --snapshot-cap BYTES    largest range/snapshot (64 MiB)\n"
             "  --quiesce-ticks N       idle heartbeats before a range sleeps\n"
             "                          (default 5; 0: ranges never sleep)\n"
-            "  --node-heartbeat-ms N   node-to-node heartbeat (default 200)\n");
+            "  --node-heartbeat-ms N   node-to-node heartbeat (default 200)\n"
+            "  --clock-offset-ms N     test only: shift the sequencer's wall\n"
+            "                          clock by N ms (may be negative)\n");
     return out == stdout ? 0 : 2;
 }
 
@@ -64,6 +66,7 @@ int cmd_node(int argc, char **argv)
         {"quiesce-ticks", required_argument, NULL, 'Q'},
         {"node-heartbeat-ms", required_argument, NULL, 'N'},
         {"snapshot-cap", required_argument, NULL, 'C'},
+        {"clock-offset-ms", required_argument, NULL, 'O'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -96,6 +99,7 @@ int cmd_node(int argc, char **argv)
         case 'Q': o.rep.quiesce_ticks = (unsigned)atoi(optarg); break;
         case 'N': o.rep.node_heartbeat_ms = (unsigned)atoi(optarg); break;
         case 'C': o.rep.snapshot_cap = strtoull(optarg, NULL, 10); break;
+        case 'O': o.clock_offset_ms = strtoll(optarg, NULL, 10); break;
         case 'h': return usage(stdout);
         default: return usage(stderr);
         }

@@ -13,6 +13,7 @@ struct seq_clock {
     void *now_arg;
     uint64_t last_time;    /* HLC time of the last issued/observed seq */
     uint32_t last_counter; /* counter within last_time */
+    int64_t offset_ns;     /* seq_clock_new_offset: added to the wall clock */
 };
 
 static uint64_t wall_now(void *arg)
@@ -31,6 +32,26 @@ seq_clock *seq_clock_new(uint32_t node_id, seq_now_fn now, void *now_arg)
     c->node_id = node_id;
     c->now = now ? now : wall_now;
     c->now_arg = now_arg;
+    return c;
+}
+
+static uint64_t offset_now(void *arg)
+{
+    const seq_clock *c = arg;
+    uint64_t wall = wall_now(NULL);
+    if (c->offset_ns < 0 && (uint64_t)-c->offset_ns > wall)
+        return 0;
+    return wall + (uint64_t)c->offset_ns;
+}
+
+seq_clock *seq_clock_new_offset(uint32_t node_id, int64_t offset_ms)
+{
+    seq_clock *c = seq_clock_new(node_id, NULL, NULL);
+    if (c == NULL || offset_ms == 0)
+        return c;
+    c->offset_ns = offset_ms * 1000000;
+    c->now = offset_now;
+    c->now_arg = c;
     return c;
 }
 

@@ -44,6 +44,12 @@ typedef struct seq_clock seq_clock;
  * Returns NULL when out of memory. */
 seq_clock *seq_clock_new(uint32_t node_id, seq_now_fn now, void *now_arg);
 
+/* A clock on CLOCK_REALTIME shifted by `offset_ms` (may be negative): the
+ * test-only `cairn node --clock-offset-ms`, which simulates a node whose wall
+ * clock is wrong, for the fault suite (tests/faults). The HLC rules still
+ * hold. Returns NULL when out of memory. */
+seq_clock *seq_clock_new_offset(uint32_t node_id, int64_t offset_ms);
+
 void seq_clock_free(seq_clock *c);
 
 /* The next sequencer of this node: strictly greater than every sequencer

@@ -158,7 +158,7 @@ int node_run(const node_options *opts)
      * process. */
     signal(SIGPIPE, SIG_IGN);
     uv_loop_init(&n.loop);
-    n.clock = seq_clock_new((uint32_t)opts->id, NULL, NULL);
+    n.clock = seq_clock_new_offset((uint32_t)opts->id, opts->clock_offset_ms);
     n.env = (rep_env){.loop = &n.loop, .node_id = opts->id,
                       .address = opts->listen, .dir = opts->dir,
                       .clock = n.clock, .nonce = random_nonce(),

@@ -33,6 +33,8 @@ typedef struct node_options {
     const char *etcd;        /* etcd endpoints (node_meta.h), or NULL */
     const char *etcd_prefix; /* metadata prefix, NULL = "/cairn" */
     rep_options rep;
+    /* Test only (the fault suite): shift the sequencer's wall clock. */
+    int64_t clock_offset_ms;
     /* Optional static bootstrap of one range (before the metadata manager
      * exists): range id and voters; table 1, unbounded, epoch 1. */
     uint64_t boot_range;

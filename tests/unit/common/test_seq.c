@@ -118,6 +118,28 @@ static void test_real_clock_is_monotonic(void **state)
     seq_clock_free(c);
 }
 
+static void test_offset_clock_is_shifted_and_increasing(void **state)
+{
+    (void)state;
+    const uint64_t hour = 3600ull * 1000000000ull;
+    seq_clock *plain = seq_clock_new(1, NULL, NULL);
+    seq_clock *ahead = seq_clock_new_offset(2, 3600 * 1000);
+    seq_clock *behind = seq_clock_new_offset(3, -3600 * 1000);
+    assert_non_null(plain);
+    assert_non_null(ahead);
+    assert_non_null(behind);
+    seq p = seq_next(plain), a = seq_next(ahead), b = seq_next(behind);
+    assert_true(seq_time(&a) > seq_time(&p) + hour - 60ull * 1000000000ull);
+    assert_true(seq_time(&b) + hour < seq_time(&p) + 60ull * 1000000000ull);
+    /* Observing a sequencer from the future still moves a clock past it. */
+    seq_observe(behind, &a);
+    seq n = seq_next(behind);
+    assert_true(seq_cmp(&n, &a) > 0);
+    seq_clock_free(plain);
+    seq_clock_free(ahead);
+    seq_clock_free(behind);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -128,6 +150,7 @@ int main(void)
         cmocka_unit_test(test_zero_sorts_first),
         cmocka_unit_test(test_hex_round_trip),
         cmocka_unit_test(test_real_clock_is_monotonic),
+        cmocka_unit_test(test_offset_clock_is_shifted_and_increasing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
