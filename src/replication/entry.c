@@ -91,24 +91,29 @@ int entry_put_header(buf *out, uint64_t nonce, uint64_t proposal,
 
 static bool entry_padding_ok(const uint8_t *p, size_t end, size_t len);
 
-int entry_put_epoch(buf *out, uint64_t nonce, uint64_t proposal)
+int entry_put_epoch(buf *out, uint64_t nonce, uint64_t proposal,
+                    uint64_t epoch)
 {
     int rc = buf_append_u8(out, 2);
     if (rc == 0)
         rc = buf_append_u64(out, nonce);
     if (rc == 0)
         rc = buf_append_u64(out, proposal);
+    if (rc == 0 && epoch != 0)
+        rc = buf_append_u64(out, epoch);
     return rc ? rc : entry_pad(out);
 }
 
 bool entry_is_epoch(const void *p, size_t len, uint64_t *nonce,
-                    uint64_t *proposal)
+                    uint64_t *proposal, uint64_t *epoch)
 {
     rdr r = {p, len, 0, false};
     if (take_u8(&r) != 2)
         return false;
     *nonce = take_u64(&r);
     *proposal = take_u64(&r);
+    /* 24 bytes: an entry of before the epoch was carried (+1). */
+    *epoch = !r.bad && len >= r.pos + 8 ? take_u64(&r) : 0;
     return !r.bad && entry_padding_ok(p, r.pos, len);
 }
 

@@ -99,10 +99,16 @@ static void membership_changed(admin_req *a, const char *what)
     int rc = CAIRN_ERR_NOMEM;
     a->what = what;
     if (p) {
+        /* The new epoch is carried in the entry. Above every epoch this
+         * leader proposed, too: an earlier epoch entry may not have
+         * applied yet. */
+        uint64_t next = r->meta.epoch > r->epoch_proposed ? r->meta.epoch
+                                                          : r->epoch_proposed;
+        r->epoch_proposed = next + 1;
         p->r = r;
         p->admin = a;
         p->id = ++r->next_prop;
-        rc = entry_put_epoch(&e, r->env->nonce, p->id);
+        rc = entry_put_epoch(&e, r->env->nonce, p->id, next + 1);
     }
     if (rc == 0 && (rb.base = raft_malloc(e.len)) == NULL)
         rc = CAIRN_ERR_NOMEM;
@@ -180,6 +186,15 @@ static void poll_catch_up(uv_timer_t *t)
     }
 }
 
+static void start_catch_up(admin_req *a)
+{
+    a->deadline_ms = replica_now_ms(a->r) + 60000;
+    uv_timer_init(a->r->env->loop, &a->poll);
+    a->has_poll = true;
+    a->poll.data = a;
+    uv_timer_start(&a->poll, poll_catch_up, 50, 50);
+}
+
 static void standby_cb(struct raft_change *req, int status)
 {
     admin_req *a = req->data;
@@ -187,11 +202,7 @@ static void standby_cb(struct raft_change *req, int status)
         admin_done(a, status, "assign standby");
         return;
     }
-    a->deadline_ms = replica_now_ms(a->r) + 60000;
-    uv_timer_init(a->r->env->loop, &a->poll);
-    a->has_poll = true;
-    a->poll.data = a;
-    uv_timer_start(&a->poll, poll_catch_up, 50, 50);
+    start_catch_up(a);
 }
 
 static void added_cb(struct raft_change *req, int status)
@@ -207,6 +218,39 @@ static void added_cb(struct raft_change *req, int status)
         admin_done(a, rv, "assign standby");
 }
 
+/* Server `id` in the current configuration (the last one appended,
+ * committed or not), or NULL. */
+static const struct raft_server *config_find(replica *r, uint64_t id)
+{
+    for (unsigned i = 0; i < r->raft.configuration.n; i++)
+        if (r->raft.configuration.servers[i].id == id)
+            return &r->raft.configuration.servers[i];
+    return NULL;
+}
+
+/* Adding a server that is already in the configuration continues where an
+ * earlier add stopped (a caller that lost its answer, a controller that
+ * died mid-way, a leader that changed): a spare is made a standby, a
+ * standby is promoted once caught up, and a voter is done - its epoch
+ * entry is proposed again, so the answer carries an epoch the caller can
+ * record. The same id at another address is refused. */
+static int add_again(admin_req *a, const struct raft_server *s,
+                     const char *address)
+{
+    replica *r = a->r;
+    if (strcmp(s->address, address) != 0)
+        return RAFT_DUPLICATEID;
+    if (s->role == RAFT_VOTER) {
+        membership_changed(a, "add");
+        return 0;
+    }
+    if (s->role == RAFT_STANDBY) {
+        start_catch_up(a);
+        return 0;
+    }
+    return raft_assign(&r->raft, &a->change, a->id, RAFT_STANDBY, standby_cb);
+}
+
 int replica_add(replica *r, uint64_t id, const char *address,
                 rep_admin_cb cb, void *arg)
 {
@@ -216,7 +260,9 @@ int replica_add(replica *r, uint64_t id, const char *address,
     admin_req *a = admin_new(r, id, cb, arg);
     if (a == NULL)
         return CAIRN_ERR_NOMEM;
-    int rv = raft_add(&r->raft, &a->change, id, address, added_cb);
+    const struct raft_server *s = config_find(r, id);
+    int rv = s ? add_again(a, s, address)
+               : raft_add(&r->raft, &a->change, id, address, added_cb);
     if (rv != 0) {
         admin_discard(a);
         return replica_map_raft_err(rv);
@@ -240,6 +286,12 @@ int replica_remove(replica *r, uint64_t id, rep_admin_cb cb, void *arg)
     admin_req *a = admin_new(r, id, cb, arg);
     if (a == NULL)
         return CAIRN_ERR_NOMEM;
+    if (config_find(r, id) == NULL) {
+        /* Already removed (a repeated request): done, and the epoch entry
+         * proposed again so that the answer carries an epoch. */
+        membership_changed(a, "remove");
+        return 0;
+    }
     int rv = raft_remove(&r->raft, &a->change, id, removed_cb);
     if (rv != 0) {
         admin_discard(a);

@@ -97,6 +97,7 @@ struct replica {
     proposal *props;      /* proposals in flight */
     admin_req *admins;    /* admin requests not answered yet */
     uint64_t next_prop;
+    uint64_t epoch_proposed; /* the highest epoch this replica proposed */
 
     uint64_t size_bytes, size_keys;
     uint64_t size_checked_ms;
