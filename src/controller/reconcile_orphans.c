@@ -7,8 +7,8 @@
  * (a dead node replaced, a lagging follower under SIGSTOP); when the node
  * is back it still hosts the replica. That replica cannot serve - it is in
  * no quorum, and its old peers no longer take its votes (their logs are
- * ahead) - but it holds data and a log. It is an orphan when, for
- * ORPHAN_GRACE_MS in a row:
+ * ahead) - but it holds data and a log. It is an orphan when, in every
+ * poll for ORPHAN_GRACE_POLLS polls (at least 3 s) in a row:
  *   - its range is in etcd without its node, no move is adding its node
  *     (the new replica of a move exists before the add), no task works on
  *     the range, and the range's leader reports a configuration without
@@ -28,7 +28,8 @@
 #include "common/grow.h"
 #include "controller/controller_int.h"
 
-#define ORPHAN_GRACE_MS 10000
+/* Seen orphaned in polls spanning this long (and at least 3 s). */
+#define ORPHAN_GRACE_POLLS 3
 
 typedef struct suspect {
     uint64_t range, table, node, since, obs;
@@ -140,7 +141,10 @@ static void orphans_run(ctl *c, void *state, const meta_map *map)
             *x = s->v[--s->n];
             continue;
         }
-        if (ctl_now_ms() - x->since >= ORPHAN_GRACE_MS && ctl_active(c) &&
+        uint64_t grace = (uint64_t)ctl_config(c)->poll_ms * ORPHAN_GRACE_POLLS;
+        if (grace < 3000)
+            grace = 3000;
+        if (ctl_now_ms() - x->since >= grace && ctl_active(c) &&
             still_orphaned(c, x) &&
             ctl_drop_start(c, map, x->range, x->node) == 0)
             ctl_log(c, "range %" PRIu64 ": node %" PRIu64 " holds a replica "

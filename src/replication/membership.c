@@ -303,6 +303,7 @@ int replica_remove(replica *r, uint64_t id, rep_admin_cb cb, void *arg)
 static void transferred_cb(struct raft_transfer *req)
 {
     admin_req *a = req->data;
+    a->r->handing_over = false;
     raft_id lid = 0;
     const char *addr = NULL;
     raft_leader(&a->r->raft, &lid, &addr);
@@ -312,19 +313,71 @@ static void transferred_cb(struct raft_transfer *req)
     admin_finish(a, ok ? 0 : CAIRN_ERR_TIMEOUT, msg);
 }
 
+/* A transfer waits (at most this long) for the writes in flight to apply
+ * before it starts. */
+#define HANDOVER_WAIT_MS 2000
+
+static void start_transfer(admin_req *a)
+{
+    replica *r = a->r;
+    int rv = raft_transfer(&r->raft, &a->transfer, a->id, transferred_cb);
+    if (rv != 0) {
+        r->handing_over = false;
+        admin_done(a, rv, "transfer");
+    }
+}
+
+static bool writes_in_flight(replica *r)
+{
+    return r->props != NULL || r->writes.n > 0;
+}
+
+static void poll_handover(uv_timer_t *t)
+{
+    admin_req *a = t->data;
+    replica *r = a->r;
+    if (r->closing || r->raft.state != RAFT_LEADER) {
+        uv_timer_stop(t);
+        r->handing_over = false;
+        admin_finish(a, CAIRN_ERR_NOT_LEADER, "transfer: leadership lost");
+        return;
+    }
+    if (writes_in_flight(r) && replica_now_ms(r) < a->deadline_ms)
+        return;
+    uv_timer_stop(t);
+    start_transfer(a);
+}
+
+/* A leader that steps down fails the writes it has in flight: their
+ * clients would hear TIMEOUT (outcome unknown) for writes that commit
+ * anyway. So a transfer first refuses new writes (TRYAGAIN, which the
+ * router retries on the next leader), waits for those in flight to be
+ * applied - a few milliseconds - and only then hands over. */
 int replica_transfer(replica *r, uint64_t id, rep_admin_cb cb, void *arg)
 {
     quiesce_touch(r);
     if (r->raft.state != RAFT_LEADER)
         return CAIRN_ERR_NOT_LEADER;
+    if (r->handing_over)
+        return CAIRN_ERR_BUSY;
     admin_req *a = admin_new(r, id, cb, arg);
     if (a == NULL)
         return CAIRN_ERR_NOMEM;
-    int rv = raft_transfer(&r->raft, &a->transfer, id, transferred_cb);
-    if (rv != 0) {
-        admin_discard(a);
-        return replica_map_raft_err(rv);
+    r->handing_over = true;
+    if (!writes_in_flight(r)) {
+        int rv = raft_transfer(&r->raft, &a->transfer, id, transferred_cb);
+        if (rv != 0) {
+            r->handing_over = false;
+            admin_discard(a);
+            return replica_map_raft_err(rv);
+        }
+        return 0;
     }
+    a->deadline_ms = replica_now_ms(r) + HANDOVER_WAIT_MS;
+    uv_timer_init(r->env->loop, &a->poll);
+    a->has_poll = true;
+    a->poll.data = a;
+    uv_timer_start(&a->poll, poll_handover, 2, 2);
     return 0;
 }
 

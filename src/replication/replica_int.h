@@ -98,6 +98,8 @@ struct replica {
     admin_req *admins;    /* admin requests not answered yet */
     uint64_t next_prop;
     uint64_t epoch_proposed; /* the highest epoch this replica proposed */
+    bool handing_over;       /* a leadership transfer is under way: new
+                                writes are refused (TRYAGAIN) */
 
     uint64_t size_bytes, size_keys;
     uint64_t size_checked_ms;
