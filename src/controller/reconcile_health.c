@@ -209,6 +209,21 @@ static void count(ctl *c, health_state *s, const meta_map *map,
     }
 }
 
+/* Why a node did not answer, for people. */
+static const char *why(const ctl_node_obs *ob)
+{
+    if (ob == NULL)
+        return "never polled";
+    switch (ob->err) {
+    case CAIRN_ERR_IO:
+        return "unreachable";
+    case CAIRN_ERR_TIMEOUT:
+        return "no answer in time";
+    default:
+        return cairn_err_message(ob->err);
+    }
+}
+
 static void decide(ctl *c, health_state *s, node_track *t, ctl_health *h,
                    const ctl_node_obs *ob, char *reason, size_t reason_len,
                    int lagging)
@@ -227,13 +242,11 @@ static void decide(ctl *c, health_state *s, node_track *t, ctl_health *h,
         st = META_NODE_SUSPECT;
     reason[0] = '\0';
     if (!h->lease && !h->answered)
-        snprintf(reason, reason_len, "no lease, not answering (%s)",
-                 ob ? cairn_err_message(ob->err) : "never polled");
+        snprintf(reason, reason_len, "no lease, not answering (%s)", why(ob));
     else if (!h->lease)
         snprintf(reason, reason_len, "no lease (etcd out of its reach?)");
     else if (!h->answered)
-        snprintf(reason, reason_len, "not answering: %s",
-                 ob ? cairn_err_message(ob->err) : "never polled");
+        snprintf(reason, reason_len, "not answering: %s", why(ob));
     else if (lagging > 0)
         snprintf(reason, reason_len, "%d replica%s lagging", lagging,
                  lagging > 1 ? "s" : "");
