@@ -75,7 +75,11 @@ class Heal:
         try:
             for p in self.ctls:
                 self.procs.stop(p)
+            for nd in self.nodes.nodes:
+                nd.stop()
             text = self.controller_log()
+            for nd in self.nodes.nodes:
+                text += nd.tail(1 << 20)
             assert "Sanitizer" not in text and "runtime error" not in text, \
                 text[-3000:]
         finally:
