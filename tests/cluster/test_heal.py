@@ -335,3 +335,30 @@ def test_rf5_two_dead_at_once_then_too_few_nodes():
         assert not errors, w.errors
     finally:
         h.close()
+
+
+def test_zones_spread_and_keep_replicas_apart():
+    """Nodes in zones a, a, b, b, c, c: a table's replicas are created in
+    three distinct zones, and a dead node's replicas are replaced in its
+    own zone (the only one free), never next to a replica of the range."""
+    zones = ["a", "a", "b", "b", "c", "c"]
+    h = Heal(6, zones=zones)
+    try:
+        make_table(h, splits=3)
+        zone_of = {n.id: zones[i] for i, n in enumerate(h.nodes.nodes)}
+
+        def spread():
+            return all(len({zone_of[n] for n in rg["replicas"]}) == 3
+                       for rg in h.ranges().values())
+        assert spread(), h.ranges()
+        st = status_json(h)
+        assert sorted(n["zone"] for n in st["nodes"]) == sorted(zones)
+        victim = next(n for n in h.nodes.nodes
+                      if any(n.id in rg["replicas"]
+                             for rg in h.ranges().values()))
+        victim.kill()
+        live = [n.id for n in h.nodes.nodes if n is not victim]
+        wait_for(lambda: h.replicated(live, 3), 30, "replaced", 0.1)
+        assert spread(), h.ranges()
+    finally:
+        h.close()
