@@ -191,6 +191,13 @@ const ctl_node_obs *ctl_obs_node(const ctl_obs *o, uint64_t id);
 const ctl_replica *ctl_obs_leader(const ctl_obs *o, uint64_t range_id);
 const ctl_replica *ctl_obs_replica(const ctl_node_obs *n, uint64_t range_id);
 
+/* Whether leader `l` is confirmed: a majority of the voters it lists
+ * (itself included) answered this poll and name it leader in its term. A
+ * deposed leader cut off in a minority, which has not heard yet, is not:
+ * its configuration may be old, and nothing is recorded or dropped on its
+ * word. */
+bool ctl_obs_confirmed(const ctl_obs *o, const ctl_replica *l);
+
 /* Parse one node's METRICS reply into `out` (its replicas sorted by
  * range). For the tests too. 0, CAIRN_ERR_CORRUPT, NOMEM. */
 int ctl_obs_parse_node(const char *json, size_t len, uint64_t node_id,

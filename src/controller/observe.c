@@ -184,6 +184,21 @@ const ctl_replica *ctl_obs_leader(const ctl_obs *o, uint64_t range_id)
     return o ? u64map_get(&o->leaders, range_id) : NULL;
 }
 
+bool ctl_obs_confirmed(const ctl_obs *o, const ctl_replica *l)
+{
+    int voters = 1, agree = 1;
+    for (int i = 0; i < l->n_followers; i++) {
+        const ctl_follower *f = &l->followers[i];
+        if (f->role != CTL_VOTER)
+            continue;
+        voters++;
+        const ctl_replica *r = ctl_obs_replica(ctl_obs_node(o, f->id),
+                                               l->range);
+        agree += r && r->leader == l->node && r->term == l->term;
+    }
+    return agree >= voters / 2 + 1;
+}
+
 static void obs_free(ctl_obs *o)
 {
     for (size_t i = 0; i < o->n; i++)
@@ -226,6 +241,7 @@ static void poll_one(const meta_node *nd, ctl_node_obs *out)
     memset(&req, 0, sizeof req);
     req.type = RPC_METRICS;
     req.id = 1;
+    req.range_id = RPC_METRICS_POLL; /* sizes may be 30 s old: cheap */
     buf text = BUF_INIT;
     int rc = rpc_sync_status(nd->addr, &req, OBSERVE_TIMEOUT_MS, &text);
     if (rc == 0)

@@ -84,7 +84,8 @@ static bool looks_orphaned(ctl *c, const meta_map *map, const ctl_replica *r)
     if (mv && mv->add == r->node)
         return false;
     const ctl_replica *l = ctl_obs_leader(ctl_observed(c), rg->id);
-    return l && !in_config(l, r->node);
+    return l && !in_config(l, r->node) &&
+           ctl_obs_confirmed(ctl_observed(c), l);
 }
 
 /* The fresh check, against etcd itself. */

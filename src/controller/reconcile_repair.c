@@ -173,6 +173,8 @@ static bool adopt(ctl *c, const meta_range *rg, const ctl_replica *l)
         same = member(rg, voters[i]);
     if (same && l->epoch <= rg->epoch)
         return false;
+    if (!ctl_obs_confirmed(ctl_observed(c), l))
+        return true; /* not on the word of a leader nobody follows */
     /* An observation older than the last membership change a task made
      * may predate it: wait for a newer one. */
     const ctl_obs *o = ctl_observed(c);

@@ -132,6 +132,10 @@ int replica_transfer(replica *r, uint64_t id, rep_admin_cb cb, void *arg);
  * in entries and seconds. */
 int replica_metrics(replica *r, buf *out);
 
+/* The same, with the range's size read again only if it is older than
+ * `size_age_ms` (a periodic poll of thousands of ranges). */
+int replica_metrics_aged(replica *r, buf *out, uint64_t size_age_ms);
+
 /* A 64-bit digest of the range's records (keys, sequencers, values,
  * tombstones) as this replica holds them: replicas at the same applied
  * index must agree (tests compare them to detect divergence). */

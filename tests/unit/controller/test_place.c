@@ -111,6 +111,50 @@ static void test_parse_metrics(void **state)
     assert_int_equal(ctl_obs_parse_node("nope", 4, 2, &n), CAIRN_ERR_CORRUPT);
 }
 
+/* A leader is confirmed by a majority of its voters naming it in its
+ * term; a deposed one in a minority is not. */
+static void test_leader_confirmed_by_a_majority(void **state)
+{
+    (void)state;
+    ctl_replica rs[3];
+    memset(rs, 0, sizeof rs);
+    for (int i = 0; i < 3; i++) {
+        rs[i].node = (uint64_t)i + 1;
+        rs[i].range = 7;
+        rs[i].term = 5;
+        rs[i].leader = 1;
+    }
+    rs[0].role = CTL_LEADER;
+    rs[0].n_followers = 2;
+    rs[0].followers[0] = (ctl_follower){.id = 2, .role = CTL_VOTER};
+    rs[0].followers[1] = (ctl_follower){.id = 3, .role = CTL_VOTER};
+    ctl_node_obs nodes[3];
+    memset(nodes, 0, sizeof nodes);
+    for (int i = 0; i < 3; i++) {
+        nodes[i].id = (uint64_t)i + 1;
+        nodes[i].answered = true;
+        nodes[i].replicas = &rs[i];
+        nodes[i].n = 1;
+    }
+    ctl_obs o;
+    memset(&o, 0, sizeof o);
+    o.nodes = nodes;
+    o.n = 3;
+    assert_true(ctl_obs_confirmed(&o, &rs[0]));
+    rs[1].term = 6; /* node 2 follows a newer term: 1 is alone */
+    rs[1].leader = 3;
+    assert_true(ctl_obs_confirmed(&o, &rs[0])); /* 1 and 3: a majority */
+    rs[2].term = 6;
+    rs[2].leader = 3;
+    assert_false(ctl_obs_confirmed(&o, &rs[0]));
+    nodes[1].n = 0; /* not answering is not agreeing */
+    rs[2].term = 5;
+    rs[2].leader = 1;
+    assert_true(ctl_obs_confirmed(&o, &rs[0]));
+    nodes[2].n = 0;
+    assert_false(ctl_obs_confirmed(&o, &rs[0]));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -118,6 +162,7 @@ int main(void)
         cmocka_unit_test(test_place_fewest_replicas_then_bytes_then_id),
         cmocka_unit_test(test_place_spreads_zones),
         cmocka_unit_test(test_parse_metrics),
+        cmocka_unit_test(test_leader_confirmed_by_a_majority),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
