@@ -241,6 +241,9 @@ def test_drain_under_load_then_stop_the_node():
             return not rep.get(victim.id) and not lead.get(victim.id) and \
                 not h.moves()
         wait_for(drained, 60, "node %d drained" % victim.id, 0.2)
+        # every replica it held was dropped there, data and log
+        wait_for(lambda: not victim.metrics(0)["ranges"] and
+                 not victim.logged(), 20, "its replicas deleted", 0.2)
         st = status_json(h)
         op = [o for o in st["operations"] if o["kind"] == "drain"]
         assert op and op[0]["done"] == op[0]["total"], st["operations"]
