@@ -300,11 +300,11 @@ static void record(ctl *c, health_state *s, node_track *t,
                    rec->replicas_lost != want.replicas_lost ||
                    !same_lagging(rec, &want);
     uint64_t now = ctl_now_ms();
-    if (!changed && now - t->written_ms < REFRESH_MS)
-        return;
-    if (!changed && rec && rec->bytes == want.bytes &&
-        rec->lag_entries == want.lag_entries && ob == NULL)
-        return;
+    if (!changed && (now - t->written_ms < REFRESH_MS ||
+                     (rec->bytes == want.bytes &&
+                      rec->lag_entries == want.lag_entries &&
+                      rec->lag_seconds == want.lag_seconds)))
+        return; /* nothing new, or figures written less than 10 s ago */
     if (!ctl_active(c))
         return;
     int rc = meta_health_put(ctl_meta(c), &want, rec ? rec->mod_revision : 0);

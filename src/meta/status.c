@@ -255,6 +255,34 @@ static void ranges(st *s, cJSON *root, cJSON *sum, int max)
     add_num(s, sum, "under_replicated", (double)n_under);
 }
 
+/* Whether some range with a replica on `node` has no node to go to: every
+ * healthy node that is not draining holds it already. */
+static bool nowhere_to_go(const meta_map *map, uint64_t node)
+{
+    for (size_t i = 0; i < meta_map_table_count(map); i++) {
+        size_t n = 0;
+        const meta_range *rs =
+            meta_map_ranges(map, meta_map_table_at(map, i)->id, &n);
+        for (size_t k = 0; k < n; k++) {
+            bool on = false, room = false;
+            for (int r = 0; r < rs[k].n_replicas; r++)
+                on |= rs[k].replicas[r] == node;
+            for (size_t j = 0; on && !room && j < meta_map_node_count(map);
+                 j++) {
+                const meta_node *c = meta_map_node_at(map, j);
+                bool member = false;
+                for (int r = 0; r < rs[k].n_replicas; r++)
+                    member |= rs[k].replicas[r] == c->id;
+                room = !member && healthy_node(map, c->id) &&
+                       meta_map_drain(map, c->id) == NULL;
+            }
+            if (on && !room)
+                return true;
+        }
+    }
+    return false;
+}
+
 static void operation(st *s, cJSON *arr, const char *kind, uint64_t node,
                       uint64_t done, uint64_t total, uint64_t since,
                       const char *detail)
@@ -287,14 +315,20 @@ static void operations(st *s, cJSON *root, cJSON *sum)
         if (h && h->state == META_NODE_DEAD && held > 0) {
             uint64_t total = h->replicas_lost > held ? h->replicas_lost : held;
             operation(s, arr, "replace", n->id, total - held, total,
-                      h->since, "replicas of a dead node replaced");
+                      h->since, nowhere_to_go(map, n->id)
+                                    ? "stuck: no other live node can take "
+                                      "some of its replicas"
+                                    : "replicas of a dead node replaced");
         }
         if (d) {
             uint64_t left = held + (c ? (uint64_t)c->leaders : 0);
             uint64_t total = d->replicas > left ? d->replicas : left;
             operation(s, arr, "drain", n->id, total - left, total, d->since,
-                      left ? "replicas and leaders moved off"
-                           : "drained: the node can be stopped");
+                      !left ? "drained: the node can be stopped"
+                      : held && nowhere_to_go(map, n->id)
+                          ? "stuck: no other live node can take some of "
+                            "its replicas"
+                          : "replicas and leaders moved off");
         }
     }
     const meta_balance *b = meta_map_balance(map);

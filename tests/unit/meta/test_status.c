@@ -285,11 +285,14 @@ static void test_status_document(void **state)
             assert_int_equal(num(x, "node"), 3);
             assert_int_equal(num(x, "done"), 1);
             assert_int_equal(num(x, "total"), 2);
+            /* 1 and 2 hold range 11 already, 4 drains: nowhere to go */
+            assert_memory_equal(item(x, "detail")->valuestring, "stuck", 5);
             seen |= 1;
         } else if (strcmp(kind, "drain") == 0) {
             assert_int_equal(num(x, "node"), 4);
             assert_int_equal(num(x, "total"), 4);
             assert_int_equal(num(x, "done"), 1);
+            assert_memory_equal(item(x, "detail")->valuestring, "stuck", 5);
             seen |= 2;
         } else {
             assert_string_equal(kind, "rebalance");
