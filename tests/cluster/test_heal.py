@@ -327,7 +327,10 @@ def test_rf5_two_dead_at_once_then_too_few_nodes():
                if "under-replicated" in u["problems"]}
         assert set(held) <= bad, (held, st["unhealthy"])
         w.wait_more(100)  # 4 of 5 replicas: still a majority
-        time.sleep(1.5)   # several controller passes: nothing may change
+        # the controller looked at them and left them as they are
+        wait_for(lambda: "no live node can take a replica" in
+                 h.controller_log(), 20, "the controller to give up", 0.1)
+        w.wait_more(50)
         after = h.ranges()
         for rid in held:
             assert after[rid]["replicas"] == before[rid]["replicas"]
