@@ -23,5 +23,6 @@ int cmd_node(int argc, char **argv);
 int cmd_admin(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_controller(int argc, char **argv);
+int cmd_status(int argc, char **argv);
 
 #endif

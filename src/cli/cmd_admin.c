@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "common/err.h"
+#include "meta/meta.h"
 #include "node/node.h"
 #include "proto/rpc.h"
 #include "proto/rpc_sync.h"
@@ -34,7 +35,15 @@ static int usage(FILE *out)
             "  remove-replica RANGE ID          on the leader\n"
             "  transfer-leader RANGE [ID]       on the leader (0 = any)\n"
             "  drop-replica RANGE               delete this node's replica\n"
-            "                                   (data and log)\n");
+            "                                   (data and log)\n"
+            "\n"
+            "       cairn admin --etcd URLS [--prefix P] drain|undrain NODE_ID\n"
+            "\n"
+            "  drain NODE_ID    the controller moves every replica and leader\n"
+            "                   off the node (cairn status shows progress;\n"
+            "                   then it can be stopped, nothing under-\n"
+            "                   replicated); it gets no new ones\n"
+            "  undrain NODE_ID  the node takes replicas and leaders again\n");
     return out == stdout ? 0 : 2;
 }
 
@@ -108,11 +117,79 @@ static int create_replica(const char *addr, int argc, char **argv,
     return call(addr, q);
 }
 
+/* drain / undrain: a record in etcd the controller acts on. */
+static int drain(const char *urls, const char *prefix, const char *cmd,
+                 const char *node)
+{
+    char *end;
+    uint64_t id = strtoull(node, &end, 10);
+    if (id == 0 || *end != '\0')
+        return usage(stderr);
+    etcd *e = NULL;
+    meta *m = NULL;
+    meta_map *map = NULL;
+    int rc = etcd_open(&e, urls, 3000);
+    if (rc == 0)
+        rc = meta_open(&m, e, prefix);
+    if (rc == 0)
+        rc = meta_load(m, &map);
+    if (rc == 0 && meta_map_node(map, id) == NULL)
+        rc = CAIRN_ERR_NOT_FOUND;
+    if (rc == 0 && strcmp(cmd, "drain") == 0) {
+        uint64_t held = 0;
+        for (size_t i = 0; i < meta_map_table_count(map); i++) {
+            size_t n = 0;
+            const meta_range *rs =
+                meta_map_ranges(map, meta_map_table_at(map, i)->id, &n);
+            for (size_t k = 0; k < n; k++) {
+                for (int r = 0; r < rs[k].n_replicas; r++)
+                    held += rs[k].replicas[r] == id;
+                const meta_leader *l = meta_map_leader(map, rs[k].id);
+                held += l && l->node_id == id;
+            }
+        }
+        rc = meta_drain_start(m, id, held);
+        if (rc == 0)
+            printf("node %llu: draining (%llu replicas and leaders to move; "
+                   "`cairn status` shows the progress)\n",
+                   (unsigned long long)id, (unsigned long long)held);
+    } else if (rc == 0) {
+        rc = meta_drain_stop(m, id);
+        if (rc == 0)
+            printf("node %llu: not draining any more\n",
+                   (unsigned long long)id);
+    }
+    if (rc != 0)
+        fprintf(stderr, "cairn admin: %s node %s: %s%s%s\n", cmd, node,
+                rc == CAIRN_ERR_NOT_FOUND && map && !meta_map_node(map, id)
+                    ? "no such node"
+                : rc == CAIRN_ERR_NOT_FOUND ? "it is not draining"
+                : rc == CAIRN_ERR_EXISTS    ? "it is draining already"
+                                            : cairn_err_message(rc),
+                etcd_last_error()[0] ? ": " : "", etcd_last_error());
+    meta_map_release(map);
+    meta_close(m);
+    etcd_close(e);
+    return rc == 0 ? 0 : 1;
+}
+
 int cmd_admin(int argc, char **argv)
 {
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 ||
                       strcmp(argv[1], "-h") == 0))
         return usage(stdout);
+    if (argc >= 4 && strcmp(argv[1], "--etcd") == 0) {
+        const char *urls = argv[2], *prefix = NULL;
+        int i = 3;
+        if (argc >= 6 && strcmp(argv[3], "--prefix") == 0) {
+            prefix = argv[4];
+            i = 5;
+        }
+        if (argc == i + 2 && (strcmp(argv[i], "drain") == 0 ||
+                              strcmp(argv[i], "undrain") == 0))
+            return drain(urls, prefix, argv[i], argv[i + 1]);
+        return usage(stderr);
+    }
     if (argc < 4 || strcmp(argv[1], "--node") != 0)
         return usage(stderr);
     const char *addr = argv[2], *cmd = argv[3];

@@ -4,7 +4,7 @@
  *
  *   cairn controller --etcd URL[,URL...] [--prefix /cairn] [--id NAME]
  *                    [--lease-ttl S] [--interval-ms N]
- *                    [--create-timeout-ms N]
+ *                    [--create-timeout-ms N] [health and healing flags]
  */
 #include <pthread.h>
 #include <signal.h>
@@ -25,13 +25,26 @@ static int controller_usage(FILE *out)
             "Runs one controller candidate: one active controller per\n"
             "cluster is elected through an etcd lease; the others wait and\n"
             "take over when it dies. It finishes or rolls back table\n"
-            "creations, finishes drops and records leaders.\n"
+            "creations, finishes drops, records leaders, watches the\n"
+            "nodes' health, replaces dead and lagging replicas, drains\n"
+            "nodes, and balances replicas and leaders.\n"
             "\n"
             "  --prefix P              metadata prefix in etcd (/cairn)\n"
             "  --id NAME               candidate name (default host:pid)\n"
             "  --lease-ttl S           election lease in seconds (5)\n"
             "  --interval-ms N         loop period (1000)\n"
-            "  --create-timeout-ms N   age of an abandoned create (60000)\n");
+            "  --create-timeout-ms N   age of an abandoned create (60000)\n"
+            "  --poll-ms N             ask every node its metrics (2000)\n"
+            "  --dead-after S          lease lost and not answering this\n"
+            "                          long: dead, replicas replaced (30)\n"
+            "  --lag-entries N         a follower this far behind ...\n"
+            "  --lag-seconds S         ... or this far, for this long again,\n"
+            "                          is replaced (100000, 20)\n"
+            "  --max-moves N           membership changes at once (4)\n"
+            "  --rebalance-rate N      replica moves per minute to balance\n"
+            "                          a joining node (30; 0 = never)\n"
+            "  --transfer-rate N       leader transfers at once to balance\n"
+            "                          leaders (4; 0 = never)\n");
     return out == stdout ? 0 : 2;
 }
 
@@ -56,6 +69,20 @@ static int parse(int argc, char **argv, controller_config *cfg)
             cfg->interval_ms = atoi(v);
         else if (strcmp(a, "--create-timeout-ms") == 0)
             cfg->create_timeout_ms = atoi(v);
+        else if (strcmp(a, "--poll-ms") == 0)
+            cfg->poll_ms = atoi(v);
+        else if (strcmp(a, "--dead-after") == 0)
+            cfg->dead_after_s = atoi(v);
+        else if (strcmp(a, "--lag-entries") == 0)
+            cfg->lag_entries = strtoull(v, NULL, 10);
+        else if (strcmp(a, "--lag-seconds") == 0)
+            cfg->lag_seconds = atof(v);
+        else if (strcmp(a, "--max-moves") == 0)
+            cfg->max_moves = atoi(v);
+        else if (strcmp(a, "--rebalance-rate") == 0)
+            cfg->rebalance_rate = atoi(v) > 0 ? atoi(v) : -1;
+        else if (strcmp(a, "--transfer-rate") == 0)
+            cfg->transfer_rate = atoi(v) > 0 ? atoi(v) : -1;
         else
             return controller_usage(stderr);
     }

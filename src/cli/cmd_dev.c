@@ -1,16 +1,29 @@
 /*
  * cmd_dev.c - `cairn dev`: one command that starts a whole local cluster.
  *
- *     cairn dev [--dir DIR] [--port PORT]
+ *     cairn dev [--dir DIR] [--port PORT] [--nodes N] [--dead-after S]
+ *     cairn dev add-node [--dir DIR]
  *
- * Starts, as child processes under DIR (default ./data): etcd, three nodes,
- * a controller and a router listening on 127.0.0.1:PORT (default 6380).
- * Creates the table `default` if it is missing, waits until it serves, and
- * prints how to connect. Each child's PID is in DIR/<child>.pid and its
- * output in DIR/<child>.log. Ctrl-C or SIGTERM stops everything (SIGTERM,
- * then SIGKILL after a deadline). A child that dies is reported and the
- * cluster is stopped: a dev cluster that silently runs on two legs would
- * hide the bug that killed the third.
+ * Starts, as child processes under DIR (default ./data): etcd, N nodes
+ * (default 3), a controller and a router listening on 127.0.0.1:PORT
+ * (default 6380). Creates the table `default` if it is missing, waits until
+ * it serves, and prints how to connect. Each child's PID is in
+ * DIR/<child>.pid and its output in DIR/<child>.log; DIR/etcd.url says
+ * where etcd is (for `cairn status`), DIR/dev.supervisor the PID of
+ * `cairn dev` itself (not a .pid file: those are the children). Ctrl-C or
+ * SIGTERM stops everything (SIGTERM, then SIGKILL after a deadline).
+ *
+ * A node that dies is reported and the cluster keeps serving: its ranges
+ * keep a majority, and the controller re-replicates them onto another
+ * node once it is declared dead (--dead-after, 10 s here) - with 4 nodes
+ * or more, or after `cairn dev add-node`. Watch it with `cairn status
+ * --dir DIR --watch`. etcd, the controller or the router dying stops the
+ * cluster (reported, with its log): nothing works without them.
+ *
+ * `cairn dev add-node` asks the running `cairn dev` (SIGUSR1 to the PID
+ * in DIR/dev.supervisor) to start one more node; the controller then moves
+ * replicas onto it. The number of nodes is kept in DIR/dev.nodes, so a restart
+ * starts them all again.
  *
  * Every address is derived from PORT, never chosen at random: Raft keeps the
  * peers' addresses in its configuration, so a restart must find each node at
@@ -39,7 +52,9 @@
 #include "cli.h"
 
 #define DEV_NODES 3
+#define DEV_MAX_NODES 32 /* ports PORT+21 .. PORT+52 */
 #define DEV_MAX_ARGS 24
+#define DEV_DEAD_AFTER 10
 #define DEV_START_SECONDS 60
 #define DEV_STOP_SECONDS 10
 
@@ -59,8 +74,10 @@ struct dev {
     char dir[PATH_MAX];
     char self[PATH_MAX]; /* path of the cairn binary */
     int port;
+    int nodes;      /* nodes started (DIR/dev.nodes) */
+    int dead_after; /* the controller's --dead-after */
     char etcd_url[64];
-    struct dev_child children[DEV_NODES + 3];
+    struct dev_child children[DEV_MAX_NODES + 3];
     int nchildren;
 };
 
@@ -73,25 +90,80 @@ static double now_seconds(void)
 
 static int dev_usage(void)
 {
-    fprintf(stderr, "usage: cairn dev [--dir DIR] [--port PORT]\n"
-                    "  --dir DIR    data directory (default ./data)\n"
-                    "  --port PORT  router port on 127.0.0.1 (default 6380)\n");
+    fprintf(stderr,
+            "usage: cairn dev [--dir DIR] [--port PORT] [--nodes N]\n"
+            "                 [--dead-after S]\n"
+            "       cairn dev add-node [--dir DIR]\n"
+            "  --dir DIR       data directory (default ./data)\n"
+            "  --port PORT     router port on 127.0.0.1 (default 6380)\n"
+            "  --nodes N       storage nodes (default 3, at most %d; 5 makes\n"
+            "                  REPLICAS 5 usable; a restart starts as many as\n"
+            "                  the directory has)\n"
+            "  --dead-after S  a node gone this long is replaced (default %d)\n"
+            "  add-node        start one more node in the running cluster\n",
+            DEV_MAX_NODES, DEV_DEAD_AFTER);
     return 2;
+}
+
+/* How many nodes DIR has held (0 if it is new). */
+static int read_nodes(const char *dir)
+{
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/dev.nodes", dir);
+    FILE *f = fopen(path, "r");
+    int n = 0;
+    if (f) {
+        if (fscanf(f, "%d", &n) != 1)
+            n = 0;
+        fclose(f);
+    }
+    return n > 0 && n <= DEV_MAX_NODES ? n : 0;
+}
+
+static void write_file(const char *dir, const char *name, const char *fmt,
+                       ...) __attribute__((format(printf, 3, 4)));
+static void write_file(const char *dir, const char *name, const char *fmt,
+                       ...)
+{
+    char path[PATH_MAX + 64], tmp[PATH_MAX + 80];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (f == NULL)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(f, fmt, ap);
+    va_end(ap);
+    if (fclose(f) == 0)
+        rename(tmp, path);
 }
 
 static int dev_parse(struct dev *d, int argc, char **argv)
 {
     const char *dir = "data";
     d->port = 6380;
+    d->dead_after = DEV_DEAD_AFTER;
+    int nodes = 0;
     for (int i = 1; i < argc; i++) {
+        char *end;
         if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc) {
             dir = argv[++i];
         } else if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
-            char *end;
             long p = strtol(argv[++i], &end, 10);
             if (*end != '\0' || p < 1024 || p > 65535 - 64)
                 return dev_usage();
             d->port = (int)p;
+        } else if (strcmp(argv[i], "--nodes") == 0 && i + 1 < argc) {
+            long n = strtol(argv[++i], &end, 10);
+            if (*end != '\0' || n < 1 || n > DEV_MAX_NODES)
+                return dev_usage();
+            nodes = (int)n;
+        } else if (strcmp(argv[i], "--dead-after") == 0 && i + 1 < argc) {
+            long s = strtol(argv[++i], &end, 10);
+            if (*end != '\0' || s < 1)
+                return dev_usage();
+            d->dead_after = (int)s;
         } else {
             return dev_usage();
         }
@@ -113,6 +185,12 @@ static int dev_parse(struct dev *d, int argc, char **argv)
     d->self[n] = '\0';
     snprintf(d->etcd_url, sizeof d->etcd_url, "http://127.0.0.1:%d",
              d->port + DEV_ETCD_CLIENT_OFF);
+    /* A directory that held more nodes starts them all: their replicas
+     * and their peers' Raft configurations expect them. */
+    int had = read_nodes(d->dir);
+    d->nodes = nodes ? nodes : DEV_NODES;
+    if (had > d->nodes)
+        d->nodes = had;
     return 0;
 }
 
@@ -141,6 +219,27 @@ static struct dev_child *dev_add(struct dev *d, const char *name)
     return c;
 }
 
+/* Node `i` (1-based) of the cluster. */
+static struct dev_child *plan_node(struct dev *d, int i)
+{
+    char name[16];
+    snprintf(name, sizeof name, "node%d", i);
+    struct dev_child *c = dev_add(d, name);
+    child_arg(c, "%s", d->self);
+    child_arg(c, "node");
+    child_arg(c, "--id");
+    child_arg(c, "%d", i);
+    child_arg(c, "--listen");
+    child_arg(c, "127.0.0.1:%d", d->port + DEV_NODE_OFF + i);
+    child_arg(c, "--dir");
+    child_arg(c, "%s/%s", d->dir, name);
+    child_arg(c, "--etcd");
+    child_arg(c, "%s", d->etcd_url);
+    child_arg(c, "--lease-ttl"); /* a dead node is seen within 3 s */
+    child_arg(c, "3");
+    return c;
+}
+
 /* The cluster's processes, in start order. */
 static void dev_plan(struct dev *d)
 {
@@ -154,26 +253,15 @@ static void dev_plan(struct dev *d)
     child_arg(c, "--listen-peer-urls=http://127.0.0.1:%d", pp);
     child_arg(c, "--initial-advertise-peer-urls=http://127.0.0.1:%d", pp);
     child_arg(c, "--initial-cluster=dev=http://127.0.0.1:%d", pp);
-    for (int i = 1; i <= DEV_NODES; i++) {
-        char name[16];
-        snprintf(name, sizeof name, "node%d", i);
-        c = dev_add(d, name);
-        child_arg(c, "%s", d->self);
-        child_arg(c, "node");
-        child_arg(c, "--id");
-        child_arg(c, "%d", i);
-        child_arg(c, "--listen");
-        child_arg(c, "127.0.0.1:%d", d->port + DEV_NODE_OFF + i);
-        child_arg(c, "--dir");
-        child_arg(c, "%s/%s", d->dir, name);
-        child_arg(c, "--etcd");
-        child_arg(c, "%s", d->etcd_url);
-    }
+    for (int i = 1; i <= d->nodes; i++)
+        plan_node(d, i);
     c = dev_add(d, "controller");
     child_arg(c, "%s", d->self);
     child_arg(c, "controller");
     child_arg(c, "--etcd");
     child_arg(c, "%s", d->etcd_url);
+    child_arg(c, "--dead-after");
+    child_arg(c, "%d", d->dead_after);
     c = dev_add(d, "router");
     child_arg(c, "%s", d->self);
     child_arg(c, "router");
@@ -240,8 +328,15 @@ static int dev_spawn(const struct dev *d, struct dev_child *c)
     return 0;
 }
 
-/* Reap children that exited; report each one. Returns how many died. */
-static int dev_reap(struct dev *d)
+static bool is_node(const struct dev_child *c)
+{
+    return strncmp(c->name, "node", 4) == 0;
+}
+
+/* Reap children that exited; report each one. Returns how many died,
+ * nodes not counted unless `nodes_count` (a node may die once the cluster
+ * runs: it keeps serving, and heals). */
+static int dev_reap(struct dev *d, bool nodes_count)
 {
     int died = 0, status;
     pid_t pid;
@@ -259,7 +354,17 @@ static int dev_reap(struct dev *d)
                         "%d; see %s/%s.log\n", c->name, (int)pid,
                         WEXITSTATUS(status), d->dir, c->name);
             c->pid = 0;
-            died++;
+            if (nodes_count || !is_node(c)) {
+                died++;
+                continue;
+            }
+            fprintf(stderr,
+                    "cairn dev: the cluster keeps serving without %s: its "
+                    "ranges keep a majority, and once it has been gone %d s "
+                    "the controller re-replicates them on another node, if "
+                    "there is one that does not hold them (`cairn dev "
+                    "add-node` starts one). Watch: cairn status --dir %s "
+                    "--watch\n", c->name, d->dead_after, d->dir);
         }
     }
     return died;
@@ -306,11 +411,13 @@ static void dev_stop(struct dev *d)
 {
     dev_stop_range(d, 1, d->nchildren);
     dev_stop_range(d, 0, 1);
+    char path[PATH_MAX + 64];
     for (int i = 0; i < d->nchildren; i++) {
-        char path[PATH_MAX + 64];
         snprintf(path, sizeof path, "%s/%s.pid", d->dir, d->children[i].name);
         unlink(path);
     }
+    snprintf(path, sizeof path, "%s/dev.supervisor", d->dir);
+    unlink(path);
 }
 
 /* Connect to 127.0.0.1:port; -1 if nothing listens yet. */
@@ -365,7 +472,7 @@ static bool dev_wait(struct dev *d, const char *what, bool (*probe)(struct dev *
     while (now_seconds() < deadline) {
         if (probe(d))
             return true;
-        if (dev_reap(d) > 0)
+        if (dev_reap(d, true) > 0)
             return false;
         struct timespec ts = {0, 100 * 1000 * 1000};
         nanosleep(&ts, NULL);
@@ -427,7 +534,29 @@ static int dev_start(struct dev *d)
     return 0;
 }
 
-/* Wait for Ctrl-C, SIGTERM or a child's death. */
+/* `cairn dev add-node` asked: one more node. */
+static void dev_add_node(struct dev *d)
+{
+    if (d->nodes >= DEV_MAX_NODES) {
+        fprintf(stderr, "cairn dev: add-node: already %d nodes, the most "
+                "this layout has ports for\n", d->nodes);
+        return;
+    }
+    struct dev_child *c = plan_node(d, d->nodes + 1);
+    if (dev_spawn(d, c) != 0) {
+        fprintf(stderr, "cairn dev: cannot start %s: %s\n", c->name,
+                strerror(errno));
+        d->nchildren--;
+        return;
+    }
+    d->nodes++;
+    write_file(d->dir, "dev.nodes", "%d\n", d->nodes);
+    fprintf(stderr, "cairn dev: started %-10s pid %d (added; the controller "
+            "moves replicas and leaders onto it)\n", c->name, (int)c->pid);
+}
+
+/* Wait for Ctrl-C, SIGTERM, add-node, or the death of a child the
+ * cluster cannot do without. */
 static void dev_supervise(struct dev *d, const sigset_t *sigs)
 {
     for (;;) {
@@ -436,16 +565,74 @@ static void dev_supervise(struct dev *d, const sigset_t *sigs)
             fprintf(stderr, "\ncairn dev: stopping\n");
             return;
         }
-        if (sig == SIGCHLD && dev_reap(d) > 0) {
-            fprintf(stderr, "cairn dev: a child died; stopping the "
-                            "cluster\n");
+        if (sig == SIGUSR1)
+            dev_add_node(d);
+        if (sig == SIGCHLD && dev_reap(d, false) > 0) {
+            fprintf(stderr, "cairn dev: the cluster cannot run without it; "
+                            "stopping the cluster\n");
             return;
         }
     }
 }
 
+/* `cairn dev add-node [--dir DIR]`: signal the running `cairn dev`, then
+ * wait for its new node's PID file. */
+static int dev_add_node_cmd(int argc, char **argv)
+{
+    const char *dir = "data";
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc)
+            dir = argv[++i];
+        else
+            return dev_usage();
+    }
+    char path[PATH_MAX + 64], cmdline[256] = "";
+    snprintf(path, sizeof path, "%s/dev.supervisor", dir);
+    FILE *f = fopen(path, "r");
+    int pid = 0;
+    if (f) {
+        if (fscanf(f, "%d", &pid) != 1)
+            pid = 0;
+        fclose(f);
+    }
+    snprintf(path, sizeof path, "/proc/%d/cmdline", pid);
+    f = pid > 0 ? fopen(path, "r") : NULL;
+    size_t n = f ? fread(cmdline, 1, sizeof cmdline - 1, f) : 0;
+    if (f)
+        fclose(f);
+    for (size_t i = 0; i < n; i++) /* arguments are NUL-separated */
+        if (cmdline[i] == '\0')
+            cmdline[i] = ' ';
+    if (pid <= 0 || strstr(cmdline, " dev") == NULL) {
+        fprintf(stderr, "cairn dev add-node: no `cairn dev` runs on %s "
+                "(start it first)\n", dir);
+        return 1;
+    }
+    int before = read_nodes(dir);
+    if (kill(pid, SIGUSR1) != 0) {
+        fprintf(stderr, "cairn dev add-node: %s\n", strerror(errno));
+        return 1;
+    }
+    double deadline = now_seconds() + 30;
+    snprintf(path, sizeof path, "%s/node%d.pid", dir, before + 1);
+    while (now_seconds() < deadline) {
+        if (read_nodes(dir) == before + 1 && access(path, R_OK) == 0) {
+            printf("node %d started; the controller moves replicas onto "
+                   "it (cairn status --dir %s)\n", before + 1, dir);
+            return 0;
+        }
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    fprintf(stderr, "cairn dev add-node: no node %d after 30 s; see %s/"
+            "dev.log or the output of `cairn dev`\n", before + 1, dir);
+    return 1;
+}
+
 int cmd_dev(int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "add-node") == 0)
+        return dev_add_node_cmd(argc, argv);
     struct dev d;
     memset(&d, 0, sizeof d);
     int rc = dev_parse(&d, argc, argv);
@@ -459,7 +646,11 @@ int cmd_dev(int argc, char **argv)
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGCHLD);
+    sigaddset(&sigs, SIGUSR1);
     sigprocmask(SIG_BLOCK, &sigs, NULL);
+    write_file(d.dir, "etcd.url", "%s\n", d.etcd_url);
+    write_file(d.dir, "dev.nodes", "%d\n", d.nodes);
+    write_file(d.dir, "dev.supervisor", "%d\n", (int)getpid());
 
     if (dev_start(&d) != 0) {
         fprintf(stderr, "cairn dev: start failed; logs are in %s\n", d.dir);
@@ -468,7 +659,8 @@ int cmd_dev(int argc, char **argv)
         return 1;
     }
     printf("ready: redis-cli -p %d\n", d.port);
-    printf("data: %s (logs: %s/*.log)\n", d.dir, d.dir);
+    printf("data: %s (logs: %s/*.log), %d nodes\n", d.dir, d.dir, d.nodes);
+    printf("status: cairn status --dir %s [--watch]\n", d.dir);
     printf("stop: Ctrl-C\n");
     fflush(stdout);
     dev_supervise(&d, &sigs);

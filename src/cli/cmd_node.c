@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "meta/meta.h"
 #include "node/node.h"
 
 static int usage(FILE *out)
@@ -23,6 +24,11 @@ static int usage(FILE *out)
             "  --dir DIR               data directory (created if missing)\n"
             "  --etcd URL[,URL...]     register in etcd and record leaders\n"
             "  --prefix P              metadata prefix in etcd (/cairn)\n"
+            "  --zone Z                failure zone (rack, host, AZ): the\n"
+            "                          controller spreads a range's replicas\n"
+            "                          over distinct zones\n"
+            "  --lease-ttl S           etcd liveness lease (default 6): a\n"
+            "                          node gone this long leaves the live set\n"
             "  --bootstrap RANGE:PEERS start range RANGE with voters PEERS\n"
             "                          (ID=HOST:PORT,...): table 1, unbounded,\n"
             "                          epoch 1; every voter passes the same flag\n"
@@ -67,6 +73,8 @@ int cmd_node(int argc, char **argv)
         {"node-heartbeat-ms", required_argument, NULL, 'N'},
         {"snapshot-cap", required_argument, NULL, 'C'},
         {"clock-offset-ms", required_argument, NULL, 'O'},
+        {"zone", required_argument, NULL, 'Z'},
+        {"lease-ttl", required_argument, NULL, 'L'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -100,6 +108,15 @@ int cmd_node(int argc, char **argv)
         case 'N': o.rep.node_heartbeat_ms = (unsigned)atoi(optarg); break;
         case 'C': o.rep.snapshot_cap = strtoull(optarg, NULL, 10); break;
         case 'O': o.clock_offset_ms = strtoll(optarg, NULL, 10); break;
+        case 'Z':
+            if (strlen(optarg) >= META_ZONE_MAX) {
+                fprintf(stderr, "cairn node: --zone longer than %d bytes\n",
+                        META_ZONE_MAX - 1);
+                return 2;
+            }
+            o.zone = optarg;
+            break;
+        case 'L': o.lease_ttl_s = atoi(optarg); break;
         case 'h': return usage(stdout);
         default: return usage(stderr);
         }

@@ -18,6 +18,7 @@ static const struct cli_command commands[] = {
     {"admin", "admin RPCs to a node: replicas, leadership, metrics", cmd_admin},
     {"bench", "YCSB-style load against a RESP server", cmd_bench},
     {"controller", "run a cluster controller (one active, elected)", cmd_controller},
+    {"status", "the cluster on one screen: nodes, unhealthy ranges, operations", cmd_status},
 };
 
 static int usage(FILE *out)

@@ -19,30 +19,21 @@
 
 #define ETCD_TIMEOUT_MS 2000
 
-/* Run in this order each pass: leaders first, so that the create
- * reconciler sees the leaders the health poll just recorded. */
+/* Run in this order each pass: health first (node states and lagging
+ * replicas, from the newest observation), then leaders, so that create
+ * sees the leaders just recorded; repair before balance, which waits while
+ * anything is under-replicated. */
 static const ctl_reconciler *const reconcilers[] = {
+    &ctl_reconcile_health,
     &ctl_reconcile_leaders,
     &ctl_reconcile_create,
     &ctl_reconcile_drop,
+    &ctl_reconcile_repair,
+    &ctl_reconcile_orphans,
+    &ctl_reconcile_balance,
 };
 #define N_RECONCILERS (sizeof reconcilers / sizeof reconcilers[0])
-
-struct ctl {
-    controller_config cfg;
-    char name[128];
-    etcd *etcd;
-    meta *meta;
-    meta_election *election;
-    meta_cache *cache; /* started when first active */
-    void *state[N_RECONCILERS];
-    bool was_active;
-
-    pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool stop, kicked;
-};
+_Static_assert(N_RECONCILERS <= CTL_MAX_RECONCILERS, "too many reconcilers");
 
 /* The public handle is the same object. */
 struct controller {
@@ -56,9 +47,37 @@ uint64_t ctl_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+uint64_t ctl_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 meta *ctl_meta(ctl *c) { return c->meta; }
+const char *ctl_name(ctl *c) { return c->name; }
+const ctl_obs *ctl_observed(ctl *c) { return c->obs; }
+void ctl_note_unplaced(ctl *c) { c->unplaced++; }
+size_t ctl_unplaced(ctl *c) { return c->unplaced; }
+
+const meta_range *ctl_range(ctl *c, uint64_t id)
+{
+    return u64map_get(&c->ranges, id);
+}
+
+void ctl_kick(ctl *c)
+{
+    pthread_mutex_lock(&c->mu);
+    c->kicked = true;
+    pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
 const controller_config *ctl_config(ctl *c) { return &c->cfg; }
-bool ctl_active(ctl *c) { return meta_election_is_leader(c->election); }
+bool ctl_active(ctl *c)
+{
+    return !atomic_load(&c->stopping) && c->election &&
+           meta_election_is_leader(c->election);
+}
 
 void ctl_log(ctl *c, const char *fmt, ...)
 {
@@ -74,11 +93,7 @@ void ctl_log(ctl *c, const char *fmt, ...)
 
 static void on_change(void *arg, int64_t revision)
 {
-    ctl *c = arg;
-    pthread_mutex_lock(&c->mu);
-    c->kicked = true;
-    pthread_cond_signal(&c->cv);
-    pthread_mutex_unlock(&c->mu);
+    ctl_kick(arg);
 }
 
 /* Wait for the next pass: the interval, a metadata change, or stop.
@@ -100,6 +115,25 @@ static bool wait_pass(ctl *c)
     return go;
 }
 
+/* The range index of this pass: rebuilt when the map is a new one. */
+static void index_ranges(ctl *c, meta_map *map)
+{
+    if (c->ranges_map == map)
+        return;
+    u64map_free(&c->ranges);
+    for (size_t i = 0; i < meta_map_table_count(map); i++) {
+        size_t n = 0;
+        const meta_range *rs =
+            meta_map_ranges(map, meta_map_table_at(map, i)->id, &n);
+        for (size_t k = 0; k < n; k++)
+            u64map_put(&c->ranges, rs[k].id, (void *)&rs[k]);
+    }
+    if (c->ranges_map)
+        meta_map_release((meta_map *)c->ranges_map);
+    meta_map_retain(map);
+    c->ranges_map = map;
+}
+
 static void pass(ctl *c)
 {
     if (c->cache == NULL) {
@@ -109,9 +143,18 @@ static void pass(ctl *c)
             return;
         }
     }
+    if (c->observer == NULL && ctl_observer_start(c) != 0)
+        ctl_log(c, "cannot start polling the nodes");
     meta_map *map = meta_cache_acquire(c->cache);
+    index_ranges(c, map);
+    c->map = map;
+    c->obs = ctl_obs_acquire(c);
+    c->unplaced = 0;
     for (size_t i = 0; i < N_RECONCILERS && ctl_active(c); i++)
         reconcilers[i]->run(c, c->state[i], map);
+    ctl_obs_release(c->obs);
+    c->obs = NULL;
+    c->map = NULL;
     meta_map_release(map);
 }
 
@@ -133,9 +176,14 @@ static void *loop_main(void *arg)
 
 static void ctl_free(ctl *c)
 {
+    ctl_observer_stop(c);
+    ctl_tasks_join(c);
     for (size_t i = 0; i < N_RECONCILERS; i++)
         if (reconcilers[i]->fini)
             reconcilers[i]->fini(c->state[i]);
+    u64map_free(&c->ranges);
+    if (c->ranges_map)
+        meta_map_release((meta_map *)c->ranges_map);
     if (c->cache)
         meta_cache_stop(c->cache);
     if (c->meta)
@@ -143,10 +191,13 @@ static void ctl_free(ctl *c)
     etcd_close(c->etcd);
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
+    pthread_mutex_destroy(&c->tasks.mu);
+    pthread_cond_destroy(&c->tasks.cv);
 }
 
 static int ctl_init(ctl *c, const controller_config *cfg)
 {
+    ctl_tasks_init(c);
     c->cfg = *cfg;
     if (c->cfg.lease_ttl_s == 0)
         c->cfg.lease_ttl_s = 5;
@@ -154,6 +205,20 @@ static int ctl_init(ctl *c, const controller_config *cfg)
         c->cfg.interval_ms = 1000;
     if (c->cfg.create_timeout_ms <= 0)
         c->cfg.create_timeout_ms = 60000;
+    if (c->cfg.poll_ms <= 0)
+        c->cfg.poll_ms = 2000;
+    if (c->cfg.dead_after_s <= 0)
+        c->cfg.dead_after_s = 30;
+    if (c->cfg.lag_entries == 0)
+        c->cfg.lag_entries = 100000;
+    if (c->cfg.lag_seconds <= 0)
+        c->cfg.lag_seconds = 20;
+    if (c->cfg.max_moves <= 0)
+        c->cfg.max_moves = 4;
+    if (c->cfg.rebalance_rate == 0)
+        c->cfg.rebalance_rate = 30;
+    if (c->cfg.transfer_rate == 0)
+        c->cfg.transfer_rate = 4;
     snprintf(c->name, sizeof c->name, "%s", cfg->name ? cfg->name : "?");
     c->cfg.name = c->name;
     pthread_mutex_init(&c->mu, NULL);
@@ -184,6 +249,7 @@ int controller_start(const controller_config *cfg, controller **out)
                                  &c->election);
     if (rc == 0 && pthread_create(&c->thread, NULL, loop_main, c) != 0) {
         meta_election_stop(c->election);
+        c->election = NULL;
         rc = CAIRN_ERR_NOMEM;
     }
     if (rc != 0) {
@@ -205,12 +271,16 @@ void controller_stop(controller *h)
     if (h == NULL)
         return;
     ctl *c = &h->c;
+    atomic_store(&c->stopping, true);
     pthread_mutex_lock(&c->mu);
     c->stop = true;
     pthread_cond_signal(&c->cv);
     pthread_mutex_unlock(&c->mu);
     pthread_join(c->thread, NULL);
+    ctl_observer_stop(c);
+    ctl_tasks_join(c); /* before the election goes: tasks ask it */
     meta_election_stop(c->election);
+    c->election = NULL;
     ctl_free(c);
     free(h);
 }

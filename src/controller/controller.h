@@ -19,6 +19,7 @@
 #define CAIRN_CONTROLLER_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 typedef struct controller_config {
     const char *etcd;   /* "http://host:port[,...]" */
@@ -31,6 +32,20 @@ typedef struct controller_config {
                               whole create - its replica RPCs and its 15 s
                               wait for leaders - since a router that finds
                               its table already READY rolls it back) */
+
+    /* Health and healing (issue 9). 0 = the default in parentheses. */
+    int poll_ms;           /* METRICS of every node this often (2000) */
+    int dead_after_s;      /* lease lost and not answering this long: the
+                              node is dead, its replicas are replaced (30) */
+    uint64_t lag_entries;  /* a follower this many entries behind ... */
+    double lag_seconds;    /* ... or this many seconds, for this long
+                              again (the leader's time to catch it up, by
+                              log or snapshot), is replaced (100000, 20) */
+    int max_moves;         /* membership changes at once (4) */
+    int rebalance_rate;    /* replica moves started per minute to balance
+                              a joining node (30; < 0 = never) */
+    int transfer_rate;     /* leader transfers per pass to balance leaders
+                              (4; < 0 = never) */
 } controller_config;
 
 typedef struct controller controller;

@@ -23,6 +23,7 @@ struct meta_node_keeper {
     meta *m;
     uint64_t id;
     char addr[META_ADDR_MAX];
+    char zone[META_ZONE_MAX];
     uint64_t capacity;
     int ttl_s;
     int64_t lease; /* 0 = none */
@@ -55,7 +56,8 @@ static int join(meta_node_keeper *k, int64_t *lease)
     int rc = etcd_lease_grant(c, k->ttl_s, lease);
     if (rc != 0)
         return rc;
-    rc = meta_node_register(k->m, k->id, k->addr, k->capacity, *lease);
+    rc = meta_node_register_zone(k->m, k->id, k->addr, k->capacity, k->zone,
+                                 *lease);
     if (rc != 0)
         etcd_lease_revoke(c, *lease); /* best effort; it expires anyway */
     return rc;
@@ -92,7 +94,16 @@ int meta_node_keeper_start(meta *m, uint64_t id, const char *addr,
                            uint64_t capacity, int ttl_s,
                            meta_node_keeper **out)
 {
-    if (id == 0 || !addr || strlen(addr) >= META_ADDR_MAX || ttl_s < 2)
+    return meta_node_keeper_start_zone(m, id, addr, capacity, NULL, ttl_s,
+                                       out);
+}
+
+int meta_node_keeper_start_zone(meta *m, uint64_t id, const char *addr,
+                                uint64_t capacity, const char *zone,
+                                int ttl_s, meta_node_keeper **out)
+{
+    if (id == 0 || !addr || strlen(addr) >= META_ADDR_MAX || ttl_s < 2 ||
+        (zone && strlen(zone) >= META_ZONE_MAX))
         return CAIRN_ERR_INVALID;
     meta_node_keeper *k = calloc(1, sizeof *k);
     if (!k)
@@ -100,6 +111,8 @@ int meta_node_keeper_start(meta *m, uint64_t id, const char *addr,
     k->m = m;
     k->id = id;
     strcpy(k->addr, addr);
+    if (zone)
+        strcpy(k->zone, zone);
     k->capacity = capacity;
     k->ttl_s = ttl_s;
     pthread_mutex_init(&k->mu, NULL);

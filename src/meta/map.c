@@ -117,6 +117,9 @@ static void map_free(meta_map *m)
     free(m->leaders);
     free(m->nodes);
     free(m->live);
+    free(m->healths);
+    free(m->drains);
+    free(m->moves);
     free(m);
 }
 
@@ -159,7 +162,12 @@ int meta_map_clone(const meta_map *map, meta_map **out)
     DUP_(nodes, n_nodes)
     DUP_(live, n_live)
     DUP_(rsets, n_rsets)
+    DUP_(healths, n_healths)
+    DUP_(drains, n_drains)
+    DUP_(moves, n_moves)
 #undef DUP_
+    m->balance = map->balance;
+    m->has_balance = map->has_balance;
     /* Ranges own their bounds: deep-copy each set. */
     for (size_t i = 0; i < m->n_rsets; i++) {
         meta_rset *s = &m->rsets[i];
@@ -357,7 +365,141 @@ const meta_node *meta_map_node(const meta_map *map, uint64_t id)
     return NULL;
 }
 
+/* The controller's records: arrays of structs whose first field is the
+ * u64 id they are sorted by. */
+static const void *find_by_id(const void *v, size_t n, size_t sz, uint64_t id)
+{
+    size_t i = lower_u64(v, n, sz, 0, id);
+    if (i < n) {
+        uint64_t x;
+        memcpy(&x, (const char *)v + i * sz, sizeof x);
+        if (x == id)
+            return (const char *)v + i * sz;
+    }
+    return NULL;
+}
+
+const meta_health *meta_map_health(const meta_map *map, uint64_t node_id)
+{
+    return find_by_id(map->healths, map->n_healths, sizeof *map->healths,
+                      node_id);
+}
+
+const meta_drain *meta_map_drain(const meta_map *map, uint64_t node_id)
+{
+    return find_by_id(map->drains, map->n_drains, sizeof *map->drains,
+                      node_id);
+}
+
+size_t meta_map_move_count(const meta_map *map) { return map->n_moves; }
+
+const meta_move *meta_map_move_at(const meta_map *map, size_t i)
+{
+    return i < map->n_moves ? &map->moves[i] : NULL;
+}
+
+const meta_move *meta_map_move(const meta_map *map, uint64_t range_id)
+{
+    return find_by_id(map->moves, map->n_moves, sizeof *map->moves, range_id);
+}
+
+const meta_balance *meta_map_balance(const meta_map *map)
+{
+    return map->has_balance ? &map->balance : NULL;
+}
+
 /* ---- updates ---------------------------------------------------------- */
+
+/* Insert or replace element `e` (its id first) in a sorted array. */
+static int put_by_id(void **v, size_t *n, size_t *cap, size_t sz,
+                     const void *e)
+{
+    uint64_t id;
+    memcpy(&id, e, sizeof id);
+    size_t i = lower_u64(*v, *n, sz, 0, id);
+    if (i < *n) {
+        uint64_t x;
+        memcpy(&x, (char *)*v + i * sz, sizeof x);
+        if (x == id) {
+            memcpy((char *)*v + i * sz, e, sz);
+            return CAIRN_OK;
+        }
+    }
+    if (grow_array(v, *n, cap, sz, 8) != 0)
+        return CAIRN_ERR_NOMEM;
+    insert_at(*v, n, sz, i, e);
+    return CAIRN_OK;
+}
+
+static void del_by_id(void *v, size_t *n, size_t sz, uint64_t id)
+{
+    size_t i = lower_u64(v, *n, sz, 0, id);
+    if (i < *n) {
+        uint64_t x;
+        memcpy(&x, (char *)v + i * sz, sizeof x);
+        if (x == id)
+            remove_at(v, n, sz, i);
+    }
+}
+
+static int apply_ctl_record(meta_map *m, const meta_key *k,
+                            const etcd_event *ev)
+{
+    bool put = ev->type == ETCD_EVENT_PUT;
+    const etcd_kv *kv = &ev->kv;
+    switch (k->kind) {
+    case META_KEY_HEALTH: {
+        meta_health h;
+        if (!put) {
+            del_by_id(m->healths, &m->n_healths, sizeof h, k->a);
+            return CAIRN_OK;
+        }
+        if (meta_health_decode(kv->value, kv->value_len, &h) != 0)
+            return CAIRN_ERR_CORRUPT;
+        h.node_id = k->a;
+        h.mod_revision = kv->mod_revision;
+        return put_by_id((void **)&m->healths, &m->n_healths,
+                         &m->cap_healths, sizeof h, &h);
+    }
+    case META_KEY_DRAIN: {
+        meta_drain d = {0};
+        if (!put) {
+            del_by_id(m->drains, &m->n_drains, sizeof d, k->a);
+            return CAIRN_OK;
+        }
+        if (meta_drain_decode(kv->value, kv->value_len, &d) != 0)
+            return CAIRN_ERR_CORRUPT;
+        d.node_id = k->a;
+        d.mod_revision = kv->mod_revision;
+        return put_by_id((void **)&m->drains, &m->n_drains, &m->cap_drains,
+                         sizeof d, &d);
+    }
+    case META_KEY_MOVE: {
+        meta_move mv;
+        if (!put) {
+            del_by_id(m->moves, &m->n_moves, sizeof mv, k->a);
+            return CAIRN_OK;
+        }
+        if (meta_move_decode(kv->value, kv->value_len, &mv) != 0)
+            return CAIRN_ERR_CORRUPT;
+        mv.range_id = k->a;
+        mv.mod_revision = kv->mod_revision;
+        return put_by_id((void **)&m->moves, &m->n_moves, &m->cap_moves,
+                         sizeof mv, &mv);
+    }
+    case META_KEY_BALANCE:
+        m->has_balance = false;
+        if (!put)
+            return CAIRN_OK;
+        if (meta_balance_decode(kv->value, kv->value_len, &m->balance) != 0)
+            return CAIRN_ERR_CORRUPT;
+        m->balance.mod_revision = kv->mod_revision;
+        m->has_balance = true;
+        return CAIRN_OK;
+    default:
+        return CAIRN_OK;
+    }
+}
 
 static int put_table(meta_map *m, const meta_key *k, const etcd_kv *kv)
 {
@@ -543,6 +685,11 @@ static int apply_one(meta_map *m, const etcd_event *ev)
                                        &m->ids[k.a]) != 0)
             return CAIRN_ERR_CORRUPT;
         return CAIRN_OK;
+    case META_KEY_HEALTH:
+    case META_KEY_DRAIN:
+    case META_KEY_MOVE:
+    case META_KEY_BALANCE:
+        return apply_ctl_record(m, &k, ev);
     case META_KEY_OTHER:
         return CAIRN_OK;
     }

@@ -32,6 +32,16 @@ struct meta_map {
     size_t n_nodes, cap_nodes;
     uint64_t *live; /* ids with a liveness key, sorted */
     size_t n_live, cap_live;
+    /* The controller's records, each array sorted by its first field (a
+     * node or range id). */
+    meta_health *healths;
+    size_t n_healths, cap_healths;
+    meta_drain *drains;
+    size_t n_drains, cap_drains;
+    meta_move *moves;
+    size_t n_moves, cap_moves;
+    meta_balance balance;
+    bool has_balance;
     uint64_t ids[3];    /* id counters (meta_id_kind), last handed out */
     int64_t ids_rev[3]; /* their mod revisions, 0 = absent */
 };

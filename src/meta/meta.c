@@ -437,10 +437,20 @@ static int node_try(meta *m, const meta_node *nd, int64_t lease)
 int meta_node_register(meta *m, uint64_t id, const char *addr,
                        uint64_t capacity, int64_t lease)
 {
+    return meta_node_register_zone(m, id, addr, capacity, NULL, lease);
+}
+
+int meta_node_register_zone(meta *m, uint64_t id, const char *addr,
+                            uint64_t capacity, const char *zone,
+                            int64_t lease)
+{
     meta_node nd = {.id = id, .capacity = capacity};
-    if (id == 0 || !addr || strlen(addr) >= META_ADDR_MAX || lease == 0)
+    if (id == 0 || !addr || strlen(addr) >= META_ADDR_MAX || lease == 0 ||
+        (zone && strlen(zone) >= META_ZONE_MAX))
         return CAIRN_ERR_INVALID;
     strcpy(nd.addr, addr);
+    if (zone)
+        strcpy(nd.zone, zone);
     int rc = CAIRN_ERR_BUSY;
     for (int i = 0; i < META_RETRIES && rc == CAIRN_ERR_BUSY; i++)
         rc = node_try(m, &nd, lease);

@@ -14,6 +14,14 @@
  *                                   is kept alive
  *   P/ids/{node,table,range}        last id handed out (ids start at 1,
  *                                   0 means "none", never reused)
+ *   P/health/<node id>              node state as the controller sees it:
+ *                                   live | suspect | dead, and its figures
+ *   P/drain/<node id>               the node is being drained (an operator
+ *                                   asked: `cairn admin drain`)
+ *   P/moves/<range id>              a membership change of the range under
+ *                                   way (the controller's intent: add node
+ *                                   X, remove node Y)
+ *   P/balance                       replica rebalancing under way
  *   P/controller                    the active controller's name, attached
  *                                   to its lease (meta_election)
  * (ids in keys are 16 lower-case hex digits so keys sort by id.)
@@ -46,6 +54,7 @@
 #define META_PREFIX_MAX 200
 #define META_MAX_REPLICAS 8 /* 5 plus room for a membership change */
 #define META_ADDR_MAX 128   /* "host:port" */
+#define META_ZONE_MAX 64    /* `cairn node --zone Z` */
 /* Most split keys of a table at creation (docs/API.md): 1,025 ranges. */
 #define META_SPLITS_MAX 1024
 /* Most operations this library puts in one etcd transaction. etcd refuses
@@ -105,6 +114,7 @@ typedef struct meta_leader {
 typedef struct meta_node {
     uint64_t id;
     char addr[META_ADDR_MAX];
+    char zone[META_ZONE_MAX]; /* "" = none given */
     uint64_t capacity; /* bytes the node offers */
     bool live;         /* its lease-backed liveness key exists */
     int64_t mod_revision;
@@ -406,6 +416,18 @@ int meta_node_keeper_start(meta *m, uint64_t id, const char *addr,
                            uint64_t capacity, int ttl_s,
                            meta_node_keeper **out);
 
+/* The same, for a node in failure zone `zone` (NULL or "" = none; at most
+ * META_ZONE_MAX - 1 bytes): the controller spreads a range's replicas over
+ * distinct zones. */
+int meta_node_keeper_start_zone(meta *m, uint64_t id, const char *addr,
+                                uint64_t capacity, const char *zone,
+                                int ttl_s, meta_node_keeper **out);
+
+/* meta_node_register with a zone (NULL or "" = none). */
+int meta_node_register_zone(meta *m, uint64_t id, const char *addr,
+                            uint64_t capacity, const char *zone,
+                            int64_t lease);
+
 /* Wait until the node is registered, up to timeout_ms. 0 or
  * CAIRN_ERR_TIMEOUT. */
 int meta_node_keeper_wait(meta_node_keeper *k, int timeout_ms);
@@ -413,6 +435,109 @@ int meta_node_keeper_wait(meta_node_keeper *k, int timeout_ms);
 /* Stop the thread; with `revoke`, revoke the lease (the node disappears
  * from the live set at once, for a clean shutdown). */
 void meta_node_keeper_stop(meta_node_keeper *k, bool revoke);
+
+/* ---- health, drains, moves: the controller's records (issue 9) ----------
+ *
+ * Written by the active controller (health, moves, balance) or by an
+ * operator's tool (drain), read by everyone through the map: `cairn
+ * status`, dashboards, routers. Each write is a compare-and-swap on the
+ * mod revision as read (0: the key must be absent): CAIRN_ERR_CONDITION
+ * when somebody changed it first. Times are wall-clock milliseconds since
+ * the Unix epoch, for people and for a successor controller. */
+
+typedef enum meta_node_state {
+    META_NODE_LIVE,    /* lease held, answers, its replicas keep up */
+    META_NODE_SUSPECT, /* lease lost, or not answering, or lagging */
+    META_NODE_DEAD,    /* lease lost and not answering for --dead-after */
+} meta_node_state;
+
+const char *meta_node_state_name(meta_node_state s);
+
+#define META_HEALTH_LAGGING_MAX 16
+#define META_REASON_MAX 128
+
+typedef struct meta_health {
+    uint64_t node_id;
+    meta_node_state state;
+    uint64_t since; /* when this state began */
+    char reason[META_REASON_MAX]; /* why suspect or dead ("" when live) */
+    uint64_t replicas_lost; /* DEAD: replicas it held when declared dead
+                               (the replacement's progress is measured
+                               against it) */
+    uint64_t bytes;       /* bytes of its replicas, at the last poll */
+    uint64_t lag_entries; /* largest lag of its replicas as followers */
+    double lag_seconds;   /* ... in seconds */
+    uint64_t lagging[META_HEALTH_LAGGING_MAX]; /* ranges where it lags */
+    int n_lagging;
+    uint64_t updated; /* the poll this reports */
+    int64_t mod_revision;
+} meta_health;
+
+typedef struct meta_drain {
+    uint64_t node_id;
+    uint64_t since;
+    uint64_t replicas; /* replicas and leaders it held when asked */
+    int64_t mod_revision;
+} meta_drain;
+
+typedef enum meta_move_kind {
+    META_MOVE_REPLACE,   /* a replica on a dead node */
+    META_MOVE_LAGGING,   /* a follower that does not keep up */
+    META_MOVE_REPAIR,    /* fewer or more replicas than the table wants */
+    META_MOVE_DRAIN,     /* off a draining node */
+    META_MOVE_REBALANCE, /* onto a node with fewer replicas */
+} meta_move_kind;
+
+const char *meta_move_kind_name(meta_move_kind k);
+
+/* A membership change of one range under way: add node `add` (0: none),
+ * then remove node `remove` (0: none). Written before the first step and
+ * deleted after the last, so that a controller that dies between the two
+ * is followed by one that finishes the same change, and so that the new
+ * replica, created before it is added, is not taken for an orphan. */
+typedef struct meta_move {
+    uint64_t range_id;
+    uint64_t table_id;
+    meta_move_kind kind;
+    uint64_t add, remove;
+    uint64_t since;
+    char by[64]; /* the controller that started it */
+    int64_t mod_revision;
+} meta_move;
+
+/* Replica rebalancing under way: `total` moves were planned at `since`,
+ * `done` of them are made. */
+typedef struct meta_balance {
+    uint64_t since, total, done;
+    int64_t mod_revision;
+} meta_balance;
+
+int meta_health_put(meta *m, const meta_health *h, int64_t rev);
+int meta_health_delete(meta *m, uint64_t node_id, int64_t rev);
+
+/* Start draining node `node_id` (`replicas`: what it holds now, for the
+ * progress). CAIRN_ERR_EXISTS if it is already draining. */
+int meta_drain_start(meta *m, uint64_t node_id, uint64_t replicas);
+
+/* Stop draining. CAIRN_ERR_NOT_FOUND if it was not draining. */
+int meta_drain_stop(meta *m, uint64_t node_id);
+
+int meta_move_put(meta *m, const meta_move *mv, int64_t rev);
+int meta_move_get(meta *m, uint64_t range_id, meta_move *out);
+int meta_move_delete(meta *m, uint64_t range_id, int64_t rev);
+
+int meta_balance_put(meta *m, const meta_balance *b, int64_t rev);
+int meta_balance_delete(meta *m, int64_t rev);
+
+/* In the map: the health of a node (NULL: none recorded), its drain
+ * (NULL: not draining), the moves under way (by range id) and the
+ * rebalancing (NULL: none). */
+const meta_health *meta_map_health(const meta_map *map, uint64_t node_id);
+const meta_drain *meta_map_drain(const meta_map *map, uint64_t node_id);
+size_t meta_map_move_count(const meta_map *map);
+const meta_move *meta_map_move_at(const meta_map *map, size_t i);
+const meta_move *meta_map_move(const meta_map *map, uint64_t range_id);
+const meta_balance *meta_map_balance(const meta_map *map);
 
 /* ---- controller election ------------------------------------------------
  * One active controller (DESIGN.md): candidates race to create P/controller

@@ -3,6 +3,7 @@
 
 #include <cjson/cJSON.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,6 +52,30 @@ int meta_key_id(buf *b, const char *prefix, meta_id_kind kind)
 {
     buf_reset(b);
     return buf_appendf(b, "%s/ids/%s", prefix, id_kind_names[kind]);
+}
+
+int meta_key_health(buf *b, const char *prefix, uint64_t node)
+{
+    buf_reset(b);
+    return buf_appendf(b, "%s/health/%016" PRIx64, prefix, node);
+}
+
+int meta_key_drain(buf *b, const char *prefix, uint64_t node)
+{
+    buf_reset(b);
+    return buf_appendf(b, "%s/drain/%016" PRIx64, prefix, node);
+}
+
+int meta_key_move(buf *b, const char *prefix, uint64_t range)
+{
+    buf_reset(b);
+    return buf_appendf(b, "%s/moves/%016" PRIx64, prefix, range);
+}
+
+int meta_key_balance(buf *b, const char *prefix)
+{
+    buf_reset(b);
+    return buf_appendf(b, "%s/balance", prefix);
 }
 
 int meta_key_all(buf *b, const char *prefix)
@@ -118,6 +143,17 @@ int meta_key_parse(const char *prefix, const uint8_t *key, size_t len,
     } else if ((p = after(rest, n, "live", &m))) {
         if (parse_id16(p, m, &out->a))
             out->kind = META_KEY_LIVE;
+    } else if ((p = after(rest, n, "health", &m))) {
+        if (parse_id16(p, m, &out->a))
+            out->kind = META_KEY_HEALTH;
+    } else if ((p = after(rest, n, "drain", &m))) {
+        if (parse_id16(p, m, &out->a))
+            out->kind = META_KEY_DRAIN;
+    } else if ((p = after(rest, n, "moves", &m))) {
+        if (parse_id16(p, m, &out->a))
+            out->kind = META_KEY_MOVE;
+    } else if (n == 7 && memcmp(rest, "balance", 7) == 0) {
+        out->kind = META_KEY_BALANCE;
     } else if ((p = after(rest, n, "ids", &m))) {
         for (uint64_t k = 0; k < 3; k++)
             if (m == strlen(id_kind_names[k]) &&
@@ -341,17 +377,165 @@ char *meta_node_encode(const meta_node *nd)
     cJSON *o = cJSON_CreateObject();
     bool ok = o && cJSON_AddStringToObject(o, "addr", nd->addr) &&
               cJSON_AddNumberToObject(o, "capacity", (double)nd->capacity);
+    if (ok && nd->zone[0]) /* absent when none: older readers are unaware */
+        ok = cJSON_AddStringToObject(o, "zone", nd->zone) != NULL;
     return print_and_free(o, ok);
 }
 
 int meta_node_decode(const uint8_t *v, size_t n, meta_node *nd)
 {
     cJSON *o = parse_obj(v, n);
-    const char *addr = get_str(o, "addr");
+    const char *addr = get_str(o, "addr"), *zone = get_str(o, "zone");
     bool ok = o && addr && strlen(addr) < META_ADDR_MAX &&
-              get_u64(o, "capacity", &nd->capacity);
-    if (ok)
+              get_u64(o, "capacity", &nd->capacity) &&
+              (!zone || strlen(zone) < META_ZONE_MAX);
+    if (ok) {
         strcpy(nd->addr, addr);
+        strcpy(nd->zone, zone ? zone : "");
+    }
+    cJSON_Delete(o);
+    return ok ? CAIRN_OK : CAIRN_ERR_CORRUPT;
+}
+
+/* ---- the controller's records (meta.h, "health, drains, moves") -------- */
+
+static const char *const node_states[] = {"live", "suspect", "dead"};
+static const char *const move_kinds[] = {"replace", "lagging", "repair",
+                                         "drain", "rebalance"};
+
+const char *meta_node_state_name(meta_node_state st)
+{
+    return (unsigned)st < 3 ? node_states[st] : "?";
+}
+
+const char *meta_move_kind_name(meta_move_kind k)
+{
+    return (unsigned)k < 5 ? move_kinds[k] : "?";
+}
+
+static int name_index(const char *s, const char *const *names, int n)
+{
+    for (int i = 0; s && i < n; i++)
+        if (strcmp(s, names[i]) == 0)
+            return i;
+    return -1;
+}
+
+char *meta_health_encode(const meta_health *h)
+{
+    cJSON *o = cJSON_CreateObject(), *lag = NULL;
+    bool ok = o &&
+              cJSON_AddStringToObject(o, "state", meta_node_state_name(h->state)) &&
+              cJSON_AddNumberToObject(o, "since", (double)h->since) &&
+              cJSON_AddStringToObject(o, "reason", h->reason) &&
+              cJSON_AddNumberToObject(o, "replicas_lost", (double)h->replicas_lost) &&
+              cJSON_AddNumberToObject(o, "bytes", (double)h->bytes) &&
+              cJSON_AddNumberToObject(o, "lag_entries", (double)h->lag_entries) &&
+              cJSON_AddNumberToObject(o, "lag_seconds", h->lag_seconds) &&
+              (lag = cJSON_AddArrayToObject(o, "lagging")) &&
+              cJSON_AddNumberToObject(o, "updated", (double)h->updated);
+    for (int i = 0; ok && i < h->n_lagging && i < META_HEALTH_LAGGING_MAX; i++) {
+        cJSON *x = cJSON_CreateNumber((double)h->lagging[i]);
+        ok = x && cJSON_AddItemToArray(lag, x);
+    }
+    return print_and_free(o, ok);
+}
+
+int meta_health_decode(const uint8_t *v, size_t n, meta_health *h)
+{
+    memset(h, 0, sizeof *h);
+    cJSON *o = parse_obj(v, n);
+    const char *reason = get_str(o, "reason");
+    int st = name_index(get_str(o, "state"), node_states, 3);
+    const cJSON *secs = cJSON_GetObjectItemCaseSensitive(o, "lag_seconds");
+    const cJSON *lag = cJSON_GetObjectItemCaseSensitive(o, "lagging");
+    bool ok = o && st >= 0 && reason && get_u64(o, "since", &h->since) &&
+              get_u64(o, "replicas_lost", &h->replicas_lost) &&
+              get_u64(o, "bytes", &h->bytes) &&
+              get_u64(o, "lag_entries", &h->lag_entries) &&
+              cJSON_IsNumber(secs) && cJSON_IsArray(lag) &&
+              get_u64(o, "updated", &h->updated);
+    if (ok) {
+        h->state = (meta_node_state)st;
+        snprintf(h->reason, sizeof h->reason, "%s", reason);
+        h->lag_seconds = secs->valuedouble;
+        const cJSON *x;
+        cJSON_ArrayForEach(x, lag)
+        {
+            if (!cJSON_IsNumber(x) || x->valuedouble < 1)
+                ok = false;
+            else if (h->n_lagging < META_HEALTH_LAGGING_MAX)
+                h->lagging[h->n_lagging++] = (uint64_t)x->valuedouble;
+        }
+    }
+    cJSON_Delete(o);
+    return ok ? CAIRN_OK : CAIRN_ERR_CORRUPT;
+}
+
+char *meta_drain_encode(const meta_drain *d)
+{
+    cJSON *o = cJSON_CreateObject();
+    bool ok = o && cJSON_AddNumberToObject(o, "since", (double)d->since) &&
+              cJSON_AddNumberToObject(o, "replicas", (double)d->replicas);
+    return print_and_free(o, ok);
+}
+
+int meta_drain_decode(const uint8_t *v, size_t n, meta_drain *d)
+{
+    cJSON *o = parse_obj(v, n);
+    bool ok = o && get_u64(o, "since", &d->since) &&
+              get_u64(o, "replicas", &d->replicas);
+    cJSON_Delete(o);
+    return ok ? CAIRN_OK : CAIRN_ERR_CORRUPT;
+}
+
+char *meta_move_encode(const meta_move *mv)
+{
+    cJSON *o = cJSON_CreateObject();
+    bool ok = o && cJSON_AddNumberToObject(o, "range", (double)mv->range_id) &&
+              cJSON_AddNumberToObject(o, "table", (double)mv->table_id) &&
+              cJSON_AddStringToObject(o, "kind", meta_move_kind_name(mv->kind)) &&
+              cJSON_AddNumberToObject(o, "add", (double)mv->add) &&
+              cJSON_AddNumberToObject(o, "remove", (double)mv->remove) &&
+              cJSON_AddNumberToObject(o, "since", (double)mv->since) &&
+              cJSON_AddStringToObject(o, "by", mv->by);
+    return print_and_free(o, ok);
+}
+
+int meta_move_decode(const uint8_t *v, size_t n, meta_move *mv)
+{
+    memset(mv, 0, sizeof *mv);
+    cJSON *o = parse_obj(v, n);
+    int k = name_index(get_str(o, "kind"), move_kinds, 5);
+    const char *by = get_str(o, "by");
+    bool ok = o && k >= 0 && by && get_u64(o, "range", &mv->range_id) &&
+              get_u64(o, "table", &mv->table_id) &&
+              get_u64(o, "add", &mv->add) &&
+              get_u64(o, "remove", &mv->remove) &&
+              get_u64(o, "since", &mv->since);
+    if (ok) {
+        mv->kind = (meta_move_kind)k;
+        snprintf(mv->by, sizeof mv->by, "%s", by);
+    }
+    cJSON_Delete(o);
+    return ok ? CAIRN_OK : CAIRN_ERR_CORRUPT;
+}
+
+char *meta_balance_encode(const meta_balance *b)
+{
+    cJSON *o = cJSON_CreateObject();
+    bool ok = o && cJSON_AddNumberToObject(o, "since", (double)b->since) &&
+              cJSON_AddNumberToObject(o, "total", (double)b->total) &&
+              cJSON_AddNumberToObject(o, "done", (double)b->done);
+    return print_and_free(o, ok);
+}
+
+int meta_balance_decode(const uint8_t *v, size_t n, meta_balance *b)
+{
+    memset(b, 0, sizeof *b);
+    cJSON *o = parse_obj(v, n);
+    bool ok = o && get_u64(o, "since", &b->since) &&
+              get_u64(o, "total", &b->total) && get_u64(o, "done", &b->done);
     cJSON_Delete(o);
     return ok ? CAIRN_OK : CAIRN_ERR_CORRUPT;
 }

@@ -18,6 +18,10 @@ typedef enum meta_key_kind {
     META_KEY_NODE,   /* P/nodes/<id>: a = node */
     META_KEY_LIVE,   /* P/live/<id>: a = node */
     META_KEY_ID,     /* P/ids/<kind>: a = meta_id_kind */
+    META_KEY_HEALTH, /* P/health/<id>: a = node */
+    META_KEY_DRAIN,  /* P/drain/<id>: a = node */
+    META_KEY_MOVE,   /* P/moves/<range>: a = range */
+    META_KEY_BALANCE, /* P/balance */
     META_KEY_OTHER,  /* under the prefix, but not ours */
 } meta_key_kind;
 
@@ -36,6 +40,10 @@ int meta_key_leader(buf *b, const char *prefix, uint64_t range);
 int meta_key_node(buf *b, const char *prefix, uint64_t node);
 int meta_key_live(buf *b, const char *prefix, uint64_t node);
 int meta_key_id(buf *b, const char *prefix, meta_id_kind kind);
+int meta_key_health(buf *b, const char *prefix, uint64_t node);
+int meta_key_drain(buf *b, const char *prefix, uint64_t node);
+int meta_key_move(buf *b, const char *prefix, uint64_t range);
+int meta_key_balance(buf *b, const char *prefix);
 /* "P/" - everything (use etcd_prefix_end for the end). */
 int meta_key_all(buf *b, const char *prefix);
 
@@ -55,6 +63,15 @@ char *meta_leader_encode(const meta_leader *l);
 int meta_leader_decode(const uint8_t *v, size_t n, meta_leader *l);
 char *meta_node_encode(const meta_node *nd);
 int meta_node_decode(const uint8_t *v, size_t n, meta_node *nd);
+
+char *meta_health_encode(const meta_health *h);
+int meta_health_decode(const uint8_t *v, size_t n, meta_health *h);
+char *meta_drain_encode(const meta_drain *d);
+int meta_drain_decode(const uint8_t *v, size_t n, meta_drain *d);
+char *meta_move_encode(const meta_move *mv);
+int meta_move_decode(const uint8_t *v, size_t n, meta_move *mv);
+char *meta_balance_encode(const meta_balance *b);
+int meta_balance_decode(const uint8_t *v, size_t n, meta_balance *b);
 
 /* An id counter's value ("" or absent = 0). */
 int meta_counter_decode(const uint8_t *v, size_t n, uint64_t *out);

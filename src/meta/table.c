@@ -35,10 +35,12 @@ static int check_spec(const meta_table_spec *s)
     return CAIRN_OK;
 }
 
-/* Live nodes and how many replicas each hosts, for placement. */
+/* Live nodes, their zones and how many replicas each hosts, for
+ * placement. */
 typedef struct load {
     uint64_t id;
     size_t replicas;
+    const char *zone; /* "" = none */
 } load;
 
 static int cmp_load(const void *a, const void *b)
@@ -56,8 +58,10 @@ static load *live_loads(const meta_map *map, size_t *n)
         return NULL;
     *n = 0;
     for (size_t i = 0; i < map->n_nodes; i++)
-        if (map->nodes[i].live)
+        if (map->nodes[i].live) {
+            v[*n].zone = map->nodes[i].zone;
             v[(*n)++].id = map->nodes[i].id;
+        }
     for (size_t t = 0; t < map->n_rsets; t++)
         for (size_t r = 0; r < map->rsets[t].n; r++) {
             const meta_range *rg = &map->rsets[t].v[r];
@@ -69,14 +73,37 @@ static load *live_loads(const meta_map *map, size_t *n)
     return v;
 }
 
-/* Give `rg` the `n` least loaded live nodes, and count them. */
+/* Whether a node of zone `z` would share a zone with one of the first
+ * `k` chosen (nodes without a zone never do). */
+static bool zone_taken(const load *loads, const size_t *chosen, int k,
+                       const char *z)
+{
+    for (int i = 0; z[0] && i < k; i++)
+        if (strcmp(loads[chosen[i]].zone, z) == 0)
+            return true;
+    return false;
+}
+
+/* Give `rg` the `n` least loaded live nodes, in distinct zones where the
+ * zones allow it (`cairn node --zone`), and count them. */
 static void place(load *loads, size_t n_loads, meta_range *rg, int n)
 {
     qsort(loads, n_loads, sizeof *loads, cmp_load);
-    rg->n_replicas = n;
-    for (int i = 0; i < n; i++) {
-        rg->replicas[i] = loads[i].id;
-        loads[i].replicas++;
+    size_t chosen[META_MAX_REPLICAS];
+    int k = 0;
+    for (int pass = 0; pass < 2 && k < n; pass++) /* new zones, then any */
+        for (size_t i = 0; i < n_loads && k < n; i++) {
+            bool used = false;
+            for (int j = 0; j < k; j++)
+                used |= chosen[j] == i;
+            if (!used && (pass == 1 || !zone_taken(loads, chosen, k,
+                                                   loads[i].zone)))
+                chosen[k++] = i;
+        }
+    rg->n_replicas = k;
+    for (int i = 0; i < k; i++) {
+        rg->replicas[i] = loads[chosen[i]].id;
+        loads[chosen[i]].replicas++;
     }
 }
 

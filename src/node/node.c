@@ -107,7 +107,9 @@ static void start_meta(node *n)
     const node_options *o = n->opts;
     node_meta_config c = {.etcd = o->etcd, .prefix = o->etcd_prefix,
                           .node_id = o->id, .address = o->listen,
-                          .dir = o->dir, .each = node_each_replica, .each_arg = n};
+                          .dir = o->dir, .zone = o->zone,
+                          .lease_ttl_s = o->lease_ttl_s,
+                          .each = node_each_replica, .each_arg = n};
     if (o->etcd && node_meta_start(&n->loop, &c, &n->meta) != 0)
         fprintf(stderr, "cairn node: bad --etcd or --prefix; running "
                 "without etcd\n");

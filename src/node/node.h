@@ -32,6 +32,8 @@ typedef struct node_options {
     const char *dir;
     const char *etcd;        /* etcd endpoints (node_meta.h), or NULL */
     const char *etcd_prefix; /* metadata prefix, NULL = "/cairn" */
+    const char *zone;        /* failure zone (node_meta.h), or NULL */
+    int lease_ttl_s;         /* etcd liveness lease, 0 = the default */
     rep_options rep;
     /* Test only (the fault suite): shift the sequencer's wall clock. */
     int64_t clock_offset_ms;

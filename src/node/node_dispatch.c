@@ -510,6 +510,7 @@ static int metrics_one(replica *r, buf *j)
 typedef struct metrics_walk {
     buf *j;
     bool first;
+    uint64_t size_age_ms; /* 0: read every range's size now */
     int rc;
 } metrics_walk;
 
@@ -520,7 +521,7 @@ static void metrics_visit(void *arg, replica *r)
         w->rc = buf_append_str(w->j, ",");
     w->first = false;
     if (w->rc == 0)
-        w->rc = replica_metrics(r, w->j);
+        w->rc = replica_metrics_aged(r, w->j, w->size_age_ms);
 }
 
 /* The ranges with records in the node's Raft log: what a drop must
@@ -538,9 +539,9 @@ static int metrics_logged(node *n, buf *j)
     return rc ? rc : buf_append_str(j, "]");
 }
 
-static int metrics_all(node *n, buf *j)
+static int metrics_all(node *n, buf *j, uint64_t size_age_ms)
 {
-    metrics_walk w = {j, true, 0};
+    metrics_walk w = {j, true, size_age_ms, 0};
     w.rc = buf_appendf(j, "{\"node\":%" PRIu64 ",\"address\":\"%s\","
                        "\"replication\":", n->opts->id, n->opts->listen);
     if (w.rc == 0)
@@ -558,11 +559,13 @@ static void handle_metrics(conn *c, const rpc_request *q)
 {
     buf j = BUF_INIT;
     int rc;
-    if (q->range_id) {
+    if (q->range_id == RPC_METRICS_POLL) {
+        rc = metrics_all(c->n, &j, RPC_METRICS_POLL_AGE_MS);
+    } else if (q->range_id) {
         replica *r = node_find_range(c->n, q->range_id);
         rc = r ? metrics_one(r, &j) : CAIRN_ERR_RANGE_NOT_FOUND;
     } else {
-        rc = metrics_all(c->n, &j);
+        rc = metrics_all(c->n, &j, 0);
     }
     if (rc == 0)
         rpc_reply_text(&c->out, q->id, (const char *)j.data, j.len);

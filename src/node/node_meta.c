@@ -285,9 +285,9 @@ static void nm_free(node_meta *nm)
 static int start_threads(node_meta *nm)
 {
     const node_meta_config *c = &nm->cfg;
-    int rc = meta_node_keeper_start(nm->meta, c->node_id, c->address,
-                                    free_bytes(c->dir), LEASE_TTL_S,
-                                    &nm->keeper);
+    int rc = meta_node_keeper_start_zone(
+        nm->meta, c->node_id, c->address, free_bytes(c->dir), c->zone,
+        c->lease_ttl_s >= 2 ? c->lease_ttl_s : LEASE_TTL_S, &nm->keeper);
     if (rc != 0)
         return rc;
     if (pthread_create(&nm->writer, NULL, writer_main, nm) != 0) {

@@ -31,6 +31,9 @@ typedef struct node_meta_config {
     uint64_t node_id;
     const char *address; /* where routers and peers reach this node */
     const char *dir;     /* data directory: its free space is the capacity */
+    const char *zone;    /* failure zone, recorded with the node, or NULL */
+    int lease_ttl_s;     /* liveness lease (0 = 6 s): how soon a dead node
+                            leaves the live set */
     node_meta_each each; /* how to list the replicas */
     void *each_arg;
 } node_meta_config;

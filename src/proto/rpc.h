@@ -74,6 +74,12 @@
 /* Most creations in one CREATE_REPLICAS frame. It bounds the reply (at
  * most ~270 bytes per failed creation) and the work of one request. */
 #define RPC_CREATE_BATCH_MAX 4096
+/* METRICS of every range for a periodic poll (the controller's, every few
+ * seconds): a range's size - a scan of up to 10,000 records on RocksDB -
+ * is read again only when older than RPC_METRICS_POLL_AGE_MS. */
+#define RPC_METRICS_POLL UINT64_MAX
+#define RPC_METRICS_POLL_AGE_MS 30000
+
 /* Most bytes of a failure's message in a CREATE_REPLICAS reply. */
 #define RPC_CREATE_MSG_MAX 255
 
@@ -122,7 +128,8 @@ typedef struct rpc_peer {
  *   ADD_REPLICA    range_id node_id addr
  *   REMOVE_REPLICA range_id node_id
  *   TRANSFER_LEADER range_id node_id (0 = any voter)
- *   METRICS  range_id (0 = every range)
+ *   METRICS  range_id (0 = every range; RPC_METRICS_POLL = every range,
+ *            with range sizes up to RPC_METRICS_POLL_AGE_MS old)
  *   DROP_REPLICA range_id (delete this node's replica: data and log)
  *   CREATE_REPLICAS count items (read with rpc_create_next; build with
  *            rpc_create_batch_add)

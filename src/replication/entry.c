@@ -91,18 +91,22 @@ int entry_put_header(buf *out, uint64_t nonce, uint64_t proposal,
 
 static bool entry_padding_ok(const uint8_t *p, size_t end, size_t len);
 
-int entry_put_epoch(buf *out, uint64_t nonce, uint64_t proposal)
+int entry_put_epoch(buf *out, uint64_t nonce, uint64_t proposal,
+                    uint64_t epoch)
 {
     int rc = buf_append_u8(out, 2);
     if (rc == 0)
         rc = buf_append_u64(out, nonce);
     if (rc == 0)
         rc = buf_append_u64(out, proposal);
+    if (rc == 0 && epoch != 0)
+        rc = buf_append_u64(out, epoch);
     return rc ? rc : entry_pad(out);
 }
 
 int entry_put_split(buf *out, uint64_t nonce, uint64_t proposal,
-                    uint64_t new_range, const void *key, size_t key_len)
+                    uint64_t new_range, uint64_t epoch, const void *key,
+                    size_t key_len)
 {
     int rc = buf_append_u8(out, 3);
     if (rc == 0)
@@ -112,12 +116,14 @@ int entry_put_split(buf *out, uint64_t nonce, uint64_t proposal,
     if (rc == 0)
         rc = buf_append_u64(out, new_range);
     if (rc == 0)
+        rc = buf_append_u64(out, epoch);
+    if (rc == 0)
         rc = put_str(out, key, key_len);
     return rc ? rc : entry_pad(out);
 }
 
 bool entry_is_split(const void *p, size_t len, uint64_t *nonce,
-                    uint64_t *proposal, uint64_t *new_range,
+                    uint64_t *proposal, uint64_t *new_range, uint64_t *epoch,
                     const uint8_t **key, size_t *key_len)
 {
     rdr r = {p, len, 0, false};
@@ -126,18 +132,21 @@ bool entry_is_split(const void *p, size_t len, uint64_t *nonce,
     *nonce = take_u64(&r);
     *proposal = take_u64(&r);
     *new_range = take_u64(&r);
+    *epoch = take_u64(&r);
     *key = take_str(&r, key_len);
     return !r.bad && *key != NULL && entry_padding_ok(p, r.pos, len);
 }
 
 bool entry_is_epoch(const void *p, size_t len, uint64_t *nonce,
-                    uint64_t *proposal)
+                    uint64_t *proposal, uint64_t *epoch)
 {
     rdr r = {p, len, 0, false};
     if (take_u8(&r) != 2)
         return false;
     *nonce = take_u64(&r);
     *proposal = take_u64(&r);
+    /* 24 bytes: an entry of before the epoch was carried (+1). */
+    *epoch = !r.bad && len >= r.pos + 8 ? take_u64(&r) : 0;
     return !r.bad && entry_padding_ok(p, r.pos, len);
 }
 

@@ -16,16 +16,22 @@
  * and id let the proposing node find the waiters of its own entries when it
  * applies them; every other replica ignores them.
  *
- * Epoch entry (a membership change was made: every replica bumps the
- * range's epoch by one when it applies it, DESIGN.md "epoch"):
+ * Epoch entry (a membership change was made: every replica sets the
+ * range's epoch to the new one when it applies it, DESIGN.md "epoch"):
  *
- *     version (1) = 2 | proposer nonce (8) | proposal id (8) | padding
+ *     version (1) = 2 | proposer nonce (8) | proposal id (8) | epoch (8) |
+ *     padding
+ *
+ * The new epoch is carried, not implied, so that a replica that joined
+ * later and replays the log from its start - whatever epoch it was created
+ * with - ends at the group's epoch. An entry of 24 bytes (no epoch field,
+ * written before it existed) means "one more than now".
  *
  * Split entry (the range splits at `key`; its upper part becomes range
  * `new id` with the same replicas, and both get the next epoch):
  *
  *     version (1) = 3 | proposer nonce (8) | proposal id (8) |
- *     new range id (8) | key str | padding
+ *     new range id (8) | epoch (8) | key str | padding
  *
  * Range meta (the engine's per-range meta blob, written with the data):
  *
@@ -104,22 +110,27 @@ int entry_parse(const void *p, size_t len, entry_reader *out);
 /* Next op: 1 and *op filled, 0 after the last. Only after entry_parse. */
 int entry_next(entry_reader *r, entry_op *op);
 
-/* Append a whole split entry, padded, to `out`. */
+/* Append a whole split entry, padded, to `out`; both halves get
+ * `epoch`. */
 int entry_put_split(buf *out, uint64_t nonce, uint64_t proposal,
-                    uint64_t new_range, const void *key, size_t key_len);
+                    uint64_t new_range, uint64_t epoch, const void *key,
+                    size_t key_len);
 
 /* Whether `p` is a well-formed split entry; its fields (`key` points into
  * `p`). */
 bool entry_is_split(const void *p, size_t len, uint64_t *nonce,
-                    uint64_t *proposal, uint64_t *new_range,
+                    uint64_t *proposal, uint64_t *new_range, uint64_t *epoch,
                     const uint8_t **key, size_t *key_len);
 
-/* Append a whole epoch entry, padded, to `out`. */
-int entry_put_epoch(buf *out, uint64_t nonce, uint64_t proposal);
+/* Append a whole epoch entry, padded, to `out`, carrying the new `epoch`
+ * (0: none carried, the old form: one more than the replica's). */
+int entry_put_epoch(buf *out, uint64_t nonce, uint64_t proposal,
+                    uint64_t epoch);
 
-/* Whether `p` is a well-formed epoch entry; its nonce and proposal id. */
+/* Whether `p` is a well-formed epoch entry; its nonce, proposal id and
+ * the epoch it carries (0 for the old form without one). */
 bool entry_is_epoch(const void *p, size_t len, uint64_t *nonce,
-                    uint64_t *proposal);
+                    uint64_t *proposal, uint64_t *epoch);
 
 /* Outcome of one applied op, for the proposer's waiter. */
 typedef struct entry_result {

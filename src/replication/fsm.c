@@ -57,15 +57,23 @@ entry_applier *fsm_new_applier(replica *r, uint64_t applied)
     return a;
 }
 
-/* An epoch entry: the range's epoch goes up by one, in the meta blob
- * written with the applied index. Every replica applies the same entries
- * to the same state, so all agree on the epoch (DESIGN.md: a membership
- * change bumps the epoch). */
+/* An epoch entry: the range's epoch becomes the one the entry carries
+ * (or goes up by one, for an entry without), in the meta blob written with
+ * the applied index. Every replica applies the same entries, so all agree
+ * on the epoch (DESIGN.md: a membership change bumps the epoch) - also one
+ * that joined later, was created with whatever epoch the metadata had, and
+ * replays the log from its start. */
 static void apply_epoch(replica *r, uint64_t index, uint64_t nonce,
-                        uint64_t id)
+                        uint64_t id, uint64_t epoch)
 {
     buf blob = BUF_INIT;
-    r->meta.epoch++;
+    /* The carried epoch - never backwards: a leader elected before an
+     * earlier leader's epoch entry applied may carry a lower one (old
+     * entries without one: one more). */
+    if (epoch == 0)
+        r->meta.epoch++;
+    else if (epoch > r->meta.epoch)
+        r->meta.epoch = epoch;
     int rc = range_meta_encode(&r->meta, &blob);
     if (rc == 0)
         rc = entry_applier_add_meta(r->applier, index, blob.data, blob.len);
@@ -84,22 +92,22 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *b,
 {
     replica *r = fsm->data;
     uint64_t index = r->raft.last_applied + 1;
-    uint64_t nonce, id;
+    uint64_t nonce, id, epoch;
     *result = NULL;
     if (index <= r->applied) {
         observe_only(r, b->base, b->len);
         return 0;
     }
-    if (entry_is_epoch(b->base, b->len, &nonce, &id)) {
-        apply_epoch(r, index, nonce, id);
+    if (entry_is_epoch(b->base, b->len, &nonce, &id, &epoch)) {
+        apply_epoch(r, index, nonce, id, epoch);
         return 0;
     }
     uint64_t new_range;
     const uint8_t *key;
     size_t key_len;
-    if (entry_is_split(b->base, b->len, &nonce, &id, &new_range, &key,
-                       &key_len)) {
-        split_apply(r, index, nonce, id, new_range, key, key_len);
+    if (entry_is_split(b->base, b->len, &nonce, &id, &new_range, &epoch,
+                       &key, &key_len)) {
+        split_apply(r, index, nonce, id, new_range, epoch, key, key_len);
         return 0;
     }
     entry_reader er;

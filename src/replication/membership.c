@@ -95,7 +95,7 @@ void membership_epoch_done(proposal *p, int st)
 
 void admin_propose(admin_req *a, const char *what,
                    int (*build)(buf *e, uint64_t nonce, uint64_t id,
-                                void *arg),
+                                uint64_t epoch, void *arg),
                    void *build_arg)
 {
     replica *r = a->r;
@@ -105,10 +105,16 @@ void admin_propose(admin_req *a, const char *what,
     int rc = CAIRN_ERR_NOMEM;
     a->what = what;
     if (p) {
+        /* The new epoch is carried in the entry. Above every epoch this
+         * leader proposed, too: an earlier epoch entry may not have
+         * applied yet. */
+        uint64_t next = r->meta.epoch > r->epoch_proposed ? r->meta.epoch
+                                                          : r->epoch_proposed;
+        r->epoch_proposed = next + 1;
         p->r = r;
         p->admin = a;
         p->id = ++r->next_prop;
-        rc = build(&e, r->env->nonce, p->id, build_arg);
+        rc = build(&e, r->env->nonce, p->id, next + 1, build_arg);
     }
     if (rc == 0 && (rb.base = raft_malloc(e.len)) == NULL)
         rc = CAIRN_ERR_NOMEM;
@@ -137,10 +143,11 @@ void admin_propose(admin_req *a, const char *what,
     }
 }
 
-static int build_epoch(buf *e, uint64_t nonce, uint64_t id, void *arg)
+static int build_epoch(buf *e, uint64_t nonce, uint64_t id, uint64_t epoch,
+                       void *arg)
 {
     (void)arg;
-    return entry_put_epoch(e, nonce, id);
+    return entry_put_epoch(e, nonce, id, epoch);
 }
 
 /* The membership change committed: propose the epoch entry that bumps the
@@ -200,6 +207,15 @@ static void poll_catch_up(uv_timer_t *t)
     }
 }
 
+static void start_catch_up(admin_req *a)
+{
+    a->deadline_ms = replica_now_ms(a->r) + 60000;
+    uv_timer_init(a->r->env->loop, &a->poll);
+    a->has_poll = true;
+    a->poll.data = a;
+    uv_timer_start(&a->poll, poll_catch_up, 50, 50);
+}
+
 static void standby_cb(struct raft_change *req, int status)
 {
     admin_req *a = req->data;
@@ -207,11 +223,7 @@ static void standby_cb(struct raft_change *req, int status)
         admin_done(a, status, "assign standby");
         return;
     }
-    a->deadline_ms = replica_now_ms(a->r) + 60000;
-    uv_timer_init(a->r->env->loop, &a->poll);
-    a->has_poll = true;
-    a->poll.data = a;
-    uv_timer_start(&a->poll, poll_catch_up, 50, 50);
+    start_catch_up(a);
 }
 
 static void added_cb(struct raft_change *req, int status)
@@ -227,6 +239,39 @@ static void added_cb(struct raft_change *req, int status)
         admin_done(a, rv, "assign standby");
 }
 
+/* Server `id` in the current configuration (the last one appended,
+ * committed or not), or NULL. */
+static const struct raft_server *config_find(replica *r, uint64_t id)
+{
+    for (unsigned i = 0; i < r->raft.configuration.n; i++)
+        if (r->raft.configuration.servers[i].id == id)
+            return &r->raft.configuration.servers[i];
+    return NULL;
+}
+
+/* Adding a server that is already in the configuration continues where an
+ * earlier add stopped (a caller that lost its answer, a controller that
+ * died mid-way, a leader that changed): a spare is made a standby, a
+ * standby is promoted once caught up, and a voter is done - its epoch
+ * entry is proposed again, so the answer carries an epoch the caller can
+ * record. The same id at another address is refused. */
+static int add_again(admin_req *a, const struct raft_server *s,
+                     const char *address)
+{
+    replica *r = a->r;
+    if (strcmp(s->address, address) != 0)
+        return RAFT_DUPLICATEID;
+    if (s->role == RAFT_VOTER) {
+        membership_changed(a, "add");
+        return 0;
+    }
+    if (s->role == RAFT_STANDBY) {
+        start_catch_up(a);
+        return 0;
+    }
+    return raft_assign(&r->raft, &a->change, a->id, RAFT_STANDBY, standby_cb);
+}
+
 int replica_add(replica *r, uint64_t id, const char *address,
                 rep_admin_cb cb, void *arg)
 {
@@ -236,7 +281,9 @@ int replica_add(replica *r, uint64_t id, const char *address,
     admin_req *a = admin_new(r, id, cb, arg);
     if (a == NULL)
         return CAIRN_ERR_NOMEM;
-    int rv = raft_add(&r->raft, &a->change, id, address, added_cb);
+    const struct raft_server *s = config_find(r, id);
+    int rv = s ? add_again(a, s, address)
+               : raft_add(&r->raft, &a->change, id, address, added_cb);
     if (rv != 0) {
         admin_discard(a);
         return replica_map_raft_err(rv);
@@ -260,6 +307,12 @@ int replica_remove(replica *r, uint64_t id, rep_admin_cb cb, void *arg)
     admin_req *a = admin_new(r, id, cb, arg);
     if (a == NULL)
         return CAIRN_ERR_NOMEM;
+    if (config_find(r, id) == NULL) {
+        /* Already removed (a repeated request): done, and the epoch entry
+         * proposed again so that the answer carries an epoch. */
+        membership_changed(a, "remove");
+        return 0;
+    }
     int rv = raft_remove(&r->raft, &a->change, id, removed_cb);
     if (rv != 0) {
         admin_discard(a);
@@ -271,6 +324,7 @@ int replica_remove(replica *r, uint64_t id, rep_admin_cb cb, void *arg)
 static void transferred_cb(struct raft_transfer *req)
 {
     admin_req *a = req->data;
+    a->r->handing_over = false;
     raft_id lid = 0;
     const char *addr = NULL;
     raft_leader(&a->r->raft, &lid, &addr);
@@ -280,19 +334,71 @@ static void transferred_cb(struct raft_transfer *req)
     admin_finish(a, ok ? 0 : CAIRN_ERR_TIMEOUT, msg);
 }
 
+/* A transfer waits (at most this long) for the writes in flight to apply
+ * before it starts. */
+#define HANDOVER_WAIT_MS 2000
+
+static void start_transfer(admin_req *a)
+{
+    replica *r = a->r;
+    int rv = raft_transfer(&r->raft, &a->transfer, a->id, transferred_cb);
+    if (rv != 0) {
+        r->handing_over = false;
+        admin_done(a, rv, "transfer");
+    }
+}
+
+static bool writes_in_flight(replica *r)
+{
+    return r->props != NULL || r->writes.n > 0;
+}
+
+static void poll_handover(uv_timer_t *t)
+{
+    admin_req *a = t->data;
+    replica *r = a->r;
+    if (r->closing || r->raft.state != RAFT_LEADER) {
+        uv_timer_stop(t);
+        r->handing_over = false;
+        admin_finish(a, CAIRN_ERR_NOT_LEADER, "transfer: leadership lost");
+        return;
+    }
+    if (writes_in_flight(r) && replica_now_ms(r) < a->deadline_ms)
+        return;
+    uv_timer_stop(t);
+    start_transfer(a);
+}
+
+/* A leader that steps down fails the writes it has in flight: their
+ * clients would hear TIMEOUT (outcome unknown) for writes that commit
+ * anyway. So a transfer first refuses new writes (TRYAGAIN, which the
+ * router retries on the next leader), waits for those in flight to be
+ * applied - a few milliseconds - and only then hands over. */
 int replica_transfer(replica *r, uint64_t id, rep_admin_cb cb, void *arg)
 {
     quiesce_touch(r);
     if (r->raft.state != RAFT_LEADER)
         return CAIRN_ERR_NOT_LEADER;
+    if (r->handing_over)
+        return CAIRN_ERR_BUSY;
     admin_req *a = admin_new(r, id, cb, arg);
     if (a == NULL)
         return CAIRN_ERR_NOMEM;
-    int rv = raft_transfer(&r->raft, &a->transfer, id, transferred_cb);
-    if (rv != 0) {
-        admin_discard(a);
-        return replica_map_raft_err(rv);
+    r->handing_over = true;
+    if (!writes_in_flight(r)) {
+        int rv = raft_transfer(&r->raft, &a->transfer, id, transferred_cb);
+        if (rv != 0) {
+            r->handing_over = false;
+            admin_discard(a);
+            return replica_map_raft_err(rv);
+        }
+        return 0;
     }
+    a->deadline_ms = replica_now_ms(r) + HANDOVER_WAIT_MS;
+    uv_timer_init(r->env->loop, &a->poll);
+    a->has_poll = true;
+    a->poll.data = a;
+    uv_timer_start(&a->poll, poll_handover, 2, 2);
     return 0;
 }
 

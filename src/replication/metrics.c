@@ -140,6 +140,11 @@ int replica_digest(replica *r, uint64_t *out)
 
 int replica_metrics(replica *r, buf *out)
 {
+    return replica_metrics_aged(r, out, 0);
+}
+
+int replica_metrics_aged(replica *r, buf *out, uint64_t size_age_ms)
+{
     struct raft_log *log = &r->raft.log;
     size_t n_log = log->back >= log->front ? log->back - log->front
                                            : log->size - log->front + log->back;
@@ -150,8 +155,11 @@ int replica_metrics(replica *r, buf *out)
     const char *laddr;
     replica_leader(r, &lid, &laddr);
     fsm_flush(r);
-    r->size_checked_ms = 0;
-    metrics_refresh_size(r);
+    if (size_age_ms == 0 || r->size_checked_ms == 0 ||
+        replica_now_ms(r) - r->size_checked_ms >= size_age_ms) {
+        r->size_checked_ms = 0;
+        metrics_refresh_size(r);
+    }
     int rc = buf_appendf(
         out,
         "{\"range\":%llu,\"table\":%llu,\"engine\":\"%s\",\"epoch\":%llu,"

@@ -323,7 +323,7 @@ int replica_write(replica *r, int kind, const void *key, size_t key_len,
 {
     if (r->closing)
         return CAIRN_ERR_SHUTDOWN;
-    if (r->raft.state != RAFT_LEADER)
+    if (r->raft.state != RAFT_LEADER || r->handing_over)
         return CAIRN_ERR_NOT_LEADER;
     if (value_len > CAIRN_VALUE_MAX)
         return CAIRN_ERR_TOOBIG;

@@ -113,11 +113,15 @@ typedef void (*rep_admin_cb)(void *arg, int status, const char *msg);
 
 /* Add node `id` at `address` as a non-voter (standby); once it has caught
  * up, promote it to voter (libraft promotes only after catch-up rounds),
- * then bump the epoch. Leader only. */
+ * then bump the epoch. Leader only. Idempotent: a node already in the
+ * configuration is taken from where it is (a spare made standby, a standby
+ * promoted once caught up, a voter answered at once with a new epoch);
+ * the same id at another address is refused (INVALID). */
 int replica_add(replica *r, uint64_t id, const char *address,
                 rep_admin_cb cb, void *arg);
 
-/* Remove node `id` from the group, then bump the epoch. Leader only. */
+/* Remove node `id` from the group, then bump the epoch. Leader only.
+ * Idempotent: a node not in the configuration only bumps the epoch. */
 int replica_remove(replica *r, uint64_t id, rep_admin_cb cb, void *arg);
 
 /* Split the range at `key` (empty: the median by bytes, engine.h): from
@@ -137,6 +141,10 @@ int replica_transfer(replica *r, uint64_t id, rep_admin_cb cb, void *arg);
  * applied index, log size, range size, and on a leader each follower's lag
  * in entries and seconds. */
 int replica_metrics(replica *r, buf *out);
+
+/* The same, with the range's size read again only if it is older than
+ * `size_age_ms` (a periodic poll of thousands of ranges). */
+int replica_metrics_aged(replica *r, buf *out, uint64_t size_age_ms);
 
 /* A 64-bit digest of the range's records (keys, sequencers, values,
  * tombstones) as this replica holds them: replicas at the same applied

@@ -100,6 +100,9 @@ struct replica {
     proposal *props;      /* proposals in flight */
     admin_req *admins;    /* admin requests not answered yet */
     uint64_t next_prop;
+    uint64_t epoch_proposed; /* the highest epoch this replica proposed */
+    bool handing_over;       /* a leadership transfer is under way: new
+                                writes are refused (TRYAGAIN) */
 
     uint64_t size_bytes, size_keys;
     uint64_t size_checked_ms;
@@ -162,12 +165,13 @@ entry_applier *fsm_new_applier(replica *r, uint64_t applied);
 /* A pending admin request of `r`, answered later through `cb`. */
 admin_req *admin_new(replica *r, uint64_t id, rep_admin_cb cb, void *arg);
 
-/* Propose the entry `build` writes (an epoch or split entry) for admin
- * request `a`; it is answered once the entry applied here, as
+/* Propose the entry `build` writes (an epoch or split entry, carrying
+ * `epoch`: the range's next epoch, above every one this leader proposed)
+ * for admin request `a`; it is answered once the entry applied here, as
  * "<what>: done, epoch N", or with the reason it failed. */
 void admin_propose(admin_req *a, const char *what,
                    int (*build)(buf *e, uint64_t nonce, uint64_t id,
-                                void *arg),
+                                uint64_t epoch, void *arg),
                    void *build_arg);
 
 /* Answer an admin request and free it. */
@@ -196,7 +200,8 @@ void quiesce_touch(replica *r);
  * no longer fits the range (it moved on meanwhile) changes nothing and
  * answers its proposer with INVALID. */
 void split_apply(replica *r, uint64_t index, uint64_t nonce, uint64_t id,
-                 uint64_t new_range, const uint8_t *key, size_t key_len);
+                 uint64_t new_range, uint64_t epoch, const uint8_t *key,
+                 size_t key_len);
 
 /* ---- metrics.c -------------------------------------------------------- */
 

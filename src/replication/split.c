@@ -56,10 +56,11 @@ typedef struct split_args {
     const buf *key;
 } split_args;
 
-static int build_split(buf *e, uint64_t nonce, uint64_t id, void *arg)
+static int build_split(buf *e, uint64_t nonce, uint64_t id, uint64_t epoch,
+                       void *arg)
 {
     split_args *s = arg;
-    return entry_put_split(e, nonce, id, s->new_range, s->key->data,
+    return entry_put_split(e, nonce, id, s->new_range, epoch, s->key->data,
                            s->key->len);
 }
 
@@ -104,13 +105,13 @@ int replica_split(replica *r, const void *key, size_t key_len,
 /* The new range's meta: the upper half, the next epoch, and this range's
  * voters as the group it bootstraps. */
 static int child_meta(replica *r, const uint8_t *key, size_t key_len,
-                      uint64_t new_range, range_meta *c)
+                      uint64_t new_range, uint64_t epoch, range_meta *c)
 {
     memset(c, 0, sizeof *c);
     c->range_id = new_range;
     c->table_id = r->meta.table_id;
     c->engine = r->meta.engine;
-    c->epoch = r->meta.epoch + 1;
+    c->epoch = epoch;
     c->flags = RANGE_META_BOOTSTRAP;
     if (buf_append(&c->start, key, key_len) != 0 ||
         buf_append(&c->end, r->meta.end.data, r->meta.end.len) != 0)
@@ -160,7 +161,7 @@ static int write_split(replica *r, uint64_t index, const uint8_t *key,
     range_meta left = r->meta;
     buf lblob = BUF_INIT, cblob = BUF_INIT;
     engine_batch *b = engine_batch_new();
-    left.epoch++;
+    left.epoch = child->epoch;
     left.end = (buf){(uint8_t *)key, key_len, key_len};
     int rc = b ? move_upper(r, b, key, key_len, child->range_id)
                : CAIRN_ERR_NOMEM;
@@ -186,7 +187,8 @@ static int write_split(replica *r, uint64_t index, const uint8_t *key,
 }
 
 void split_apply(replica *r, uint64_t index, uint64_t nonce, uint64_t id,
-                 uint64_t new_range, const uint8_t *key, size_t key_len)
+                 uint64_t new_range, uint64_t epoch, const uint8_t *key,
+                 size_t key_len)
 {
     proposal *prop = replica_find_proposal(r, nonce, id);
     /* every entry before this one is in the store, with its index */
@@ -194,7 +196,10 @@ void split_apply(replica *r, uint64_t index, uint64_t nonce, uint64_t id,
     bool ok = inside(&r->meta, key, key_len) && new_range != 0 &&
               new_range != r->range_id;
     range_meta child = {0};
-    int rc = ok ? child_meta(r, key, key_len, new_range, &child) : 0;
+    /* the carried epoch, as for epoch entries (fsm.c); never backwards */
+    if (epoch <= r->meta.epoch)
+        epoch = r->meta.epoch + 1;
+    int rc = ok ? child_meta(r, key, key_len, new_range, epoch, &child) : 0;
     if (rc == 0 && ok)
         rc = write_split(r, index, key, key_len, &child);
     else if (rc == 0) /* refused: only the applied index moves */
@@ -212,7 +217,7 @@ void split_apply(replica *r, uint64_t index, uint64_t nonce, uint64_t id,
             abort();
         entry_applier_free(r->applier);
         r->applier = fresh;
-        r->meta.epoch++;
+        r->meta.epoch = epoch;
         buf_reset(&r->meta.end);
         if (buf_append(&r->meta.end, key, key_len) != 0)
             abort();

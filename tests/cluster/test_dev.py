@@ -30,7 +30,8 @@ from harness import Etcd, Procs, alive, cairn_bin, wait_for
 CAIRN = cairn_bin()
 START_DEADLINE = 120  # cairn dev's own start deadline is 60 s per step
 STOP_DEADLINE = 30
-DEV_PORT_OFFSETS = (0, 10, 11, 21, 22, 23)  # router, etcd, nodes (cmd_dev.c)
+# router, etcd, nodes 1-5 (cmd_dev.c)
+DEV_PORT_OFFSETS = (0, 10, 11, 21, 22, 23, 24, 25)
 
 
 def port_free(port):
@@ -71,14 +72,14 @@ class Dev:
         self.proc = None
         self.runs = 0
 
-    def start(self):
+    def start(self, extra=()):
         self.runs += 1
         self.out = os.path.join(self.tmp, "dev%d.out" % self.runs)
         self.err = os.path.join(self.tmp, "dev%d.err" % self.runs)
         with open(self.out, "wb") as o, open(self.err, "wb") as e:
             self.proc = subprocess.Popen(
-                [CAIRN, "dev", "--dir", self.dir, "--port", str(self.port)],
-                stdout=o, stderr=e, stdin=subprocess.DEVNULL)
+                [CAIRN, "dev", "--dir", self.dir, "--port", str(self.port)] +
+                list(extra), stdout=o, stderr=e, stdin=subprocess.DEVNULL)
 
         def ready():
             if self.proc.poll() is not None:
@@ -246,6 +247,57 @@ def test_dev_killed_leaves_no_children(dev):
     assert client(dev.port).get("survives") == b"yes"
     dev.stop()
     assert dev.proc.returncode == 0, dev.logs()
+
+
+def dev_status(dev):
+    out = subprocess.run([CAIRN, "status", "--dir", dev.dir, "--json"],
+                         capture_output=True, text=True, timeout=20)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_dev_keeps_serving_heals_and_adds_a_node(dev):
+    """`cairn dev --nodes 4`: a node killed is reported, the cluster keeps
+    serving and re-replicates its range on the spare node; `cairn dev
+    add-node` starts node 5 into the running cluster (DIR/node5.pid), and
+    a restart starts all five."""
+    dev.start(["--nodes", "4", "--dead-after", "2"])
+    r = client(dev.port)
+    assert r.set("before", "1") is True
+    st = dev_status(dev)
+    assert st["summary"]["nodes"] == 4
+    holders = [n["id"] for n in st["nodes"] if n["replicas"] > 0]
+    assert len(holders) == 3
+    victim = holders[0]
+    pids = dev.child_pids()
+    os.kill(pids["node%d" % victim], signal.SIGKILL)
+
+    def healed():
+        s = dev_status(dev)
+        nodes = {n["id"]: n for n in s["nodes"]}
+        return (nodes[victim]["state"] == "dead" and
+                nodes[victim]["replicas"] == 0 and
+                s["summary"]["under_replicated"] == 0 and not s["moves"])
+    wait_for(healed, 60, "the dead node's range re-replicated", 0.2)
+    assert dev.proc.poll() is None, dev.logs()
+    assert "keeps serving without node%d" % victim in dev.logs()
+    assert r.get("before") == b"1"
+    assert r.set("after", "2") is True
+
+    out = subprocess.run([CAIRN, "dev", "add-node", "--dir", dev.dir],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "node 5 started" in out.stdout
+    assert "node5" in dev.child_pids()
+    wait_for(lambda: {n["id"]: n["state"] for n in dev_status(dev)["nodes"]}
+             .get(5) == "live", 30, "node 5 live", 0.2)
+    dev.stop()
+    assert dev.proc.returncode == 0, dev.logs()
+    dev.start()  # all five again, node 1..5
+    assert "5 nodes" in open(dev.out).read()
+    assert client(dev.port).get("after") == b"2"
+    dev.stop()
+    assert_clean_logs(dev.dir)
 
 
 # ---- controller failover -------------------------------------------------

@@ -225,17 +225,25 @@ static void test_epoch_entry_sets_meta_with_applied(void **state)
 {
     fix *f = *state;
     buf e = BUF_INIT, blob = BUF_INIT, got = BUF_INIT;
-    uint64_t nonce = 0, id = 0, applied = 0;
+    uint64_t nonce = 0, id = 0, applied = 0, epoch = 1;
     entry_reader er;
-    assert_int_equal(entry_put_epoch(&e, 77, 5), 0);
-    assert_int_equal(e.len % 8, 0);
-    assert_true(entry_is_epoch(e.data, e.len, &nonce, &id));
+    /* The old form, without the epoch: 24 bytes, "one more". */
+    assert_int_equal(entry_put_epoch(&e, 77, 5, 0), 0);
+    assert_int_equal(e.len, 24);
+    assert_true(entry_is_epoch(e.data, e.len, &nonce, &id, &epoch));
+    assert_int_equal(epoch, 0);
+    buf_reset(&e);
+    /* The new epoch carried: 32 bytes. */
+    assert_int_equal(entry_put_epoch(&e, 77, 5, 9), 0);
+    assert_int_equal(e.len, 32);
+    assert_true(entry_is_epoch(e.data, e.len, &nonce, &id, &epoch));
     assert_int_equal(nonce, 77);
     assert_int_equal(id, 5);
+    assert_int_equal(epoch, 9);
     assert_int_equal(entry_parse(e.data, e.len, &er), CAIRN_ERR_CORRUPT);
-    assert_false(entry_is_epoch(e.data, 10, &nonce, &id)); /* truncated */
+    assert_false(entry_is_epoch(e.data, 10, &nonce, &id, &epoch)); /* cut */
     e.data[e.len - 1] = 1;                                 /* bad padding */
-    assert_false(entry_is_epoch(e.data, e.len, &nonce, &id));
+    assert_false(entry_is_epoch(e.data, e.len, &nonce, &id, &epoch));
 
     range_meta m = {0}, back = {0};
     m.table_id = 3;

@@ -1,0 +1,598 @@
+/*
+ * move.c - a membership change of one range, as a task (controller_int.h):
+ * add a replica on node X, then remove the one on node Y, each epoch
+ * recorded in etcd; and the leadership transfers and replica drops the
+ * other reconcilers ask for.
+ *
+ * The steps of a move (issue 9, "Replacement"), each repeatable:
+ *   0. the intent, P/moves/<range> {add X, remove Y}, written if absent
+ *      (a successor controller resumes it; the orphan collector leaves X's
+ *      new replica alone);
+ *   1. CREATE_REPLICA on X without bootstrap (EXISTS: done before);
+ *   2. ADD_REPLICA of X on the leader: X catches up as a standby (from the
+ *      log, or a snapshot when the leader has compacted it), is promoted,
+ *      and the answer names the new epoch (a node that is already a voter
+ *      is answered at once: the step is idempotent);
+ *   3. the range in etcd gets X and that epoch (meta_range_update: a
+ *      compare-and-swap on the range as read; the epoch is the node's, or
+ *      one more than etcd's if that is higher, so etcd is never behind the
+ *      nodes and routers never stay on a refused epoch);
+ *   4. if Y leads the range, its leadership goes to another voter first
+ *      (clients see a leadership change, not a leader that vanishes);
+ *   5. REMOVE_REPLICA of Y on the leader (idempotent too), recorded as 3;
+ *   6. DROP_REPLICA on Y: its data and log go, and it can never serve
+ *      again (a dead Y is cleaned up by the orphan collector when it
+ *      comes back);
+ *   7. the intent is deleted.
+ * Adding before removing never leaves fewer replicas than there were; a
+ * step that fails leaves the intent for the next attempt.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/err.h"
+#include "controller/controller_int.h"
+#include "storage/engine.h" /* engine_kind: the RPC's engine byte */
+
+/* An add waits for its standby to catch up (the node allows 60 s); the
+ * call may end sooner and be repeated: the add is idempotent. */
+#define ADD_TIMEOUT_MS 30000
+#define CHANGE_TIMEOUT_MS 10000
+#define DROP_TIMEOUT_MS 10000
+/* How long a step keeps looking for the range's leader. */
+#define LEADER_SEARCH_MS 15000
+#define RECORD_TRIES 10
+#define MAX_ADDRS 24
+
+typedef struct node_addr {
+    uint64_t id;
+    char addr[META_ADDR_MAX];
+} node_addr;
+
+/* What a task needs, copied: the map may change under it. */
+typedef struct job {
+    meta_move mv;
+    meta_engine engine;
+    uint64_t leader; /* where to ask first */
+    uint64_t to;     /* transfer: the new leader */
+    bool drop_removed; /* the removed node answers: drop its replica */
+    node_addr addrs[MAX_ADDRS];
+    int n_addrs;
+} job;
+
+static const char *addr_of(const job *j, uint64_t id)
+{
+    for (int i = 0; i < j->n_addrs; i++)
+        if (j->addrs[i].id == id)
+            return j->addrs[i].addr;
+    return NULL;
+}
+
+static void add_addr(job *j, uint64_t id, const char *addr)
+{
+    if (id == 0 || addr == NULL || addr_of(j, id) || j->n_addrs >= MAX_ADDRS)
+        return;
+    j->addrs[j->n_addrs].id = id;
+    snprintf(j->addrs[j->n_addrs].addr, META_ADDR_MAX, "%s", addr);
+    j->n_addrs++;
+}
+
+/* Every node of the map: the task may have to look for the leader on a
+ * node that joined the group after the snapshot it was started from. */
+static void fill_addrs(job *j, const meta_map *map, const meta_range *rg)
+{
+    for (int i = 0; rg && i < rg->n_replicas; i++) {
+        const meta_node *n = meta_map_node(map, rg->replicas[i]);
+        if (n)
+            add_addr(j, n->id, n->addr);
+    }
+    for (size_t i = 0; i < meta_map_node_count(map); i++) {
+        const meta_node *n = meta_map_node_at(map, i);
+        add_addr(j, n->id, n->addr);
+    }
+}
+
+static void pause_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+/* ---- talking to the range's leader -------------------------------------- */
+
+/* One admin call: its status; `text` gets the reply's text or message;
+ * *hint the leader a NOT_LEADER names (0 if none). */
+static int call(const char *addr, const rpc_request *q, int timeout_ms,
+                char *text, size_t text_len, uint64_t *hint,
+                char *hint_addr)
+{
+    buf frame = BUF_INIT;
+    rpc_reply rep;
+    *hint = 0;
+    text[0] = '\0';
+    int rc = rpc_sync_call(addr, q, timeout_ms, &frame, &rep);
+    if (rc == 0) {
+        rc = rep.status;
+        rpc_bytes b = rc == 0 ? rep.value : rep.message;
+        snprintf(text, text_len, "%.*s", (int)b.len, (const char *)b.p);
+        if (rc == CAIRN_ERR_NOT_LEADER) {
+            *hint = rep.leader_id;
+            snprintf(hint_addr, META_ADDR_MAX, "%.*s",
+                     (int)rep.leader_addr.len,
+                     (const char *)rep.leader_addr.p);
+        }
+    } else {
+        snprintf(text, text_len, "%s", cairn_err_message(rc));
+    }
+    buf_free(&frame);
+    return rc;
+}
+
+/* Send `q` to the range's leader: the one the job knows first, then any
+ * node a NOT_LEADER names, then each node in turn while the group elects.
+ * Gives up after LEADER_SEARCH_MS, or at once on an answer that is not
+ * about leadership. j->leader = who answered. */
+static int on_leader(ctl *c, job *j, rpc_request *q, int timeout_ms,
+                     char *text, size_t text_len)
+{
+    uint64_t deadline = ctl_now_ms() + LEADER_SEARCH_MS, who = j->leader;
+    int next = 0, rc = CAIRN_ERR_NOT_LEADER;
+    while (ctl_active(c)) {
+        const char *addr = addr_of(j, who);
+        if (addr == NULL) {
+            who = j->addrs[next++ % j->n_addrs].id;
+            continue;
+        }
+        uint64_t hint;
+        char hint_addr[META_ADDR_MAX];
+        rc = call(addr, q, timeout_ms, text, text_len, &hint, hint_addr);
+        if (rc == 0 || (rc != CAIRN_ERR_NOT_LEADER &&
+                        rc != CAIRN_ERR_NO_QUORUM && rc != CAIRN_ERR_IO &&
+                        rc != CAIRN_ERR_TRYAGAIN && rc != CAIRN_ERR_BUSY &&
+                        rc != CAIRN_ERR_RANGE_NOT_FOUND &&
+                        rc != CAIRN_ERR_SHUTDOWN)) {
+            j->leader = who;
+            return rc;
+        }
+        if (ctl_now_ms() >= deadline)
+            return rc;
+        if (rc == CAIRN_ERR_NOT_LEADER && hint != 0 && hint != who) {
+            add_addr(j, hint, hint_addr);
+            who = hint;
+            continue;
+        }
+        who = j->addrs[next++ % j->n_addrs].id;
+        pause_ms(rc == CAIRN_ERR_BUSY || rc == CAIRN_ERR_TRYAGAIN ? 200 : 50);
+    }
+    return CAIRN_ERR_SHUTDOWN;
+}
+
+/* The leader of the range now (METRICS of the range on each node until
+ * one says it leads; the leader it names is asked first). 0 if none. */
+static uint64_t find_leader(ctl *c, job *j)
+{
+    rpc_request q;
+    memset(&q, 0, sizeof q);
+    q.type = RPC_METRICS;
+    q.id = 1;
+    q.range_id = j->mv.range_id;
+    uint64_t deadline = ctl_now_ms() + LEADER_SEARCH_MS, who = j->leader;
+    int next = 0;
+    while (ctl_active(c) && ctl_now_ms() < deadline) {
+        const char *addr = addr_of(j, who);
+        if (addr == NULL) {
+            who = j->addrs[next++ % j->n_addrs].id;
+            continue;
+        }
+        buf text = BUF_INIT;
+        int rc = rpc_sync_status(addr, &q, CTL_RPC_TIMEOUT_MS, &text);
+        ctl_node_obs ob;
+        uint64_t named = 0;
+        bool leads = false;
+        if (rc == 0) {
+            /* one range's metrics: wrap it as a node's */
+            buf wrap = BUF_INIT;
+            buf_appendf(&wrap, "{\"ranges\":[%.*s]}", (int)text.len,
+                        (const char *)text.data);
+            if (ctl_obs_parse_node((const char *)wrap.data, wrap.len, who,
+                                   &ob) == 0 && ob.n == 1) {
+                leads = ob.replicas[0].role == CTL_LEADER;
+                named = ob.replicas[0].leader;
+            }
+            ctl_obs_node_free(&ob);
+            buf_free(&wrap);
+        }
+        buf_free(&text);
+        if (leads) {
+            j->leader = who;
+            return who;
+        }
+        if (named && named != who && addr_of(j, named)) {
+            who = named;
+        } else {
+            who = j->addrs[next++ % j->n_addrs].id;
+            pause_ms(50);
+        }
+    }
+    return 0;
+}
+
+static uint64_t epoch_in(const char *text)
+{
+    const char *p = strstr(text, "epoch ");
+    return p ? strtoull(p + 6, NULL, 10) : 0;
+}
+
+/* ---- recording in etcd -------------------------------------------------- */
+
+/* Make the range in etcd hold `add` and not `remove`, at an epoch no lower
+ * than `epoch` (what the node answered): a compare-and-swap on the range
+ * as read, read again and redone if somebody else wrote it first. */
+static int record(ctl *c, const job *j, uint64_t add, uint64_t remove,
+                  uint64_t epoch)
+{
+    int rc = CAIRN_ERR_CONDITION;
+    for (int t = 0; t < RECORD_TRIES && rc == CAIRN_ERR_CONDITION; t++) {
+        meta_range cur, next;
+        rc = meta_range_get(ctl_meta(c), j->mv.table_id, j->mv.range_id, &cur);
+        if (rc != 0)
+            return rc;
+        rc = meta_range_copy(&next, &cur);
+        if (rc != 0) {
+            meta_range_clear(&cur);
+            return rc;
+        }
+        bool has_add = add == 0, changed = false;
+        next.n_replicas = 0;
+        for (int i = 0; i < cur.n_replicas; i++) {
+            if (cur.replicas[i] == remove && remove) {
+                changed = true;
+                continue;
+            }
+            has_add |= cur.replicas[i] == add;
+            next.replicas[next.n_replicas++] = cur.replicas[i];
+        }
+        if (!has_add && next.n_replicas < META_MAX_REPLICAS) {
+            next.replicas[next.n_replicas++] = add;
+            changed = true;
+        }
+        next.epoch = cur.epoch + 1 > epoch ? cur.epoch + 1 : epoch;
+        if (!changed && cur.epoch >= epoch)
+            rc = 0; /* recorded already */
+        else if (!ctl_active(c))
+            rc = CAIRN_ERR_SHUTDOWN;
+        else
+            rc = meta_range_update(ctl_meta(c), &cur, &next);
+        meta_range_clear(&cur);
+        meta_range_clear(&next);
+    }
+    return rc;
+}
+
+/* ---- the steps ---------------------------------------------------------- */
+
+static int create_on(ctl *c, job *j, uint64_t node)
+{
+    meta_range rg;
+    int rc = meta_range_get(ctl_meta(c), j->mv.table_id, j->mv.range_id, &rg);
+    if (rc != 0)
+        return rc;
+    rpc_request q;
+    memset(&q, 0, sizeof q);
+    q.type = RPC_CREATE_REPLICA;
+    q.id = 1;
+    q.range_id = rg.id;
+    q.epoch = rg.epoch;
+    q.table_id = rg.table_id;
+    q.engine = (uint8_t)(j->engine == META_ENGINE_LSM ? ENGINE_LSM
+                                                      : ENGINE_BTREE);
+    q.key = (rpc_bytes){rg.start, rg.start_len};
+    q.end = (rpc_bytes){rg.end, rg.end_len};
+    q.bootstrap = false; /* it joins when the leader adds it */
+    for (int i = 0; i < rg.n_replicas && q.n_peers < RPC_MAX_PEERS; i++) {
+        const char *a = addr_of(j, rg.replicas[i]);
+        if (a == NULL || rg.replicas[i] == node)
+            continue;
+        q.peers[q.n_peers].id = rg.replicas[i];
+        q.peers[q.n_peers++].addr = (rpc_bytes){(const uint8_t *)a, strlen(a)};
+    }
+    const char *a = addr_of(j, node);
+    if (q.n_peers < RPC_MAX_PEERS && a) {
+        q.peers[q.n_peers].id = node;
+        q.peers[q.n_peers++].addr = (rpc_bytes){(const uint8_t *)a, strlen(a)};
+    }
+    char text[256];
+    uint64_t hint;
+    char hint_addr[META_ADDR_MAX];
+    rc = a ? call(a, &q, CHANGE_TIMEOUT_MS, text, sizeof text, &hint,
+                  hint_addr)
+           : CAIRN_ERR_NOT_FOUND;
+    meta_range_clear(&rg);
+    if (rc == CAIRN_ERR_EXISTS)
+        rc = 0;
+    if (rc != 0)
+        ctl_log(c, "range %" PRIu64 ": cannot create a replica on node %"
+                PRIu64 ": %s %s", j->mv.range_id, node, cairn_err_word(rc),
+                text);
+    return rc;
+}
+
+static int add_step(ctl *c, job *j)
+{
+    uint64_t x = j->mv.add;
+    const char *xa = addr_of(j, x);
+    if (xa == NULL)
+        return CAIRN_ERR_NOT_FOUND;
+    int rc = create_on(c, j, x);
+    if (rc != 0)
+        return rc;
+    rpc_request q;
+    memset(&q, 0, sizeof q);
+    q.type = RPC_ADD_REPLICA;
+    q.id = 1;
+    q.range_id = j->mv.range_id;
+    q.node_id = x;
+    q.addr = (rpc_bytes){(const uint8_t *)xa, strlen(xa)};
+    char text[300];
+    rc = on_leader(c, j, &q, ADD_TIMEOUT_MS, text, sizeof text);
+    if (rc != 0) {
+        ctl_log(c, "range %" PRIu64 ": adding node %" PRIu64 ": %s %s",
+                j->mv.range_id, x, cairn_err_word(rc), text);
+        return rc;
+    }
+    rc = record(c, j, x, 0, epoch_in(text));
+    if (rc != 0)
+        ctl_log(c, "range %" PRIu64 ": node %" PRIu64 " added but not "
+                "recorded: %s", j->mv.range_id, x, cairn_err_message(rc));
+    return rc;
+}
+
+/* Move the leadership off `from`, to `to` (0: whichever voter libraft
+ * picks). 0 once another node leads. */
+static int transfer(ctl *c, job *j, uint64_t from, uint64_t to)
+{
+    rpc_request q;
+    memset(&q, 0, sizeof q);
+    q.type = RPC_TRANSFER_LEADER;
+    q.id = 1;
+    q.range_id = j->mv.range_id;
+    q.node_id = to;
+    char text[256];
+    uint64_t hint;
+    char hint_addr[META_ADDR_MAX];
+    const char *a = addr_of(j, from);
+    int rc = a ? call(a, &q, CHANGE_TIMEOUT_MS, text, sizeof text, &hint,
+                      hint_addr)
+               : CAIRN_ERR_NOT_FOUND;
+    if (rc == CAIRN_ERR_NOT_LEADER && hint != from)
+        rc = 0; /* someone else leads already */
+    if (rc == 0)
+        j->leader = to;
+    return rc;
+}
+
+static int drop_on(ctl *c, job *j, uint64_t node)
+{
+    rpc_request q;
+    memset(&q, 0, sizeof q);
+    q.type = RPC_DROP_REPLICA;
+    q.id = 1;
+    q.range_id = j->mv.range_id;
+    char text[256];
+    uint64_t hint;
+    char hint_addr[META_ADDR_MAX];
+    const char *a = addr_of(j, node);
+    int rc = a ? call(a, &q, DROP_TIMEOUT_MS, text, sizeof text, &hint,
+                      hint_addr)
+               : CAIRN_ERR_NOT_FOUND;
+    return rc == CAIRN_ERR_RANGE_NOT_FOUND ? 0 : rc;
+}
+
+static int remove_step(ctl *c, job *j)
+{
+    uint64_t y = j->mv.remove;
+    uint64_t leader = find_leader(c, j);
+    if (leader == 0)
+        return CAIRN_ERR_NO_QUORUM;
+    if (leader == y) {
+        int rc = transfer(c, j, y, j->mv.add);
+        if (rc != 0) {
+            ctl_log(c, "range %" PRIu64 ": cannot move the leadership off "
+                    "node %" PRIu64 ": %s", j->mv.range_id, y,
+                    cairn_err_message(rc));
+            return rc;
+        }
+        if (find_leader(c, j) == y)
+            return CAIRN_ERR_TRYAGAIN;
+    }
+    rpc_request q;
+    memset(&q, 0, sizeof q);
+    q.type = RPC_REMOVE_REPLICA;
+    q.id = 1;
+    q.range_id = j->mv.range_id;
+    q.node_id = y;
+    char text[300];
+    int rc = on_leader(c, j, &q, CHANGE_TIMEOUT_MS, text, sizeof text);
+    if (rc != 0) {
+        ctl_log(c, "range %" PRIu64 ": removing node %" PRIu64 ": %s %s",
+                j->mv.range_id, y, cairn_err_word(rc), text);
+        return rc;
+    }
+    rc = record(c, j, 0, y, epoch_in(text));
+    if (rc != 0) {
+        ctl_log(c, "range %" PRIu64 ": node %" PRIu64 " removed but not "
+                "recorded: %s", j->mv.range_id, y, cairn_err_message(rc));
+        return rc;
+    }
+    /* Best effort; a node that is down or not answering (it would hold
+     * this task for a timeout) is cleaned up when it is back, by the
+     * orphan collector. */
+    rc = j->drop_removed ? drop_on(c, j, y) : 0;
+    if (rc != 0 && rc != CAIRN_ERR_IO)
+        ctl_log(c, "range %" PRIu64 ": removed replica on node %" PRIu64
+                " not dropped yet: %s", j->mv.range_id, y,
+                cairn_err_message(rc));
+    return 0;
+}
+
+static int move_run(ctl *c, void *arg)
+{
+    job *j = arg;
+    meta *m = ctl_meta(c);
+    uint64_t t0 = ctl_now_ms();
+    if (j->mv.mod_revision == 0) {
+        if (!ctl_active(c))
+            return CAIRN_ERR_SHUTDOWN;
+        int rc = meta_move_put(m, &j->mv, 0);
+        if (rc == 0)
+            rc = meta_move_get(m, j->mv.range_id, &j->mv);
+        if (rc != 0) {
+            if (rc != CAIRN_ERR_CONDITION)
+                ctl_log(c, "range %" PRIu64 ": cannot record the move: %s",
+                        j->mv.range_id, cairn_err_message(rc));
+            return rc;
+        }
+        ctl_log(c, "range %" PRIu64 ": %s: adding node %" PRIu64
+                ", removing node %" PRIu64, j->mv.range_id,
+                meta_move_kind_name(j->mv.kind), j->mv.add, j->mv.remove);
+    } else {
+        ctl_log(c, "range %" PRIu64 ": resuming %s (add node %" PRIu64
+                ", remove node %" PRIu64 ") started by %s", j->mv.range_id,
+                meta_move_kind_name(j->mv.kind), j->mv.add, j->mv.remove,
+                j->mv.by);
+    }
+    int rc = j->mv.add ? add_step(c, j) : 0;
+    const char *crash = getenv("CAIRN_TEST_CRASH");
+    if (rc == 0 && crash && strcmp(crash, "move-after-add") == 0) {
+        ctl_log(c, "CAIRN_TEST_CRASH=move-after-add: aborting");
+        abort(); /* tests: a controller dying between two steps */
+    }
+    if (rc == 0 && j->mv.remove)
+        rc = remove_step(c, j);
+    if (rc != 0)
+        return rc;
+    if (ctl_active(c)) {
+        int drc = meta_move_delete(m, j->mv.range_id, j->mv.mod_revision);
+        if (drc != 0 && drc != CAIRN_ERR_CONDITION)
+            ctl_log(c, "range %" PRIu64 ": cannot delete the finished move "
+                    "record: %s", j->mv.range_id, cairn_err_message(drc));
+    }
+    ctl_log(c, "range %" PRIu64 ": %s done in %" PRIu64 " ms (added node %"
+            PRIu64 ", removed node %" PRIu64 ")", j->mv.range_id,
+            meta_move_kind_name(j->mv.kind), ctl_now_ms() - t0, j->mv.add,
+            j->mv.remove);
+    return 0;
+}
+
+static job *job_new(const meta_map *map, uint64_t range_id)
+{
+    job *j = calloc(1, sizeof *j);
+    if (j == NULL)
+        return NULL;
+    const meta_range *rg = meta_map_range(map, range_id);
+    fill_addrs(j, map, rg);
+    const meta_leader *l = meta_map_leader(map, range_id);
+    j->leader = l ? l->node_id : rg && rg->n_replicas ? rg->replicas[0] : 0;
+    if (rg) {
+        const meta_table *t = meta_map_table_by_id(map, rg->table_id);
+        j->engine = t ? t->engine : META_ENGINE_BTREE;
+    }
+    return j;
+}
+
+int ctl_move_start(ctl *c, const meta_map *map, const meta_move *mv, int cls,
+                   int limit)
+{
+    const meta_range *rg = ctl_range(c, mv->range_id);
+    if (rg == NULL || meta_map_table_by_id(map, rg->table_id) == NULL)
+        return CAIRN_ERR_NOT_FOUND;
+    job *j = job_new(map, mv->range_id);
+    if (j == NULL)
+        return CAIRN_ERR_NOMEM;
+    j->mv = *mv;
+    j->mv.table_id = rg->table_id;
+    if (j->mv.by[0] == '\0')
+        snprintf(j->mv.by, sizeof j->mv.by, "%s", ctl_name(c));
+    if (j->mv.since == 0)
+        j->mv.since = ctl_wall_ms();
+    const ctl_replica *l = ctl_obs_leader(ctl_observed(c), mv->range_id);
+    if (l)
+        j->leader = l->node;
+    const ctl_health *h = mv->remove ? ctl_node_health(c, mv->remove) : NULL;
+    j->drop_removed = h && h->polled && h->answered &&
+                      h->state != META_NODE_DEAD;
+    if ((mv->add && !addr_of(j, mv->add)) ||
+        (mv->remove && !addr_of(j, mv->remove) &&
+         !meta_map_node(map, mv->remove))) {
+        free(j);
+        return CAIRN_ERR_NOT_FOUND;
+    }
+    return ctl_task_start(c, mv->range_id, cls, limit, move_run, j, mv->add,
+                          mv->remove);
+}
+
+/* ---- leadership transfers and drops ------------------------------------- */
+
+static int transfer_run(ctl *c, void *arg)
+{
+    job *j = arg;
+    if (!ctl_active(c))
+        return CAIRN_ERR_SHUTDOWN;
+    uint64_t from = j->leader;
+    int rc = transfer(c, j, from, j->to);
+    if (rc != 0)
+        ctl_log(c, "range %" PRIu64 ": leadership from node %" PRIu64
+                " to node %" PRIu64 ": %s", j->mv.range_id, from, j->to,
+                cairn_err_message(rc));
+    return rc;
+}
+
+int ctl_transfer_start(ctl *c, const meta_map *map, uint64_t range_id,
+                       uint64_t from, uint64_t to)
+{
+    job *j = job_new(map, range_id);
+    if (j == NULL)
+        return CAIRN_ERR_NOMEM;
+    j->mv.range_id = range_id;
+    j->leader = from;
+    j->to = to;
+    int limit = ctl_config(c)->transfer_rate > 0 ? ctl_config(c)->transfer_rate
+                                                 : 1;
+    return ctl_task_start(c, range_id, CTL_TASK_LEADER, limit, transfer_run,
+                          j, 0, 0);
+}
+
+static int drop_run(ctl *c, void *arg)
+{
+    job *j = arg;
+    if (!ctl_active(c))
+        return CAIRN_ERR_SHUTDOWN;
+    int rc = drop_on(c, j, j->to);
+    if (rc == 0)
+        ctl_log(c, "range %" PRIu64 ": dropped the stale replica on node %"
+                PRIu64, j->mv.range_id, j->to);
+    return rc;
+}
+
+/* Keys of drops never collide with a range's own tasks: a drop of a
+ * stale replica must not hold back a move of the range. */
+#define DROP_KEY(range, node) (((range) * 1000003u) ^ ((node) << 48) ^ 1ull << 63)
+
+int ctl_drop_start(ctl *c, const meta_map *map, uint64_t range_id,
+                   uint64_t node)
+{
+    job *j = job_new(map, range_id);
+    if (j == NULL)
+        return CAIRN_ERR_NOMEM;
+    j->mv.range_id = range_id;
+    j->to = node;
+    if (addr_of(j, node) == NULL) {
+        free(j);
+        return CAIRN_ERR_NOT_FOUND;
+    }
+    return ctl_task_start(c, DROP_KEY(range_id, node), CTL_TASK_DROP, 4,
+                          drop_run, j, 0, 0);
+}
