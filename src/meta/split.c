@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/err.h"
 #include "meta/replica_rpc.h"
@@ -92,6 +93,11 @@ static int split_on_leader(const meta_map *map, const meta_range *rg,
     for (size_t i = 0; i < n; i++) {
         char next[RPC_ADDR_MAX + 1];
         rc = ask(addrs[i], req, timeout_ms, text, next, sizeof next);
+        /* a new leader splits once its first entry committed: soon */
+        for (int t = 0; rc == CAIRN_ERR_TRYAGAIN && t < 40; t++) {
+            usleep(50 * 1000);
+            rc = ask(addrs[i], req, timeout_ms, text, next, sizeof next);
+        }
         for (int h = 0; rc == CAIRN_ERR_NOT_LEADER && next[0] &&
                         h < SPLIT_HINTS; h++) {
             char here[RPC_ADDR_MAX + 1];

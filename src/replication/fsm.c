@@ -67,13 +67,13 @@ static void apply_epoch(replica *r, uint64_t index, uint64_t nonce,
                         uint64_t id, uint64_t epoch)
 {
     buf blob = BUF_INIT;
-    /* The carried epoch - never backwards: a leader elected before an
-     * earlier leader's epoch entry applied may carry a lower one (old
-     * entries without one: one more). */
-    if (epoch == 0)
-        r->meta.epoch++;
-    else if (epoch > r->meta.epoch)
-        r->meta.epoch = epoch;
+    /* The carried epoch, exactly (old entries without one: one more): the
+     * log defines the range's epochs, so a replica that joined with a
+     * guess replays its way to the group's. Carried epochs grow along the
+     * log: a leader proposes them only once every entry of earlier terms
+     * applied (a membership change commits first; a split waits for the
+     * leader's first barrier), above every one it proposed itself. */
+    r->meta.epoch = epoch ? epoch : r->meta.epoch + 1;
     int rc = range_meta_encode(&r->meta, &blob);
     if (rc == 0)
         rc = entry_applier_add_meta(r->applier, index, blob.data, blob.len);

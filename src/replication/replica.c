@@ -289,7 +289,10 @@ static void flush_cb(uv_check_t *h)
         return;
     }
     bool ready = r->ready_term == r->raft.current_term;
-    if (!r->barrier_busy && (r->reads.n || (r->writes.n && !ready)))
+    /* not ready: this leader's first entry of its term (a barrier) has not
+     * committed - start one if anything is waiting or the flush was asked
+     * for that (a split waits for it: split.c) */
+    if (!r->barrier_busy && (r->reads.n || !ready))
         start_barrier(r);
     if (r->writes.n && ready)
         propose_writes(r);

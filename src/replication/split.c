@@ -73,6 +73,12 @@ int replica_split(replica *r, const void *key, size_t key_len,
         return CAIRN_ERR_NOT_LEADER;
     if (new_range == 0 || new_range == r->range_id)
         return CAIRN_ERR_INVALID;
+    /* Not before this leader's first barrier: every entry of earlier terms
+     * must have applied, so that the epoch it picks is above theirs. */
+    if (r->ready_term != r->raft.current_term) {
+        replica_schedule_flush(r); /* starts the barrier if none ran */
+        return CAIRN_ERR_TRYAGAIN;
+    }
     quiesce_touch(r);
     buf k = BUF_INIT;
     int rc = 0;
@@ -196,8 +202,7 @@ void split_apply(replica *r, uint64_t index, uint64_t nonce, uint64_t id,
     bool ok = inside(&r->meta, key, key_len) && new_range != 0 &&
               new_range != r->range_id;
     range_meta child = {0};
-    /* the carried epoch, as for epoch entries (fsm.c); never backwards */
-    if (epoch <= r->meta.epoch)
+    if (epoch == 0) /* as for epoch entries (fsm.c): carried exactly */
         epoch = r->meta.epoch + 1;
     int rc = ok ? child_meta(r, key, key_len, new_range, epoch, &child) : 0;
     if (rc == 0 && ok)
