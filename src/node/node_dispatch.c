@@ -624,6 +624,8 @@ static void handle_drop(conn *c, const rpc_request *q)
 
 void node_dispatch(conn *c, const rpc_request *q)
 {
+    if ((unsigned)q->type < RPC_TYPE_MAX_)
+        c->n->rpc_in[q->type]++;
     switch (q->type) {
     case RPC_PING:
         rpc_reply_ok(&c->out, q->id);
