@@ -21,6 +21,8 @@ int rpc_secret_set(const void *s, size_t len)
 {
     if (len > RPC_SECRET_MAX)
         return CAIRN_ERR_INVALID;
+    /* The check compares all RPC_SECRET_MAX bytes: no stale tail. */
+    memset(secret, 0, sizeof secret);
     if (len)
         memcpy(secret, s, len);
     secret_len = len;
