@@ -4,7 +4,9 @@
  *
  *   cairn controller --etcd URL[,URL...] [--prefix /cairn] [--id NAME]
  *                    [--lease-ttl S] [--interval-ms N]
- *                    [--create-timeout-ms N]
+ *                    [--create-timeout-ms N] [--http HOST:PORT]
+ *                    [--config FILE] [--log-level L]
+ *                    [--cluster-secret-file F]
  */
 #include <pthread.h>
 #include <signal.h>
@@ -15,6 +17,7 @@
 
 #include "cli.h"
 #include "common/err.h"
+#include "common/log.h"
 #include "controller/controller.h"
 
 static int controller_usage(FILE *out)
@@ -31,9 +34,17 @@ static int controller_usage(FILE *out)
             "  --id NAME               candidate name (default host:pid)\n"
             "  --lease-ttl S           election lease in seconds (5)\n"
             "  --interval-ms N         loop period (1000)\n"
-            "  --create-timeout-ms N   age of an abandoned create (60000)\n");
+            "  --create-timeout-ms N   age of an abandoned create (60000)\n"
+            "  --http HOST:PORT        serve the dashboard (/), its JSON\n"
+            "                          (/api/status) and /metrics there; a\n"
+            "                          non-loopback HOST opens them to the\n"
+            "                          network (no login: keep it private)\n"
+            "  --status-interval-ms N  between two status collections (2000)\n"
+            CLI_COMMON_HELP);
     return out == stdout ? 0 : 2;
 }
+
+static const char *level, *secret;
 
 static int parse(int argc, char **argv, controller_config *cfg)
 {
@@ -56,6 +67,14 @@ static int parse(int argc, char **argv, controller_config *cfg)
             cfg->interval_ms = atoi(v);
         else if (strcmp(a, "--create-timeout-ms") == 0)
             cfg->create_timeout_ms = atoi(v);
+        else if (strcmp(a, "--http") == 0)
+            cfg->http = v;
+        else if (strcmp(a, "--status-interval-ms") == 0)
+            cfg->status_interval_ms = atoi(v);
+        else if (strcmp(a, "--log-level") == 0)
+            level = v;
+        else if (strcmp(a, "--cluster-secret-file") == 0)
+            secret = v;
         else
             return controller_usage(stderr);
     }
@@ -66,7 +85,10 @@ int cmd_controller(int argc, char **argv)
 {
     controller_config cfg = {0};
     char name[128];
-    int rc = parse(argc, argv, &cfg);
+    int rc = cli_expand_config("controller", &argc, &argv);
+    if (rc != 0)
+        return rc;
+    rc = parse(argc, argv, &cfg);
     if (rc != 0)
         return rc < 0 ? 0 : rc;
     if (cfg.name == NULL) {
@@ -75,6 +97,12 @@ int cmd_controller(int argc, char **argv)
         snprintf(name, sizeof name, "%s:%d", host, (int)getpid());
         cfg.name = name;
     }
+    char ident[160];
+    snprintf(ident, sizeof ident, "id=%s", cfg.name);
+    if ((rc = cli_setup_log("controller", ident, level)) != 0)
+        return rc;
+    if (cli_load_secret(secret) != 0)
+        return 1;
     /* Signals are taken synchronously here; the threads never see them. */
     sigset_t sigs;
     sigemptyset(&sigs);
@@ -84,15 +112,14 @@ int cmd_controller(int argc, char **argv)
     controller *c = NULL;
     rc = controller_start(&cfg, &c);
     if (rc != 0) {
-        fprintf(stderr, "cairn controller: cannot start: %s (%s)\n",
-                cairn_err_word(rc), cairn_err_message(rc));
+        log_error("cannot start: %s (%s)", cairn_err_word(rc),
+                  cairn_err_message(rc));
         return 1;
     }
-    fprintf(stderr, "cairn controller %s: started\n", cfg.name);
+    log_info("started");
     int sig = 0;
     sigwait(&sigs, &sig);
-    fprintf(stderr, "cairn controller %s: stopping (signal %d)\n", cfg.name,
-            sig);
+    log_info("stopping (signal %d)", sig);
     controller_stop(c);
     return 0;
 }

@@ -51,7 +51,8 @@ bool ctl_active(ctl *c);
 /* Monotonic milliseconds. */
 uint64_t ctl_now_ms(void);
 
-/* A line on stderr prefixed with the controller's name. */
+/* One log line at info (common/log.h; the controller's name is in every
+ * line), also kept among the recent actions the dashboard shows. */
 void ctl_log(ctl *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ---- node RPC ------------------------------------------------------------ */

@@ -533,7 +533,7 @@ static int metrics_all(node *n, buf *j)
 {
     metrics_walk w = {j, true, 0};
     w.rc = buf_appendf(j, "{\"node\":%" PRIu64 ",\"address\":\"%s\","
-                       "\"replication\":", n->opts->id, n->opts->listen);
+                       "\"replication\":", n->opts->id, n->address);
     if (w.rc == 0)
         w.rc = rep_env_metrics(&n->env, j);
     if (w.rc == 0)
