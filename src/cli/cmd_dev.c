@@ -6,11 +6,15 @@
  * Starts, as child processes under DIR (default ./data): etcd, three nodes,
  * a controller and a router listening on 127.0.0.1:PORT (default 6380).
  * Creates the table `default` if it is missing, waits until it serves, and
- * prints how to connect. Each child's PID is in DIR/<child>.pid and its
- * output in DIR/<child>.log. Ctrl-C or SIGTERM stops everything (SIGTERM,
- * then SIGKILL after a deadline). A child that dies is reported and the
- * cluster is stopped: a dev cluster that silently runs on two legs would
- * hide the bug that killed the third.
+ * prints how to connect and where the dashboard is (the controller's
+ * --http, PORT + 30; the nodes' and the router's /metrics on PORT + 31..34).
+ * Each child's PID is in DIR/<child>.pid and its output in
+ * DIR/<child>.log. Ctrl-C or SIGTERM stops everything (SIGTERM, then
+ * SIGKILL after a deadline). A node that dies is reported and the cluster
+ * keeps serving without it (a majority of each range is left; the
+ * dashboard shows the node down) - so that a user can watch a failure;
+ * any other child dying stops the cluster, since nothing works without
+ * etcd, the router or the controller.
  *
  * Every address is derived from PORT, never chosen at random: Raft keeps the
  * peers' addresses in its configuration, so a restart must find each node at
@@ -47,6 +51,9 @@
 #define DEV_ETCD_CLIENT_OFF 10
 #define DEV_ETCD_PEER_OFF 11
 #define DEV_NODE_OFF 20 /* node i (1-based) listens on PORT + 20 + i */
+#define DEV_HTTP_OFF 30 /* controller's dashboard; node i's /metrics at
+                           PORT + 30 + i; the router's at PORT + 34 */
+#define DEV_ROUTER_HTTP_OFF (DEV_HTTP_OFF + DEV_NODES + 1)
 
 struct dev_child {
     char name[32];
@@ -75,7 +82,9 @@ static int dev_usage(void)
 {
     fprintf(stderr, "usage: cairn dev [--dir DIR] [--port PORT]\n"
                     "  --dir DIR    data directory (default ./data)\n"
-                    "  --port PORT  router port on 127.0.0.1 (default 6380)\n");
+                    "  --port PORT  router port on 127.0.0.1 (default 6380);\n"
+                    "               etcd, nodes and the HTTP pages use\n"
+                    "               PORT+10 .. PORT+34, all on loopback\n");
     return 2;
 }
 
@@ -168,12 +177,16 @@ static void dev_plan(struct dev *d)
         child_arg(c, "%s/%s", d->dir, name);
         child_arg(c, "--etcd");
         child_arg(c, "%s", d->etcd_url);
+        child_arg(c, "--http");
+        child_arg(c, "127.0.0.1:%d", d->port + DEV_HTTP_OFF + i);
     }
     c = dev_add(d, "controller");
     child_arg(c, "%s", d->self);
     child_arg(c, "controller");
     child_arg(c, "--etcd");
     child_arg(c, "%s", d->etcd_url);
+    child_arg(c, "--http");
+    child_arg(c, "127.0.0.1:%d", d->port + DEV_HTTP_OFF);
     c = dev_add(d, "router");
     child_arg(c, "%s", d->self);
     child_arg(c, "router");
@@ -181,6 +194,8 @@ static void dev_plan(struct dev *d)
     child_arg(c, "127.0.0.1:%d", d->port);
     child_arg(c, "--etcd");
     child_arg(c, "%s", d->etcd_url);
+    child_arg(c, "--http");
+    child_arg(c, "127.0.0.1:%d", d->port + DEV_ROUTER_HTTP_OFF);
 }
 
 static void dev_free(struct dev *d)
@@ -240,8 +255,10 @@ static int dev_spawn(const struct dev *d, struct dev_child *c)
     return 0;
 }
 
-/* Reap children that exited; report each one. Returns how many died. */
-static int dev_reap(struct dev *d)
+/* Reap children that exited; report each one. Returns how many died;
+ * `*essential` (may be NULL) counts those the cluster cannot do without
+ * (every child but a node). */
+static int dev_reap(struct dev *d, int *essential)
 {
     int died = 0, status;
     pid_t pid;
@@ -260,6 +277,14 @@ static int dev_reap(struct dev *d)
                         WEXITSTATUS(status), d->dir, c->name);
             c->pid = 0;
             died++;
+            if (strncmp(c->name, "node", 4) != 0) {
+                if (essential)
+                    (*essential)++;
+            } else if (essential) {
+                fprintf(stderr, "cairn dev: the cluster keeps serving "
+                        "without %s; restart cairn dev to bring it back\n",
+                        c->name);
+            }
         }
     }
     return died;
@@ -365,8 +390,8 @@ static bool dev_wait(struct dev *d, const char *what, bool (*probe)(struct dev *
     while (now_seconds() < deadline) {
         if (probe(d))
             return true;
-        if (dev_reap(d) > 0)
-            return false;
+        if (dev_reap(d, NULL) > 0)
+            return false; /* while starting, any death is a failed start */
         struct timespec ts = {0, 100 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
@@ -436,9 +461,10 @@ static void dev_supervise(struct dev *d, const sigset_t *sigs)
             fprintf(stderr, "\ncairn dev: stopping\n");
             return;
         }
-        if (sig == SIGCHLD && dev_reap(d) > 0) {
-            fprintf(stderr, "cairn dev: a child died; stopping the "
-                            "cluster\n");
+        int essential = 0;
+        if (sig == SIGCHLD && (dev_reap(d, &essential), essential > 0)) {
+            fprintf(stderr, "cairn dev: etcd, the router or the controller "
+                            "died; stopping the cluster\n");
             return;
         }
     }
@@ -468,6 +494,11 @@ int cmd_dev(int argc, char **argv)
         return 1;
     }
     printf("ready: redis-cli -p %d\n", d.port);
+    printf("dashboard: http://127.0.0.1:%d/\n", d.port + DEV_HTTP_OFF);
+    printf("metrics: http://127.0.0.1:%d/metrics (router), ports %d-%d "
+           "(nodes), %d (controller)\n", d.port + DEV_ROUTER_HTTP_OFF,
+           d.port + DEV_HTTP_OFF + 1, d.port + DEV_HTTP_OFF + DEV_NODES,
+           d.port + DEV_HTTP_OFF);
     printf("data: %s (logs: %s/*.log)\n", d.dir, d.dir);
     printf("stop: Ctrl-C\n");
     fflush(stdout);

@@ -465,7 +465,7 @@ int status_json(status *s, bool active, buf *out)
     size_t n_live = 0, n_ranges = 0, leaderless = 0, under = 0, mig = 0;
     for (size_t i = 0; s->map && i < s->n_nodes; i++) {
         const meta_node *n = meta_map_node(s->map, s->nodes[i].id);
-        n_live += s->nodes[i].live;
+        n_live += s->nodes[i].live && s->nodes[i].answered;
         if (n && nodes)
             cJSON_AddItemToArray(nodes, node_json(&s->nodes[i], n));
     }

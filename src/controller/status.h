@@ -22,7 +22,8 @@
  *                                           (then the rest is the last
  *                                           good one, or empty)
  *     "controller": {"name": "host:123", "active": true},
- *     "summary": {"nodes": 3, "nodes_live": 3, "tables": 2, "ranges": 5,
+ *     "summary": {"nodes": 3, "nodes_live": 3,      (state "live")
+ *                 "tables": 2, "ranges": 5,
  *                 "ranges_without_leader": 0,       of ready tables, no
  *                 "ranges_under_replicated": 0,     node says it leads /
  *                 "ranges_migrating": 0},           too few live replicas
