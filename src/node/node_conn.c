@@ -55,7 +55,7 @@ static void conn_written(uv_write_t *w, int status)
     conn *c = w->data;
     c->writing_busy = false;
     buf_reset(&c->writing);
-    if (status != 0)
+    if (status != 0 || (c->close_after_write && c->out.len == 0))
         node_conn_close(c);
     else if (!c->closing)
         node_conn_flush(c);
@@ -163,7 +163,23 @@ static bool conn_hello(conn *c)
             snprintf(what, sizeof what, "%s cluster secret on a client "
                      "connection", sec == CAIRN_ERR_PROTO ? "no" : "wrong");
         log_refusal(c, &c->n->refused_secret, what);
-        node_conn_close(c);
+        if (h.kind != RPC_CONN_CLIENT) {
+            node_conn_close(c);
+            return false;
+        }
+        /* A client is told why (request id 0: the connection, not a
+         * request), so that a router or tool can say so instead of
+         * guessing from a closed socket; nothing after the handshake is
+         * read. */
+        uv_read_stop((uv_stream_t *)c->tcp);
+        rpc_reply_error(&c->out, 0, CAIRN_ERR_NOAUTH,
+                        sec == CAIRN_ERR_PROTO
+                            ? "this node requires the cluster secret; "
+                              "nothing sent on this connection was applied"
+                            : "wrong cluster secret; nothing sent on this "
+                              "connection was applied");
+        c->close_after_write = true;
+        node_conn_flush(c);
         return false;
     }
     if (h.kind == RPC_CONN_LINK) {

@@ -42,6 +42,7 @@ typedef struct conn {
     buf writing; /* replies being written */
     uv_write_t wreq;
     bool hello_done, closing, writing_busy;
+    bool close_after_write; /* refused: close once the refusal is out */
     int refs; /* 1 while open + 1 per request in progress */
     struct conn *prev, *next;
 } conn;

@@ -14,9 +14,11 @@
  *
  *     ... | secret len (2) | secret
  *
- * A node that has a secret refuses (closes, logs, applies nothing sent on)
- * a connection whose handshake lacks it or carries another; a node without
- * one ignores it, so a secret is rolled out by giving it to every client
+ * A node that has a secret refuses a connection whose handshake lacks it
+ * or carries another: it logs it, reads nothing after the handshake (so
+ * nothing sent on it is applied), answers a client connection with one
+ * error reply of request id 0 and status NOAUTH, and closes. A node
+ * without a secret ignores one, so a secret is rolled out by giving it to every client
  * and node first, then to the nodes' checks by restarting them with it.
  * The secret travels in clear, like Redis AUTH: it keeps stray clients
  * and misconfigured nodes out, not an attacker who can read the network

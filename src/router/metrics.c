@@ -19,8 +19,8 @@
 
 /* Result index -> label: "OK", every cairn code word (position k of the
  * error list for code -k), then the words only the router answers. */
-static const char *const extra_words[] = {"ERR", "NOAUTH", "WRONGPASS",
-                                          "NOPROTO", "OTHER"};
+static const char *const extra_words[] = {"ERR", "WRONGPASS", "NOPROTO",
+                                          "OTHER"};
 
 static const char *result_name(size_t i)
 {

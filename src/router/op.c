@@ -453,6 +453,13 @@ void router_op_conn_failed(struct rop *op, int err)
                 (unsigned long long)op->node_id);
         return;
     }
+    if (err == CAIRN_ERR_NOAUTH) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "node %llu refused the connection (cluster "
+                 "secret)", (unsigned long long)op->node_id);
+        retry_later(op, err, msg, true);
+        return;
+    }
     retry_later(op, err, "connection to the node failed", true);
 }
 

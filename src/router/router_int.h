@@ -168,9 +168,9 @@ struct rclient {
 };
 
 /* Request results counted in the metrics: "OK", then every cairn code
- * word, then the Redis words the router answers (ERR, NOAUTH, WRONGPASS,
- * NOPROTO), then "OTHER". */
-#define ROUTER_RESULTS (CAIRN_ERR_COUNT_ + 5)
+ * word (NOAUTH among them), then the Redis words the router answers (ERR,
+ * WRONGPASS, NOPROTO), then "OTHER". */
+#define ROUTER_RESULTS (CAIRN_ERR_COUNT_ + 4)
 
 struct router {
     router_config cfg;
@@ -214,7 +214,7 @@ struct router {
     prom_hist latency[RCMD_COUNT_ + 1];
     uint64_t retries_by[CAIRN_ERR_COUNT_]; /* by -(error code) */
     uint64_t stat_auth_failures, stat_refresh_errors;
-    uint64_t auth_log_ms;
+    uint64_t auth_log_ms, refused_log_ms;
     size_t nops;
 };
 
