@@ -123,3 +123,17 @@ def dev():
             yield d
         finally:
             d.cleanup()
+
+
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                   "runtime error:")
+
+
+def assert_clean_logs(d):
+    """No child reported a sanitizer error (matters with an ASan build)."""
+    for name in os.listdir(d):
+        if name.endswith(".log") and name != "etcd.log":
+            with open(os.path.join(d, name), errors="replace") as f:
+                text = f.read()
+            for mark in SANITIZER_MARKS:
+                assert mark not in text, "%s:\n%s" % (name, text[-3000:])

@@ -21,22 +21,9 @@ import time
 
 import redis
 
-from devharness import CAIRN, STOP_DEADLINE, dev  # noqa: F401 (fixture)
+from devharness import (CAIRN, STOP_DEADLINE, assert_clean_logs,  # noqa: F401
+                        dev)
 from harness import Etcd, Procs, alive, wait_for
-
-SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
-                   "runtime error:")
-
-
-def assert_clean_logs(d):
-    """No child reported a sanitizer error (matters with an ASan build)."""
-    for name in os.listdir(d):
-        if name.endswith(".log") and name != "etcd.log":
-            with open(os.path.join(d, name), errors="replace") as f:
-                text = f.read()
-            for mark in SANITIZER_MARKS:
-                assert mark not in text, "%s:\n%s" % (name, text[-3000:])
-
 
 def client(port):
     return redis.Redis(host="127.0.0.1", port=port, socket_timeout=10)

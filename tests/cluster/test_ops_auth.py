@@ -278,6 +278,11 @@ def test_cluster_secret():
         assert r.execute_command("KV.GET", "sec", "k39") == b"v39"
         r.close()
         rt.stop()
+        for nd in nodes.nodes:
+            nd.stop()
+            text = nd.tail(1 << 20)  # an ASan build's reports land here
+            assert "Sanitizer" not in text and "runtime error" not in text, \
+                text[-3000:]
     finally:
         if nodes:
             nodes.close()

@@ -25,7 +25,7 @@ import urllib.request
 import pytest
 import redis
 
-from devharness import dev  # noqa: F401 (fixture)
+from devharness import assert_clean_logs, dev  # noqa: F401 (fixture)
 from harness import wait_for
 
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -178,3 +178,4 @@ def test_dashboard_and_metrics(dev, tmp_path):  # noqa: F811
     assert dev.proc.poll() is None, dev.logs()
     dev.stop()
     assert dev.proc.returncode == 0, dev.logs()
+    assert_clean_logs(dev.dir)  # an ASan build's reports land there
