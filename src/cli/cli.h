@@ -7,7 +7,7 @@
 #ifndef CAIRN_CLI_H
 #define CAIRN_CLI_H
 
-#define CAIRN_VERSION "0.1.0"
+#include "common/version.h"
 
 struct cli_command {
     const char *name;
@@ -24,5 +24,27 @@ int cmd_admin(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_controller(int argc, char **argv);
 int cmd_status(int argc, char **argv);
+
+/* ---- cli_common.c: what node, router and controller share ---- */
+
+/* Replace argc/argv by the list with every `--config FILE` expanded
+ * (common/conf.h). 0, or 2 (a usage error, reported on stderr). */
+int cli_expand_config(const char *cmd, int *argc, char ***argv);
+
+/* Name the process in log lines and set the level ("info" if NULL).
+ * 0, or 2 for an unknown level (reported). */
+int cli_setup_log(const char *component, const char *ident,
+                  const char *level);
+
+/* Load the cluster secret from `path` (NULL: none) into the process
+ * (proto/rpc.h). 0, or 1 (the reason logged). */
+int cli_load_secret(const char *path);
+
+/* The help lines of the flags every long-running command has. */
+#define CLI_COMMON_HELP                                                      \
+    "  --config FILE           flags from FILE, one per line (`name value`)\n" \
+    "  --log-level L           error, warn, info (default) or debug\n"       \
+    "  --cluster-secret-file F connections to nodes carry (and nodes\n"      \
+    "                          require) the secret in F; chmod 600 it\n"
 
 #endif

@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "common/err.h"
 #include "meta/meta.h"
+#include "common/log.h"
 #include "node/node.h"
 #include "proto/rpc.h"
 #include "proto/rpc_sync.h"
@@ -21,7 +22,11 @@
 static int usage(FILE *out)
 {
     fprintf(out,
-            "usage: cairn admin --node HOST:PORT COMMAND [ARGS]\n"
+            "usage: cairn admin --node HOST:PORT [--cluster-secret-file F] "
+            "COMMAND [ARGS]\n"
+            "\n"
+            "  --cluster-secret-file F  the nodes' cluster secret, if they\n"
+            "                           require one\n"
             "\n"
             "commands:\n"
             "  ping\n"
@@ -192,9 +197,19 @@ int cmd_admin(int argc, char **argv)
     }
     if (argc < 4 || strcmp(argv[1], "--node") != 0)
         return usage(stderr);
-    const char *addr = argv[2], *cmd = argv[3];
+    const char *addr = argv[2];
     argc -= 3;
     argv += 3; /* argv[0] = command */
+    if (strcmp(argv[0], "--cluster-secret-file") == 0) {
+        if (argc < 3)
+            return usage(stderr);
+        log_init("admin", NULL);
+        if (cli_load_secret(argv[1]) != 0)
+            return 1;
+        argc -= 2;
+        argv += 2;
+    }
+    const char *cmd = argv[0];
     rpc_request q;
     memset(&q, 0, sizeof q);
     q.id = 1;

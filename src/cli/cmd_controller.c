@@ -5,6 +5,8 @@
  *   cairn controller --etcd URL[,URL...] [--prefix /cairn] [--id NAME]
  *                    [--lease-ttl S] [--interval-ms N]
  *                    [--create-timeout-ms N] [health and healing flags]
+ *                    [--http HOST:PORT] [--config FILE] [--log-level L]
+ *                    [--cluster-secret-file F]
  */
 #include <pthread.h>
 #include <signal.h>
@@ -15,6 +17,7 @@
 
 #include "cli.h"
 #include "common/err.h"
+#include "common/log.h"
 #include "controller/controller.h"
 
 static int controller_usage(FILE *out)
@@ -44,9 +47,17 @@ static int controller_usage(FILE *out)
             "  --rebalance-rate N      replica moves per minute to balance\n"
             "                          a joining node (30; 0 = never)\n"
             "  --transfer-rate N       leader transfers at once to balance\n"
-            "                          leaders (4; 0 = never)\n");
+            "                          leaders (4; 0 = never)\n"
+            "  --http HOST:PORT        serve the dashboard (/), its JSON\n"
+            "                          (/api/status) and /metrics there; a\n"
+            "                          non-loopback HOST opens them to the\n"
+            "                          network (no login: keep it private)\n"
+            "  --status-interval-ms N  between two status collections (2000)\n"
+            CLI_COMMON_HELP);
     return out == stdout ? 0 : 2;
 }
+
+static const char *level, *secret;
 
 static int parse(int argc, char **argv, controller_config *cfg)
 {
@@ -83,6 +94,14 @@ static int parse(int argc, char **argv, controller_config *cfg)
             cfg->rebalance_rate = atoi(v) > 0 ? atoi(v) : -1;
         else if (strcmp(a, "--transfer-rate") == 0)
             cfg->transfer_rate = atoi(v) > 0 ? atoi(v) : -1;
+        else if (strcmp(a, "--http") == 0)
+            cfg->http = v;
+        else if (strcmp(a, "--status-interval-ms") == 0)
+            cfg->status_interval_ms = atoi(v);
+        else if (strcmp(a, "--log-level") == 0)
+            level = v;
+        else if (strcmp(a, "--cluster-secret-file") == 0)
+            secret = v;
         else
             return controller_usage(stderr);
     }
@@ -93,7 +112,10 @@ int cmd_controller(int argc, char **argv)
 {
     controller_config cfg = {0};
     char name[128];
-    int rc = parse(argc, argv, &cfg);
+    int rc = cli_expand_config("controller", &argc, &argv);
+    if (rc != 0)
+        return rc;
+    rc = parse(argc, argv, &cfg);
     if (rc != 0)
         return rc < 0 ? 0 : rc;
     if (cfg.name == NULL) {
@@ -102,6 +124,12 @@ int cmd_controller(int argc, char **argv)
         snprintf(name, sizeof name, "%s:%d", host, (int)getpid());
         cfg.name = name;
     }
+    char ident[160];
+    snprintf(ident, sizeof ident, "id=%s", cfg.name);
+    if ((rc = cli_setup_log("controller", ident, level)) != 0)
+        return rc;
+    if (cli_load_secret(secret) != 0)
+        return 1;
     /* Signals are taken synchronously here; the threads never see them. */
     sigset_t sigs;
     sigemptyset(&sigs);
@@ -111,15 +139,14 @@ int cmd_controller(int argc, char **argv)
     controller *c = NULL;
     rc = controller_start(&cfg, &c);
     if (rc != 0) {
-        fprintf(stderr, "cairn controller: cannot start: %s (%s)\n",
-                cairn_err_word(rc), cairn_err_message(rc));
+        log_error("cannot start: %s (%s)", cairn_err_word(rc),
+                  cairn_err_message(rc));
         return 1;
     }
-    fprintf(stderr, "cairn controller %s: started\n", cfg.name);
+    log_info("started");
     int sig = 0;
     sigwait(&sigs, &sig);
-    fprintf(stderr, "cairn controller %s: stopping (signal %d)\n", cfg.name,
-            sig);
+    log_info("stopping (signal %d)", sig);
     controller_stop(c);
     return 0;
 }

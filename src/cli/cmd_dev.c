@@ -7,7 +7,9 @@
  * Starts, as child processes under DIR (default ./data): etcd, N nodes
  * (default 3), a controller and a router listening on 127.0.0.1:PORT
  * (default 6380). Creates the table `default` if it is missing, waits until
- * it serves, and prints how to connect. Each child's PID is in
+ * it serves, and prints how to connect and where the dashboard is (the
+ * controller's --http, PORT + 30; node i's /metrics on PORT + 30 + i, the
+ * router's on PORT + 39). Each child's PID is in
  * DIR/<child>.pid and its output in DIR/<child>.log; DIR/etcd.url says
  * where etcd is (for `cairn status`), DIR/dev.supervisor the PID of
  * `cairn dev` itself (not a .pid file: those are the children). Ctrl-C or
@@ -52,7 +54,7 @@
 #include "cli.h"
 
 #define DEV_NODES 3
-#define DEV_MAX_NODES 32 /* ports PORT+21 .. PORT+52 */
+#define DEV_MAX_NODES 8 /* ports PORT+21 .. PORT+28 */
 #define DEV_MAX_ARGS 24
 #define DEV_DEAD_AFTER 10
 #define DEV_START_SECONDS 60
@@ -62,6 +64,9 @@
 #define DEV_ETCD_CLIENT_OFF 10
 #define DEV_ETCD_PEER_OFF 11
 #define DEV_NODE_OFF 20 /* node i (1-based) listens on PORT + 20 + i */
+#define DEV_HTTP_OFF 30 /* controller's dashboard; node i's /metrics at
+                           PORT + 30 + i */
+#define DEV_ROUTER_HTTP_OFF (DEV_HTTP_OFF + DEV_MAX_NODES + 1)
 
 struct dev_child {
     char name[32];
@@ -237,6 +242,8 @@ static struct dev_child *plan_node(struct dev *d, int i)
     child_arg(c, "%s", d->etcd_url);
     child_arg(c, "--lease-ttl"); /* a dead node is seen within 3 s */
     child_arg(c, "3");
+    child_arg(c, "--http");
+    child_arg(c, "127.0.0.1:%d", d->port + DEV_HTTP_OFF + i);
     return c;
 }
 
@@ -262,6 +269,8 @@ static void dev_plan(struct dev *d)
     child_arg(c, "%s", d->etcd_url);
     child_arg(c, "--dead-after");
     child_arg(c, "%d", d->dead_after);
+    child_arg(c, "--http");
+    child_arg(c, "127.0.0.1:%d", d->port + DEV_HTTP_OFF);
     c = dev_add(d, "router");
     child_arg(c, "%s", d->self);
     child_arg(c, "router");
@@ -269,6 +278,8 @@ static void dev_plan(struct dev *d)
     child_arg(c, "127.0.0.1:%d", d->port);
     child_arg(c, "--etcd");
     child_arg(c, "%s", d->etcd_url);
+    child_arg(c, "--http");
+    child_arg(c, "127.0.0.1:%d", d->port + DEV_ROUTER_HTTP_OFF);
 }
 
 static void dev_free(struct dev *d)
@@ -659,6 +670,11 @@ int cmd_dev(int argc, char **argv)
         return 1;
     }
     printf("ready: redis-cli -p %d\n", d.port);
+    printf("dashboard: http://127.0.0.1:%d/\n", d.port + DEV_HTTP_OFF);
+    printf("metrics: http://127.0.0.1:%d/metrics (router), ports %d-%d "
+           "(nodes), %d (controller)\n", d.port + DEV_ROUTER_HTTP_OFF,
+           d.port + DEV_HTTP_OFF + 1, d.port + DEV_HTTP_OFF + d.nodes,
+           d.port + DEV_HTTP_OFF);
     printf("data: %s (logs: %s/*.log), %d nodes\n", d.dir, d.dir, d.nodes);
     printf("status: cairn status --dir %s [--watch]\n", d.dir);
     printf("stop: Ctrl-C\n");

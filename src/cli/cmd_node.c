@@ -11,6 +11,9 @@
 #include "meta/meta.h"
 #include "node/node.h"
 
+/* Long options without a letter of their own. */
+enum { OPT_LEASE_TTL = 256 };
+
 static int usage(FILE *out)
 {
     fprintf(out,
@@ -20,8 +23,20 @@ static int usage(FILE *out)
             "traffic of every range.\n"
             "\n"
             "  --id N                  node id (> 0, never reused)\n"
-            "  --listen HOST:PORT      address to listen on; peers use it too\n"
+            "  --listen HOST:PORT      address to listen on; peers and routers\n"
+            "                          use it too unless --advertise is given.\n"
+            "                          A non-loopback HOST (or 0.0.0.0) opens\n"
+            "                          the node to the network\n"
+            "  --advertise HOST:PORT   the address other machines reach this\n"
+            "                          node at (registered in etcd and in the\n"
+            "                          ranges' Raft configurations); needed\n"
+            "                          with --listen 0.0.0.0:PORT\n"
             "  --dir DIR               data directory (created if missing)\n"
+            "  --http HOST:PORT        serve /metrics (Prometheus) there; a\n"
+            "                          non-loopback HOST opens it to the network\n"
+            "  --metrics-ranges N      ranges with series of their own in\n"
+            "                          /metrics (1000; node-wide figures cover\n"
+            "                          every range)\n"
             "  --etcd URL[,URL...]     register in etcd and record leaders\n"
             "  --prefix P              metadata prefix in etcd (/cairn)\n"
             "  --zone Z                failure zone (rack, host, AZ): the\n"
@@ -42,7 +57,8 @@ static int usage(FILE *out)
             "                          (default 5; 0: ranges never sleep)\n"
             "  --node-heartbeat-ms N   node-to-node heartbeat (default 200)\n"
             "  --clock-offset-ms N     test only: shift the sequencer's wall\n"
-            "                          clock by N ms (may be negative)\n");
+            "                          clock by N ms (may be negative)\n"
+            CLI_COMMON_HELP);
     return out == stdout ? 0 : 2;
 }
 
@@ -74,7 +90,12 @@ int cmd_node(int argc, char **argv)
         {"snapshot-cap", required_argument, NULL, 'C'},
         {"clock-offset-ms", required_argument, NULL, 'O'},
         {"zone", required_argument, NULL, 'Z'},
-        {"lease-ttl", required_argument, NULL, 'L'},
+        {"lease-ttl", required_argument, NULL, OPT_LEASE_TTL},
+        {"advertise", required_argument, NULL, 'A'},
+        {"http", required_argument, NULL, 'W'},
+        {"metrics-ranges", required_argument, NULL, 'm'},
+        {"log-level", required_argument, NULL, 'L'},
+        {"cluster-secret-file", required_argument, NULL, 'S'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -82,7 +103,11 @@ int cmd_node(int argc, char **argv)
     memset(&o, 0, sizeof o);
     rep_options_default(&o.rep);
     o.boot_engine = ENGINE_BTREE;
-    int c;
+    o.metrics_ranges = 1000;
+    const char *level = NULL, *secret = NULL;
+    int c = cli_expand_config("node", &argc, &argv);
+    if (c != 0)
+        return c;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
         case 'i': o.id = strtoull(optarg, NULL, 10); break;
@@ -116,12 +141,23 @@ int cmd_node(int argc, char **argv)
             }
             o.zone = optarg;
             break;
-        case 'L': o.lease_ttl_s = atoi(optarg); break;
+        case OPT_LEASE_TTL: o.lease_ttl_s = atoi(optarg); break;
+        case 'A': o.advertise = optarg; break;
+        case 'W': o.http = optarg; break;
+        case 'm': o.metrics_ranges = (unsigned)atoi(optarg); break;
+        case 'L': level = optarg; break;
+        case 'S': secret = optarg; break;
         case 'h': return usage(stdout);
         default: return usage(stderr);
         }
     }
     if (o.id == 0 || o.listen == NULL || o.dir == NULL || optind != argc)
         return usage(stderr);
+    char ident[32];
+    snprintf(ident, sizeof ident, "node=%" PRIu64, o.id);
+    if ((c = cli_setup_log("node", ident, level)) != 0)
+        return c;
+    if (cli_load_secret(secret) != 0)
+        return 1;
     return node_run(&o);
 }

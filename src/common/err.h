@@ -40,7 +40,8 @@
     X(CAIRN_ERR_META, "META", "metadata store error")                         \
     X(CAIRN_ERR_NO_TABLE, "NOTABLE", "no such table")                         \
     X(CAIRN_ERR_SNAPSHOT_TOOBIG, "SNAPTOOBIG",                                \
-      "range is larger than the snapshot cap")
+      "range is larger than the snapshot cap")                                \
+    X(CAIRN_ERR_NOAUTH, "NOAUTH", "authentication required or refused")
 
 typedef enum cairn_err {
 #define CAIRN_ERR_ENUM_(name, word, msg) name##_POS_,

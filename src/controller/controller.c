@@ -15,9 +15,20 @@
 #include <time.h>
 
 #include "common/err.h"
+#include "common/log.h"
+#include "common/prom.h"
+#include "common/version.h"
 #include "controller/controller_int.h"
+#include "controller/status.h"
+#include "http/httpd.h"
 
 #define ETCD_TIMEOUT_MS 2000
+/* A node's METRICS for the status: shorter than a reconciler's RPC, so
+ * that one dead node does not hold the dashboard for long. */
+#define STATUS_RPC_TIMEOUT_MS 1500
+
+extern const unsigned char ctl_dashboard_html[];
+extern const size_t ctl_dashboard_html_len;
 
 /* Run in this order each pass: health first (node states and lagging
  * replicas, from the newest observation), then leaders, so that create
@@ -86,7 +97,8 @@ void ctl_log(ctl *c, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "cairn controller %s: %s\n", c->name, line);
+    log_info("%s", line); /* the name is in every line (id=NAME) */
+    status_note(c->status, line);
 }
 
 /* ---- the loop ---------------------------------------------------------- */
@@ -145,6 +157,7 @@ static void pass(ctl *c)
     }
     if (c->observer == NULL && ctl_observer_start(c) != 0)
         ctl_log(c, "cannot start polling the nodes");
+    uint64_t t0 = ctl_now_ms();
     meta_map *map = meta_cache_acquire(c->cache);
     index_ranges(c, map);
     c->map = map;
@@ -156,6 +169,103 @@ static void pass(ctl *c)
     c->obs = NULL;
     c->map = NULL;
     meta_map_release(map);
+    prom_hist_observe_ns(&c->pass_seconds, (ctl_now_ms() - t0) * 1000000);
+    c->passes++;
+}
+
+/* ---- the status thread ---------------------------------------------------- */
+
+static int metrics_page(ctl *c, buf *b)
+{
+    char lab[256];
+    int rc = prom_family(b, "cairn_controller_info", "gauge",
+                         "Always 1; the labels say which controller this "
+                         "is.");
+    if (rc == 0)
+        rc = prom_u64(b, "cairn_controller_info",
+                      prom_labels(lab, sizeof lab, "name", c->name, "version",
+                                  CAIRN_VERSION, NULL),
+                      1);
+    if (rc == 0)
+        rc = prom_family(b, "cairn_controller_active", "gauge",
+                         "1 if this instance holds the election.");
+    if (rc == 0)
+        rc = prom_u64(b, "cairn_controller_active", NULL, ctl_active(c));
+    if (rc == 0)
+        rc = prom_family(b, "cairn_controller_passes_total", "counter",
+                         "Passes of the reconcilers (while active).");
+    if (rc == 0)
+        rc = prom_u64(b, "cairn_controller_passes_total", NULL, c->passes);
+    if (rc == 0)
+        rc = prom_family(b, "cairn_controller_pass_duration_seconds",
+                         "histogram", "Time one pass of every reconciler "
+                                      "took.");
+    if (rc == 0)
+        rc = prom_hist_write(b, "cairn_controller_pass_duration_seconds",
+                             NULL, &c->pass_seconds);
+    if (rc == 0)
+        rc = status_metrics(c->status, b);
+    etcd_stats es;
+    etcd_get_stats(c->etcd, &es);
+    if (rc == 0)
+        rc = etcd_stats_write(b, &es);
+    return rc;
+}
+
+static void publish_status(ctl *c)
+{
+    buf b = BUF_INIT;
+    if (status_json(c->status, ctl_active(c), &b) == 0)
+        httpd_publish(c->http, "/api/status", "application/json", b.data,
+                      b.len);
+    buf_reset(&b);
+    if (metrics_page(c, &b) == 0)
+        httpd_publish(c->http, "/metrics", PROM_CONTENT_TYPE, b.data, b.len);
+    buf_free(&b);
+}
+
+static void *status_main(void *arg)
+{
+    ctl *c = arg;
+    for (;;) {
+        status_collect(c->status, c->meta, STATUS_RPC_TIMEOUT_MS);
+        publish_status(c);
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t ns = (uint64_t)ts.tv_nsec +
+                      (uint64_t)c->cfg.status_interval_ms * 1000000;
+        ts.tv_sec += (time_t)(ns / 1000000000);
+        ts.tv_nsec = (long)(ns % 1000000000);
+        pthread_mutex_lock(&c->mu);
+        while (!c->stop &&
+               pthread_cond_timedwait(&c->status_cv, &c->mu, &ts) == 0)
+            ;
+        bool stop = c->stop;
+        pthread_mutex_unlock(&c->mu);
+        if (stop)
+            return NULL;
+    }
+}
+
+static int start_status(ctl *c)
+{
+    if (c->cfg.http == NULL)
+        return 0;
+    char err[256];
+    int rc = httpd_start(c->cfg.http, &c->http, err, sizeof err);
+    if (rc != 0) {
+        log_error("cannot serve --http: %s", err);
+        return rc;
+    }
+    httpd_publish(c->http, "/", "text/html; charset=utf-8",
+                  ctl_dashboard_html, ctl_dashboard_html_len);
+    publish_status(c); /* an empty document until the first collection */
+    if (pthread_create(&c->status_thread, NULL, status_main, c) != 0)
+        return CAIRN_ERR_NOMEM;
+    c->status_running = true;
+    log_info("dashboard on http://%s/ (JSON: /api/status, metrics: "
+             "/metrics)", c->cfg.http);
+    return 0;
 }
 
 static void *loop_main(void *arg)
@@ -178,6 +288,8 @@ static void ctl_free(ctl *c)
 {
     ctl_observer_stop(c);
     ctl_tasks_join(c);
+    httpd_stop(c->http);
+    status_free(c->status);
     for (size_t i = 0; i < N_RECONCILERS; i++)
         if (reconcilers[i]->fini)
             reconcilers[i]->fini(c->state[i]);
@@ -193,6 +305,7 @@ static void ctl_free(ctl *c)
     pthread_cond_destroy(&c->cv);
     pthread_mutex_destroy(&c->tasks.mu);
     pthread_cond_destroy(&c->tasks.cv);
+    pthread_cond_destroy(&c->status_cv);
 }
 
 static int ctl_init(ctl *c, const controller_config *cfg)
@@ -219,6 +332,10 @@ static int ctl_init(ctl *c, const controller_config *cfg)
         c->cfg.rebalance_rate = 30;
     if (c->cfg.transfer_rate == 0)
         c->cfg.transfer_rate = 4;
+    if (c->cfg.status_interval_ms <= 0)
+        c->cfg.status_interval_ms = 2000;
+    prom_hist_init_seconds(&c->pass_seconds, prom_latency_bounds,
+                           prom_latency_bounds_n);
     snprintf(c->name, sizeof c->name, "%s", cfg->name ? cfg->name : "?");
     c->cfg.name = c->name;
     pthread_mutex_init(&c->mu, NULL);
@@ -226,7 +343,11 @@ static int ctl_init(ctl *c, const controller_config *cfg)
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&c->cv, &ca);
+    pthread_cond_init(&c->status_cv, &ca);
     pthread_condattr_destroy(&ca);
+    c->status = status_new(c->name);
+    if (c->status == NULL)
+        return CAIRN_ERR_NOMEM;
     int rc = etcd_open(&c->etcd, cfg->etcd, ETCD_TIMEOUT_MS);
     if (rc == 0)
         rc = meta_open(&c->meta, c->etcd, cfg->prefix);
@@ -235,6 +356,18 @@ static int ctl_init(ctl *c, const controller_config *cfg)
             (c->state[i] = reconcilers[i]->init(c)) == NULL)
             rc = CAIRN_ERR_NOMEM;
     return rc;
+}
+
+static void stop_status(ctl *c)
+{
+    if (!c->status_running)
+        return;
+    pthread_mutex_lock(&c->mu);
+    c->stop = true;
+    pthread_cond_signal(&c->status_cv);
+    pthread_mutex_unlock(&c->mu);
+    pthread_join(c->status_thread, NULL);
+    c->status_running = false;
 }
 
 int controller_start(const controller_config *cfg, controller **out)
@@ -247,12 +380,15 @@ int controller_start(const controller_config *cfg, controller **out)
     if (rc == 0)
         rc = meta_election_start(c->meta, c->name, c->cfg.lease_ttl_s,
                                  &c->election);
+    if (rc == 0 && (rc = start_status(c)) != 0)
+        meta_election_stop(c->election);
     if (rc == 0 && pthread_create(&c->thread, NULL, loop_main, c) != 0) {
         meta_election_stop(c->election);
         c->election = NULL;
         rc = CAIRN_ERR_NOMEM;
     }
     if (rc != 0) {
+        stop_status(c);
         ctl_free(c);
         free(h);
         return rc;
@@ -279,6 +415,7 @@ void controller_stop(controller *h)
     pthread_join(c->thread, NULL);
     ctl_observer_stop(c);
     ctl_tasks_join(c); /* before the election goes: tasks ask it */
+    stop_status(c);
     meta_election_stop(c->election);
     c->election = NULL;
     ctl_free(c);

@@ -46,12 +46,18 @@ typedef struct controller_config {
                               a joining node (30; < 0 = never) */
     int transfer_rate;     /* leader transfers per pass to balance leaders
                               (4; < 0 = never) */
+    const char *http;   /* "host:port": serve the dashboard (/), its JSON
+                           (/api/status) and /metrics; NULL = none */
+    int status_interval_ms; /* between two status collections (0 = 2000) */
 } controller_config;
 
 typedef struct controller controller;
 
-/* Start campaigning and the loop, each on a thread of its own. Does no
- * blocking etcd I/O on the caller's thread. 0, CAIRN_ERR_INVALID, NOMEM. */
+/* Start campaigning and the loop, each on a thread of its own, and with
+ * `http` the status thread (status.h): it collects the cluster's status
+ * every status interval and publishes the dashboard's JSON and /metrics.
+ * Does no blocking etcd I/O on the caller's thread. 0, CAIRN_ERR_INVALID,
+ * CAIRN_ERR_IO (cannot serve `http`), NOMEM. */
 int controller_start(const controller_config *cfg, controller **out);
 
 /* Whether this instance is the active controller now. */

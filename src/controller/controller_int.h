@@ -27,8 +27,11 @@
 #include <stdint.h>
 
 #include "common/buf.h"
+#include "common/prom.h"
 #include "common/u64map.h"
 #include "controller/controller.h"
+#include "controller/status.h"
+#include "http/httpd.h"
 #include "meta/meta.h"
 #include "proto/rpc.h"
 #include "proto/rpc_sync.h"
@@ -85,6 +88,16 @@ struct ctl {
     ctl_observer *observer;
     ctl_tasks tasks;
     void *health; /* reconcile_health.c's state */
+
+    /* the status thread (--http): collects, publishes the dashboard's
+     * JSON and /metrics */
+    status *status;
+    httpd *http;
+    pthread_t status_thread;
+    bool status_running;
+    pthread_cond_t status_cv; /* its own: cv's kicks are the loop's */
+    _Atomic uint64_t passes;
+    prom_hist pass_seconds;
 };
 
 typedef struct ctl_reconciler {
@@ -118,7 +131,8 @@ bool ctl_active(ctl *c);
 uint64_t ctl_now_ms(void);
 uint64_t ctl_wall_ms(void);
 
-/* A line on stderr prefixed with the controller's name. */
+/* One log line at info (common/log.h; the controller's name is in every
+ * line), also kept among the recent actions the dashboard shows. */
 void ctl_log(ctl *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Ask for another pass soon (a task finished, a new observation). Safe

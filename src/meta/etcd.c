@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/buf.h"
 #include "common/err.h"
@@ -20,6 +21,8 @@ struct etcd {
     size_t n_urls;
     int timeout_ms;
     atomic_size_t preferred; /* the endpoint that answered last */
+    _Atomic uint64_t requests, request_errors, calls_failed;
+    prom_hist latency;
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -36,6 +39,8 @@ int etcd_open(etcd **out, const char *endpoints, int timeout_ms)
     if (!c)
         return CAIRN_ERR_NOMEM;
     c->timeout_ms = timeout_ms;
+    prom_hist_init_seconds(&c->latency, prom_latency_bounds,
+                           prom_latency_bounds_n);
     const char *p = endpoints;
     while (*p) {
         size_t n = strcspn(p, ",");
@@ -84,7 +89,51 @@ size_t etcd_http_preferred(etcd *c) { return atomic_load(&c->preferred); }
 
 int etcd_http_timeout_ms(const etcd *c) { return c->timeout_ms; }
 
+void etcd_get_stats(const etcd *c, etcd_stats *out)
+{
+    out->requests = atomic_load(&c->requests);
+    out->request_errors = atomic_load(&c->request_errors);
+    out->calls_failed = atomic_load(&c->calls_failed);
+    out->latency = &c->latency;
+}
+
+int etcd_stats_write(buf *b, const etcd_stats *s)
+{
+    int rc = prom_family(b, "cairn_etcd_requests_total", "counter",
+                         "HTTP requests to etcd endpoints (round trips).");
+    if (rc == 0)
+        rc = prom_u64(b, "cairn_etcd_requests_total", NULL, s->requests);
+    if (rc == 0)
+        rc = prom_family(b, "cairn_etcd_request_errors_total", "counter",
+                         "Requests to an endpoint that got no answer or an "
+                         "error answer.");
+    if (rc == 0)
+        rc = prom_u64(b, "cairn_etcd_request_errors_total", NULL,
+                      s->request_errors);
+    if (rc == 0)
+        rc = prom_family(b, "cairn_etcd_calls_failed_total", "counter",
+                         "Metadata calls that failed after trying every "
+                         "endpoint (or whose write outcome is unknown).");
+    if (rc == 0)
+        rc = prom_u64(b, "cairn_etcd_calls_failed_total", NULL,
+                      s->calls_failed);
+    if (rc == 0)
+        rc = prom_family(b, "cairn_etcd_request_duration_seconds",
+                         "histogram", "Duration of requests to etcd.");
+    if (rc == 0)
+        rc = prom_hist_write(b, "cairn_etcd_request_duration_seconds", NULL,
+                             s->latency);
+    return rc;
+}
+
 /* ---- HTTP ------------------------------------------------------------- */
+
+static uint64_t etcd_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 static size_t on_body(char *p, size_t size, size_t n, void *arg)
 {
@@ -92,7 +141,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *arg)
 }
 
 /* One POST to one endpoint. *sent = whether any request byte left. */
-static CURLcode post_one(const etcd *c, size_t i, const char *path,
+static CURLcode post_one(etcd *c, size_t i, const char *path,
                          const char *body, buf *resp, long *status,
                          bool *sent)
 {
@@ -112,7 +161,10 @@ static CURLcode post_one(const etcd *c, size_t i, const char *path,
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)c->timeout_ms);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L); /* no SIGALRM in threads */
     curl_easy_setopt(h, CURLOPT_PROXY, "");    /* loopback, never a proxy */
+    uint64_t t0 = etcd_now_ns();
     CURLcode rc = curl_easy_perform(h);
+    prom_hist_observe_ns(&c->latency, etcd_now_ns() - t0);
+    atomic_fetch_add(&c->requests, 1);
     long reqsize = 0;
     curl_easy_getinfo(h, CURLINFO_REQUEST_SIZE, &reqsize);
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
@@ -173,6 +225,8 @@ int etcd_http_call(etcd *c, const char *path, const char *body,
         bool sent = false;
         buf_reset(&resp);
         CURLcode cc = post_one(c, i, path, body, &resp, &status, &sent);
+        if (cc != CURLE_OK || status != 200)
+            atomic_fetch_add(&c->request_errors, 1);
         if (cc != CURLE_OK) {
             note_error(c->urls[i], curl_easy_strerror(cc));
             if (!idempotent && sent) {
@@ -204,6 +258,7 @@ int etcd_http_call(etcd *c, const char *path, const char *body,
             break;
     }
     buf_free(&resp);
+    atomic_fetch_add(&c->calls_failed, 1);
     return rc;
 }
 

@@ -38,6 +38,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/buf.h"
+#include "common/prom.h"
+
 typedef struct etcd etcd;
 
 /* Create a client for `endpoints` (comma-separated base URLs, at most 8)
@@ -62,6 +65,22 @@ const char *etcd_last_error(void);
 /* Put back a text saved from etcd_last_error(): for a caller that makes
  * clean-up calls after the failure it reports. */
 void etcd_restore_last_error(const char *text);
+
+/* Round trips of a client since it was opened, for /metrics: every HTTP
+ * request to an endpoint (a call that fails over makes several), the
+ * calls that failed in the end, and the requests' durations. Watches are
+ * long-lived streams and not counted. Thread-safe (atomics). */
+typedef struct etcd_stats {
+    uint64_t requests;       /* HTTP requests sent to an endpoint */
+    uint64_t request_errors; /* of those, no answer or an error answer */
+    uint64_t calls_failed;   /* calls that returned an error */
+    const prom_hist *latency; /* request durations (the client's own) */
+} etcd_stats;
+
+void etcd_get_stats(const etcd *c, etcd_stats *out);
+
+/* Append the cairn_etcd_* families of `s` to a /metrics page. */
+int etcd_stats_write(buf *b, const etcd_stats *s);
 
 /* Number of endpoints and the one currently preferred (for logging). */
 size_t etcd_endpoint_count(const etcd *c);

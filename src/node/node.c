@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "../common/err.h"
+#include "../common/log.h"
 
 /* ---- start and stop --------------------------------------------------- */
 
@@ -27,8 +28,9 @@ static void on_signal(uv_signal_t *h, int signum)
     if (n->stopping)
         return;
     n->stopping = true;
-    fprintf(stderr, "cairn node %" PRIu64 ": stopping (signal %d)\n",
-            n->opts->id, signum);
+    log_info("stopping (signal %d)", signum);
+    if (n->http)
+        uv_timer_stop(&n->metrics_timer);
     node_meta_stop(n->meta);
     n->meta = NULL;
     uv_close((uv_handle_t *)&n->listener, NULL);
@@ -40,6 +42,13 @@ static void on_signal(uv_signal_t *h, int signum)
 static int start_listener(node *n)
 {
     struct sockaddr_in sa;
+    /* Peers and routers dial the advertised address; an unspecified one
+     * would send them to themselves. */
+    if (strncmp(n->address, "0.0.0.0:", 8) == 0) {
+        log_error("--listen %s needs --advertise HOST:PORT: the address "
+                  "other machines reach this node at", n->opts->listen);
+        return CAIRN_ERR_INVALID;
+    }
     char host[256];
     const char *colon = strrchr(n->opts->listen, ':');
     if (colon == NULL || (size_t)(colon - n->opts->listen) >= sizeof host)
@@ -97,8 +106,8 @@ static void boot_static(node *n)
     memcpy(m.peers, o->boot_peers, sizeof m.peers);
     int rc = node_create_replica(n, &m, true, err);
     if (rc != 0)
-        fprintf(stderr, "cairn node: bootstrap of range %" PRIu64
-                " failed: %s %s\n", o->boot_range, cairn_err_message(rc), err);
+        log_range(LOG_ERROR, o->boot_range, "bootstrap failed: %s %s",
+                  cairn_err_message(rc), err);
     range_meta_free(&m);
 }
 
@@ -106,13 +115,12 @@ static void start_meta(node *n)
 {
     const node_options *o = n->opts;
     node_meta_config c = {.etcd = o->etcd, .prefix = o->etcd_prefix,
-                          .node_id = o->id, .address = o->listen,
+                          .node_id = o->id, .address = n->address,
                           .dir = o->dir, .zone = o->zone,
                           .lease_ttl_s = o->lease_ttl_s,
                           .each = node_each_replica, .each_arg = n};
     if (o->etcd && node_meta_start(&n->loop, &c, &n->meta) != 0)
-        fprintf(stderr, "cairn node: bad --etcd or --prefix; running "
-                "without etcd\n");
+        log_error("bad --etcd or --prefix; running without etcd");
 }
 
 static void close_walk(uv_handle_t *h, void *arg)
@@ -123,6 +131,7 @@ static void close_walk(uv_handle_t *h, void *arg)
 
 static void node_free(node *n)
 {
+    node_http_stop(n);
     rep_env_stop(&n->env); /* every replica is closed: the log is idle */
     uv_walk(&n->loop, close_walk, NULL);
     uv_run(&n->loop, UV_RUN_DEFAULT);
@@ -144,16 +153,16 @@ int node_run(const node_options *opts)
     node n;
     memset(&n, 0, sizeof n);
     n.opts = opts;
+    n.address = opts->advertise ? opts->advertise : opts->listen;
     if (make_dirs(opts->dir) != 0) {
-        fprintf(stderr, "cairn node: cannot create %s: %s\n", opts->dir,
-                strerror(errno));
+        log_error("cannot create %s: %s", opts->dir, strerror(errno));
         return 1;
     }
     if (old_layout(opts->dir)) {
-        fprintf(stderr, "cairn node: %s/raft holds per-range Raft logs of "
-                "an older cairn; this version keeps every range's log in "
-                "%s/raftlog and does not convert them. Not starting: see "
-                "docs/OPERATIONS.md, \"Upgrading\"\n", opts->dir, opts->dir);
+        log_error("%s/raft holds per-range Raft logs of an older cairn; this "
+                  "version keeps every range's log in %s/raftlog and does "
+                  "not convert them. Not starting: see docs/OPERATIONS.md, "
+                  "\"Upgrading\"", opts->dir, opts->dir);
         return 1;
     }
     /* A peer or client that goes away must cost a write error, not the
@@ -162,20 +171,25 @@ int node_run(const node_options *opts)
     uv_loop_init(&n.loop);
     n.clock = seq_clock_new_offset((uint32_t)opts->id, opts->clock_offset_ms);
     n.env = (rep_env){.loop = &n.loop, .node_id = opts->id,
-                      .address = opts->listen, .dir = opts->dir,
+                      .address = n.address, .dir = opts->dir,
                       .clock = n.clock, .nonce = random_nonce(),
                       .opts = opts->rep, .added = node_range_added,
                       .added_arg = &n};
     char err[256] = "";
     int rc = rep_env_start(&n.env, err);
     if (rc != 0) {
-        fprintf(stderr, "cairn node: %s\n", err);
+        log_error("%s", err);
         node_free(&n);
         return 1;
     }
     rc = start_listener(&n);
     if (rc != 0) {
-        fprintf(stderr, "cairn node: cannot listen on %s\n", opts->listen);
+        if (rc != CAIRN_ERR_INVALID || strncmp(n.address, "0.0.0.0:", 8) != 0)
+            log_error("cannot listen on %s", opts->listen);
+        node_free(&n);
+        return 1;
+    }
+    if (node_http_start(&n) != 0) {
         node_free(&n);
         return 1;
     }
@@ -187,8 +201,13 @@ int node_run(const node_options *opts)
     n.sigint.data = n.sigterm.data = &n;
     uv_signal_start(&n.sigint, on_signal, SIGINT);
     uv_signal_start(&n.sigterm, on_signal, SIGTERM);
-    fprintf(stderr, "cairn node %" PRIu64 ": listening on %s, %zu ranges\n",
-            opts->id, opts->listen, n.slots.n);
+    if (opts->advertise)
+        log_info("listening on %s (advertised as %s), %zu ranges%s",
+                 opts->listen, opts->advertise, n.slots.n,
+                 rpc_secret_required() ? ", cluster secret required" : "");
+    else
+        log_info("listening on %s, %zu ranges%s", opts->listen, n.slots.n,
+                 rpc_secret_required() ? ", cluster secret required" : "");
     uv_run(&n.loop, UV_RUN_DEFAULT);
     node_free(&n);
     return 0;

@@ -28,7 +28,11 @@
 
 typedef struct node_options {
     uint64_t id;
-    const char *listen; /* "host:port", also the address peers use */
+    const char *listen;    /* "host:port" to bind */
+    const char *advertise; /* "host:port" peers and routers use; NULL =
+                            * listen (which must then not be 0.0.0.0) */
+    const char *http;      /* "host:port" of /metrics, or NULL */
+    unsigned metrics_ranges; /* most ranges with series of their own */
     const char *dir;
     const char *etcd;        /* etcd endpoints (node_meta.h), or NULL */
     const char *etcd_prefix; /* metadata prefix, NULL = "/cairn" */

@@ -6,7 +6,11 @@
  */
 #include "node_int.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+
+#include "../common/err.h"
+#include "../common/log.h"
 
 #define READ_CHUNK (64 * 1024)
 
@@ -33,6 +37,7 @@ void node_conn_unref(conn *c)
     if (--c->refs > 0)
         return;
     node *n = c->n;
+    n->n_conns--;
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -50,7 +55,7 @@ static void conn_written(uv_write_t *w, int status)
     conn *c = w->data;
     c->writing_busy = false;
     buf_reset(&c->writing);
-    if (status != 0)
+    if (status != 0 || (c->close_after_write && c->out.len == 0))
         node_conn_close(c);
     else if (!c->closing)
         node_conn_flush(c);
@@ -86,9 +91,55 @@ static void conn_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
                      (unsigned)(c->in.cap - c->in.len));
 }
 
+/* "ip:port" of the other end, for the log. */
+static void peer_name(conn *c, char *out, size_t cap)
+{
+    struct sockaddr_storage sa;
+    int len = sizeof sa;
+    snprintf(out, cap, "?");
+    if (uv_tcp_getpeername(c->tcp, (struct sockaddr *)&sa, &len) != 0)
+        return;
+    char ip[64] = "?";
+    int port = 0;
+    if (sa.ss_family == AF_INET) {
+        uv_ip4_name((struct sockaddr_in *)&sa, ip, sizeof ip);
+        port = ntohs(((struct sockaddr_in *)&sa)->sin_port);
+    } else if (sa.ss_family == AF_INET6) {
+        uv_ip6_name((struct sockaddr_in6 *)&sa, ip, sizeof ip);
+        port = ntohs(((struct sockaddr_in6 *)&sa)->sin6_port);
+    }
+    snprintf(out, cap, "%s:%d", ip, port);
+}
+
+/* A refused handshake is logged, but at most once a second per reason
+ * (with the count of those not logged), so that a client retrying in a
+ * loop with a wrong secret cannot flood the log. */
+static void log_refusal(conn *c, uint64_t *count, const char *what)
+{
+    node *n = c->n;
+    uint64_t now = uv_now(&n->loop);
+    (*count)++;
+    bool secret = count == &n->refused_secret;
+    uint64_t *last = secret ? &n->refused_secret_log_ms
+                            : &n->refused_handshake_log_ms;
+    if (*last != 0 && now - *last < 1000)
+        return;
+    *last = now;
+    char peer[96];
+    peer_name(c, peer, sizeof peer);
+    /* A malformed handshake is a port scan or a confused client: debug.
+     * A wrong secret is a misconfigured or unwelcome peer: warn. */
+    log_range(secret ? LOG_WARN : LOG_DEBUG, 0,
+              "refused a connection from %s: %s (%llu refused so far)",
+              peer, what, (unsigned long long)*count);
+}
+
 /* The handshake says what the connection carries; a link from a peer
  * node is handed over to replication, which owns the stream (and the
- * bytes read after the handshake) from then on. */
+ * bytes read after the handshake) from then on. With a cluster secret,
+ * a handshake without it or with another one closes the connection
+ * before anything after it is read: nothing such a client sent is
+ * applied, and no peer is heard from. */
 static bool conn_hello(conn *c)
 {
     rpc_hello h;
@@ -96,7 +147,39 @@ static bool conn_hello(conn *c)
     if (used == 0)
         return false;
     if (used < 0) {
+        log_refusal(c, &c->n->refused_handshake, "malformed handshake");
         node_conn_close(c);
+        return false;
+    }
+    int sec = rpc_secret_check(&h);
+    if (sec != 0) {
+        char what[RPC_ADDR_MAX + 96];
+        if (h.kind == RPC_CONN_LINK)
+            snprintf(what, sizeof what,
+                     "%s cluster secret on a link from node %llu at %s",
+                     sec == CAIRN_ERR_PROTO ? "no" : "wrong",
+                     (unsigned long long)h.from_id, h.addr);
+        else
+            snprintf(what, sizeof what, "%s cluster secret on a client "
+                     "connection", sec == CAIRN_ERR_PROTO ? "no" : "wrong");
+        log_refusal(c, &c->n->refused_secret, what);
+        if (h.kind != RPC_CONN_CLIENT) {
+            node_conn_close(c);
+            return false;
+        }
+        /* A client is told why (request id 0: the connection, not a
+         * request), so that a router or tool can say so instead of
+         * guessing from a closed socket; nothing after the handshake is
+         * read. */
+        uv_read_stop((uv_stream_t *)c->tcp);
+        rpc_reply_error(&c->out, 0, CAIRN_ERR_NOAUTH,
+                        sec == CAIRN_ERR_PROTO
+                            ? "this node requires the cluster secret; "
+                              "nothing sent on this connection was applied"
+                            : "wrong cluster secret; nothing sent on this "
+                              "connection was applied");
+        c->close_after_write = true;
+        node_conn_flush(c);
         return false;
     }
     if (h.kind == RPC_CONN_LINK) {
@@ -163,6 +246,7 @@ void node_on_connection(uv_stream_t *server, int status)
     c->n = n;
     c->tcp = tcp;
     c->refs = 1;
+    n->n_conns++;
     tcp->data = c;
     c->next = n->conns;
     if (n->conns)

@@ -543,7 +543,7 @@ static int metrics_all(node *n, buf *j, uint64_t size_age_ms)
 {
     metrics_walk w = {j, true, size_age_ms, 0};
     w.rc = buf_appendf(j, "{\"node\":%" PRIu64 ",\"address\":\"%s\","
-                       "\"replication\":", n->opts->id, n->opts->listen);
+                       "\"replication\":", n->opts->id, n->address);
     if (w.rc == 0)
         w.rc = rep_env_metrics(&n->env, j);
     if (w.rc == 0)
@@ -664,6 +664,8 @@ static void handle_split(conn *c, const rpc_request *q)
 
 void node_dispatch(conn *c, const rpc_request *q)
 {
+    if ((unsigned)q->type < RPC_TYPE_MAX_)
+        c->n->rpc_in[q->type]++;
     switch (q->type) {
     case RPC_PING:
         rpc_reply_ok(&c->out, q->id);

@@ -11,6 +11,7 @@
  *                      buffered replies; link connections from peer nodes
  *                      go to replication (net.h)
  *     node_meta.c      etcd registration and leader records (node_meta.h)
+ *     node_http.c      the /metrics page (--http)
  *
  * Layering is one way: node.c -> node_conn.c -> node_dispatch.c ->
  * node_registry.c -> replication/. Replies flow back through callbacks.
@@ -25,6 +26,7 @@
 
 #include "../common/buf.h"
 #include "../common/u64map.h"
+#include "../http/httpd.h"
 #include "../proto/rpc.h"
 #include "node.h"
 #include "node_meta.h"
@@ -40,6 +42,7 @@ typedef struct conn {
     buf writing; /* replies being written */
     uv_write_t wreq;
     bool hello_done, closing, writing_busy;
+    bool close_after_write; /* refused: close once the refusal is out */
     int refs; /* 1 while open + 1 per request in progress */
     struct conn *prev, *next;
 } conn;
@@ -68,6 +71,17 @@ struct node {
     void (*all_closed)(node *n); /* node_close_replicas' callback */
     bool stopping;
     node_meta *meta; /* etcd registration and leader records, or NULL */
+    const char *address; /* where peers and routers reach this node */
+
+    /* node_http.c: the /metrics page */
+    httpd *http;
+    uv_timer_t metrics_timer;
+    size_t size_cursor; /* round robin of range size reads */
+    int64_t started_unix;
+    uint64_t rpc_in[RPC_TYPE_MAX_]; /* requests received, by type */
+    uint64_t refused_secret, refused_handshake;
+    uint64_t refused_secret_log_ms, refused_handshake_log_ms;
+    size_t n_conns;
 };
 
 /* ---- node_registry.c -------------------------------------------------- */
@@ -127,6 +141,18 @@ void node_registry_free(node *n);
 
 /* Serve one decoded request of `c`; replies go to c->out (node_conn). */
 void node_dispatch(conn *c, const rpc_request *q);
+
+/* ---- node_http.c ------------------------------------------------------ */
+
+/* Serve /metrics on opts->http (if set) and publish it every second.
+ * 0, or the error (logged). */
+int node_http_start(node *n);
+
+/* Stop serving; call before the loop closes. */
+void node_http_stop(node *n);
+
+/* The whole /metrics page, appended to `b`. */
+int node_metrics_page(node *n, buf *b);
 
 /* ---- node_conn.c ------------------------------------------------------ */
 

@@ -29,6 +29,7 @@
 #include <time.h>
 
 #include "../common/err.h"
+#include "../common/log.h"
 #include "../common/grow.h"
 #include "../common/u64map.h"
 #include "../meta/meta.h"
@@ -120,10 +121,10 @@ static size_t record_leaders(node_meta *nm, const meta_leader *ls, size_t n)
     }
     pthread_mutex_unlock(&nm->mu);
     if (retry > 0)
-        fprintf(stderr, "cairn node %" PRIu64 ": cannot record leadership of "
-                "%zu ranges yet (the first: range %" PRIu64 ", term %" PRIu64
-                "): %s %s\n", nm->cfg.node_id, retry, ls[first].range_id,
-                ls[first].term, cairn_err_message(rc), etcd_last_error());
+        log_warn("cannot record leadership of %zu ranges yet (the first: "
+                 "range %" PRIu64 ", term %" PRIu64 "): %s %s", retry,
+                 ls[first].range_id, ls[first].term, cairn_err_message(rc),
+                 etcd_last_error());
     free(st);
     return retry;
 }

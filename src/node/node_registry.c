@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "../common/err.h"
+#include "../common/log.h"
 
 slot *node_find_slot(node *n, uint64_t range_id)
 {
@@ -193,9 +194,8 @@ static void load_replicas(node *n, engine *e)
         if (rc == 0)
             rc = add_range(n, ids[i], r);
         if (rc != 0)
-            fprintf(stderr, "cairn node: range %" PRIu64
-                    " not started: %s %s\n", ids[i], cairn_err_message(rc),
-                    err);
+            log_range(LOG_ERROR, ids[i], "range %" PRIu64 " not started: %s %s",
+                      ids[i], cairn_err_message(rc), err);
         range_meta_free(&m);
         buf_free(&blob);
     }
@@ -226,8 +226,8 @@ static void drop_orphan_logs(node *n)
         }
         if (stored)
             continue; /* it failed to open: keep its log for a look */
-        fprintf(stderr, "cairn node: range %" PRIu64 " has a Raft log but "
-                "no data (an interrupted drop): log deleted\n", ids[i]);
+        log_range(LOG_WARN, ids[i], "range %" PRIu64 " has a Raft log but no "
+                  "data (an interrupted drop): log deleted", ids[i]);
         raftlog_drop(n->env.log, ids[i]);
     }
     free(ids);

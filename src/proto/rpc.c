@@ -113,10 +113,26 @@ static int frame_end(buf *b, size_t mark, int rc)
 
 /* ---- handshake ------------------------------------------------------ */
 
+/* The secret's flag on the kind byte, and the secret at the end: see
+ * rpc.h. Both come from the process's secret (secret.c). */
+static uint8_t hello_kind(int kind)
+{
+    return (uint8_t)(kind | (rpc_secret_required() ? RPC_HELLO_SECRET : 0));
+}
+
+int rpc_secret_append_(buf *out); /* secret.c */
+
 int rpc_hello_client(buf *out)
 {
+    size_t mark = out->len;
     int rc = buf_append(out, RPC_MAGIC, RPC_MAGIC_LEN);
-    return rc ? rc : buf_append_u8(out, RPC_CONN_CLIENT);
+    if (rc == 0)
+        rc = buf_append_u8(out, hello_kind(RPC_CONN_CLIENT));
+    if (rc == 0)
+        rc = rpc_secret_append_(out);
+    if (rc != 0)
+        out->len = mark;
+    return rc;
 }
 
 int rpc_hello_link(buf *out, uint64_t incarnation, uint64_t from_id,
@@ -127,7 +143,7 @@ int rpc_hello_link(buf *out, uint64_t incarnation, uint64_t from_id,
         return CAIRN_ERR_INVALID;
     int rc = buf_append(out, RPC_MAGIC, RPC_MAGIC_LEN);
     if (rc == 0)
-        rc = buf_append_u8(out, RPC_CONN_LINK);
+        rc = buf_append_u8(out, hello_kind(RPC_CONN_LINK));
     if (rc == 0)
         rc = buf_append_u64(out, incarnation);
     if (rc == 0)
@@ -136,9 +152,30 @@ int rpc_hello_link(buf *out, uint64_t incarnation, uint64_t from_id,
         rc = buf_append_u16(out, (uint16_t)n);
     if (rc == 0)
         rc = buf_append(out, addr, n);
+    if (rc == 0)
+        rc = rpc_secret_append_(out);
     if (rc != 0)
         out->len = mark;
     return rc;
+}
+
+/* The secret at `at`, if the kind byte says there is one: the bytes used
+ * in total, 0 if more are needed, CAIRN_ERR_PROTO if malformed. */
+static int parse_secret(const uint8_t *p, size_t len, size_t at,
+                        rpc_hello *out)
+{
+    if (!out->has_secret)
+        return (int)at;
+    if (len < at + 2)
+        return 0;
+    size_t n = be_get_u16(p + at);
+    if (n == 0 || n > RPC_SECRET_MAX)
+        return CAIRN_ERR_PROTO;
+    if (len < at + 2 + n)
+        return 0;
+    memcpy(out->secret, p + at + 2, n);
+    out->secret_len = n;
+    return (int)(at + 2 + n);
 }
 
 int rpc_hello_parse(const uint8_t *p, size_t len, rpc_hello *out)
@@ -149,9 +186,10 @@ int rpc_hello_parse(const uint8_t *p, size_t len, rpc_hello *out)
     if (len < RPC_MAGIC_LEN + 1)
         return 0;
     memset(out, 0, sizeof *out);
-    out->kind = p[RPC_MAGIC_LEN];
+    out->kind = p[RPC_MAGIC_LEN] & ~RPC_HELLO_SECRET;
+    out->has_secret = (p[RPC_MAGIC_LEN] & RPC_HELLO_SECRET) != 0;
     if (out->kind == RPC_CONN_CLIENT)
-        return RPC_MAGIC_LEN + 1;
+        return parse_secret(p, len, RPC_MAGIC_LEN + 1, out);
     if (out->kind != RPC_CONN_LINK)
         return CAIRN_ERR_PROTO;
     const size_t fixed = RPC_MAGIC_LEN + 1 + 8 + 8 + 2;
@@ -166,7 +204,7 @@ int rpc_hello_parse(const uint8_t *p, size_t len, rpc_hello *out)
         return 0;
     memcpy(out->addr, p + fixed, n);
     out->addr[n] = '\0';
-    return (int)(fixed + n);
+    return parse_secret(p, len, fixed + n, out);
 }
 
 /* ---- frames --------------------------------------------------------- */

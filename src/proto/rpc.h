@@ -9,6 +9,22 @@
  *     "CRN1" | kind | incarnation (8) | sender node id (8) | addr len (2) |
  *     addr                                        kind RPC_CONN_LINK
  *
+ * Either kind may carry the cluster secret (`--cluster-secret-file`): the
+ * kind byte then has RPC_HELLO_SECRET set and the handshake ends with
+ *
+ *     ... | secret len (2) | secret
+ *
+ * A node that has a secret refuses a connection whose handshake lacks it
+ * or carries another: it logs it, reads nothing after the handshake (so
+ * nothing sent on it is applied), answers a client connection with one
+ * error reply of request id 0 and status NOAUTH, and closes. A node
+ * without a secret ignores one, so a secret is rolled out by giving it to every client
+ * and node first, then to the nodes' checks by restarting them with it.
+ * The secret travels in clear, like Redis AUTH: it keeps stray clients
+ * and misconfigured nodes out, not an attacker who can read the network
+ * (MISSION.md leaves deep security out; use a private network or an
+ * encrypted overlay between hosts).
+ *
  * A link connection carries the Raft traffic of every range from one node
  * to another (replication/net.h frames it); the incarnation is a random
  * number per sender process, so a restart is told from a reconnect. Kind 2
@@ -63,6 +79,8 @@
 #define RPC_MAGIC_LEN 4
 #define RPC_CONN_CLIENT 1
 #define RPC_CONN_LINK 3
+#define RPC_HELLO_SECRET 0x80 /* kind flag: the cluster secret follows */
+#define RPC_SECRET_MAX 256
 
 /* Largest frame accepted (header included): a 1 MiB value plus its key and
  * headers fits many times; scans stop adding entries before RPC_SCAN_BYTES. */
@@ -186,24 +204,53 @@ typedef struct rpc_scan_entry {
 
 /* ---- handshake -------------------------------------------------------- */
 
-/* Append the handshake of a client connection. */
+/* Append the handshake of a client connection (with the process's
+ * cluster secret, if it has one: rpc_secret_set). */
 int rpc_hello_client(buf *out);
 
 /* Append the handshake of a link from node `from_id` at `addr`, in its
- * process `incarnation`. */
+ * process `incarnation` (with the process's cluster secret, if any). */
 int rpc_hello_link(buf *out, uint64_t incarnation, uint64_t from_id,
                    const char *addr);
 
 /* Parse a handshake at the start of `p`. Returns the bytes it used, 0 if
  * more bytes are needed, or CAIRN_ERR_PROTO. `addr` is NUL-terminated and
- * empty for a client connection. */
+ * empty for a client connection; `kind` is without RPC_HELLO_SECRET. */
 typedef struct rpc_hello {
     int kind;
     uint64_t incarnation;
     uint64_t from_id;
     char addr[RPC_ADDR_MAX + 1];
+    bool has_secret;
+    size_t secret_len;
+    uint8_t secret[RPC_SECRET_MAX];
 } rpc_hello;
 int rpc_hello_parse(const uint8_t *p, size_t len, rpc_hello *out);
+
+/* ---- cluster secret (secret.c) ------------------------------------------
+ * One secret per process, set at startup before any thread or connection
+ * exists, read-only afterwards: every handshake the process sends carries
+ * it, and a node checks every handshake it receives against it. */
+
+/* Set the secret (1..RPC_SECRET_MAX bytes; len 0 clears it). 0 or
+ * CAIRN_ERR_INVALID. */
+int rpc_secret_set(const void *secret, size_t len);
+
+/* Read the secret from a file: its content less trailing whitespace
+ * (a final newline). 0, CAIRN_ERR_IO (unreadable), CAIRN_ERR_INVALID
+ * (empty or longer than RPC_SECRET_MAX) with the reason in `err`. A file
+ * that others may read is accepted with a warning in `warn` ("" if none):
+ * the caller logs it. */
+int rpc_secret_load(const char *path, char *err, size_t errcap, char *warn,
+                    size_t warncap);
+
+/* Whether this process has a secret. */
+bool rpc_secret_required(void);
+
+/* Check a received handshake: 0 if this process has no secret or the
+ * handshake carries the same one (compared in constant time);
+ * CAIRN_ERR_PROTO if it has none; CAIRN_ERR_INVALID if it differs. */
+int rpc_secret_check(const rpc_hello *h);
 
 /* ---- frames ----------------------------------------------------------- */
 

@@ -155,7 +155,9 @@ int rpc_sync_call(const char *addr, const rpc_request *req, int timeout_ms,
     if (rc == 0)
         rc = read_frame(fd, frame, deadline, &len);
     if (rc == 0 && (rpc_decode_reply(frame->data, len, req->type, rep) != 0 ||
-                    rep->id != req->id))
+                    (rep->id != req->id &&
+                     /* id 0: the node refused the connection (rpc.h) */
+                     (rep->id != 0 || rep->status == 0))))
         rc = CAIRN_ERR_PROTO;
     if (fd >= 0)
         close(fd);

@@ -28,7 +28,10 @@
  *   CAIRN_ERR_TIMEOUT  sent, but no complete reply in time (outcome
  *                      unknown, as the router's -TIMEOUT);
  *   CAIRN_ERR_PROTO    the answer is not a well-formed RPC_REPLY frame to
- *                      this request's id. */
+ *                      this request's id.
+ * A node that refuses the connection (a wrong or missing cluster secret,
+ * rpc.h) answers with request id 0 and status NOAUTH: that is returned as
+ * the reply (0, rep->status NOAUTH); the request was not applied. */
 int rpc_sync_call(const char *addr, const rpc_request *req, int timeout_ms,
                   buf *frame, rpc_reply *rep);
 

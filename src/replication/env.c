@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "../common/err.h"
+#include "../common/log.h"
 #include "raftio.h"
 
 void rep_options_default(rep_options *o)
@@ -38,10 +39,13 @@ static void peer_event(void *arg, uint64_t id, int event)
     size_t it = 0;
     uint64_t range;
     void *v;
-    if (event != NET_PEER_UP)
-        fprintf(stderr, "cairn node %llu: node %llu %s\n",
-                (unsigned long long)env->node_id, (unsigned long long)id,
-                event == NET_PEER_DOWN ? "is not heard from" : "restarted");
+    /* Up is also the first contact: debug. Down and restarts are what an
+     * operator looks for. */
+    log_range(event == NET_PEER_UP ? LOG_DEBUG : LOG_WARN, 0, "node %llu %s",
+              (unsigned long long)id,
+              event == NET_PEER_UP     ? "is heard from"
+              : event == NET_PEER_DOWN ? "is not heard from"
+                                       : "restarted");
     while (u64map_next(&env->rios, &it, &range, &v))
         rio_peer_event(v, id, event);
 }

@@ -103,6 +103,47 @@ static int metrics_bounds(replica *r, buf *out)
     return rc ? rc : buf_append_str(out, "\"");
 }
 
+void replica_get_stats(replica *r, bool refresh_size, replica_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    out->range_id = r->range_id;
+    out->table_id = r->meta.table_id;
+    out->epoch = r->meta.epoch;
+    switch (r->raft.state) {
+    case RAFT_LEADER: out->role = REPLICA_LEADER; break;
+    case RAFT_CANDIDATE: out->role = REPLICA_CANDIDATE; break;
+    case RAFT_FOLLOWER: out->role = REPLICA_FOLLOWER; break;
+    default: out->role = REPLICA_UNAVAILABLE; break;
+    }
+    const char *addr;
+    replica_leader(r, &out->leader_id, &addr);
+    out->term = r->raft.current_term;
+    out->commit_index = r->raft.commit_index;
+    out->applied_index = r->raft.last_applied;
+    out->last_index = raft_last_index(&r->raft);
+    if (refresh_size)
+        metrics_refresh_size(r);
+    out->bytes = r->size_bytes;
+    out->keys = r->size_keys;
+    out->writes = r->n_writes;
+    out->reads = r->n_reads;
+    out->asleep = rio_asleep(r->io);
+    for (unsigned i = 0; i < r->raft.configuration.n; i++) {
+        const struct raft_server *s = &r->raft.configuration.servers[i];
+        if (s->role == RAFT_VOTER)
+            out->voters++;
+        if (s->id == r->raft.id || r->raft.state != RAFT_LEADER)
+            continue;
+        raft_index match = r->raft.leader_state.progress[i].match_index;
+        uint64_t lag = out->last_index > match ? out->last_index - match : 0;
+        if (lag > out->lag_entries_max)
+            out->lag_entries_max = lag;
+        double secs = lag ? lag_seconds(r, match) : 0.0;
+        if (secs > out->lag_seconds_max)
+            out->lag_seconds_max = secs;
+    }
+}
+
 /* FNV-1a over every record of the range (tombstones included): equal on
  * two replicas at the same applied index iff their data is identical. */
 static uint64_t fnv(uint64_t h, const void *p, size_t n)

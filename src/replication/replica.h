@@ -146,6 +146,35 @@ int replica_metrics(replica *r, buf *out);
  * `size_age_ms` (a periodic poll of thousands of ranges). */
 int replica_metrics_aged(replica *r, buf *out, uint64_t size_age_ms);
 
+/* The same figures as plain numbers, cheap enough to take for every
+ * replica of a node once a second (the node's /metrics page): no JSON, no
+ * store flush, no log walk. The range's size is the last one read from
+ * the index store; with `refresh_size` it is read again if older than a
+ * second (a read is O(1) on LMDB, a bounded scan on RocksDB: callers
+ * spread refreshes over many ranges). Lag is over this replica's
+ * followers and only on a leader. */
+typedef enum replica_role {
+    REPLICA_FOLLOWER,
+    REPLICA_CANDIDATE,
+    REPLICA_LEADER,
+    REPLICA_UNAVAILABLE,
+} replica_role;
+
+typedef struct replica_stats {
+    uint64_t range_id, table_id, epoch;
+    replica_role role;
+    uint64_t term, leader_id; /* leader 0: none known */
+    uint64_t commit_index, applied_index, last_index;
+    uint64_t bytes, keys;
+    uint64_t writes, reads; /* client ops since the replica opened */
+    bool asleep;
+    unsigned voters;          /* in the configuration, this one included */
+    uint64_t lag_entries_max; /* leader: the furthest follower behind */
+    double lag_seconds_max;
+} replica_stats;
+
+void replica_get_stats(replica *r, bool refresh_size, replica_stats *out);
+
 /* A 64-bit digest of the range's records (keys, sequencers, values,
  * tombstones) as this replica holds them: replicas at the same applied
  * index must agree (tests compare them to detect divergence). */

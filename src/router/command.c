@@ -430,7 +430,50 @@ static int p_kv_scan(const router_arg *argv, size_t argc, router_cmd *c,
     return 0;
 }
 
+/* AUTH password | AUTH username password */
+static int p_auth(const router_arg *argv, size_t argc, router_cmd *c,
+                  router_cmd_error *e)
+{
+    if (argc > 3)
+        return fail(e, "ERR", "syntax error");
+    c->has_auth = true;
+    if (argc == 3)
+        c->user = argv[1];
+    c->pass = argv[argc - 1];
+    return 0;
+}
+
+/* HELLO [protover [AUTH username password] [SETNAME clientname]] */
+static int p_hello(const router_arg *argv, size_t argc, router_cmd *c,
+                   router_cmd_error *e)
+{
+    if (argc == 1)
+        return 0;
+    long long v = parse_num(&argv[1], 0, 1000);
+    if (v < 0)
+        return fail(e, "ERR", "Protocol version is not an integer or out of "
+                              "range");
+    c->proto = (int)v;
+    for (size_t i = 2; i < argc; i++) {
+        if (arg_is(&argv[i], "auth") && i + 2 < argc) {
+            c->has_auth = true;
+            c->user = argv[i + 1];
+            c->pass = argv[i + 2];
+            i += 2;
+        } else if (arg_is(&argv[i], "setname") && i + 1 < argc) {
+            i++;
+        } else {
+            return fail(e, "ERR", "Syntax error in HELLO option '%.*s'",
+                        (int)(argv[i].len < 32 ? argv[i].len : 32),
+                        argv[i].p);
+        }
+    }
+    return 0;
+}
+
 static const struct cmd_def cmd_table[] = {
+    {"auth", RCMD_AUTH, -2, p_auth},
+    {"hello", RCMD_HELLO, -1, p_hello},
     {"ping", RCMD_PING, -1, p_ping},
     {"echo", RCMD_ECHO, 2, p_echo},
     {"quit", RCMD_QUIT, -1, p_none},
@@ -461,6 +504,22 @@ static const struct cmd_def cmd_table[] = {
 size_t router_cmd_count(void)
 {
     return CMD_COUNT;
+}
+
+const char *router_cmd_kind_name(router_cmd_kind kind)
+{
+    if (kind == RCMD_COMMAND_COUNT)
+        return "command";
+    for (size_t i = 0; i < CMD_COUNT; i++)
+        if (cmd_table[i].kind == kind)
+            return cmd_table[i].name;
+    return "unknown";
+}
+
+bool router_cmd_before_auth(const router_arg *argv0)
+{
+    return arg_is(argv0, "auth") || arg_is(argv0, "hello") ||
+           arg_is(argv0, "quit");
 }
 
 /* Printable prefix of a client-supplied word, for error messages. */

@@ -54,6 +54,9 @@ typedef enum router_cmd_kind {
     RCMD_KV_GET,
     RCMD_KV_DEL,
     RCMD_KV_SCAN,
+    RCMD_AUTH,          /* AUTH [user] password */
+    RCMD_HELLO,         /* HELLO [protover [AUTH user pass] [SETNAME n]] */
+    RCMD_COUNT_         /* number of kinds (metrics) */
 } router_cmd_kind;
 
 /* Conditions of a write (KV.PUT IFSEQ/IFABSENT, SET NX). */
@@ -98,6 +101,11 @@ typedef struct router_cmd {
     uint32_t limit;
     bool has_cursor;
     router_cursor cursor;
+    /* AUTH, HELLO AUTH: user (len 0 = "default") and password */
+    bool has_auth;
+    router_arg user, pass;
+    /* HELLO: protocol version asked for (0 = not given) */
+    int proto;
     /* TABLE.CREATE */
     router_engine engine;
     int replicas;         /* 0 = not given: the router picks */
@@ -127,5 +135,12 @@ bool router_table_name_ok(const uint8_t *p, size_t len);
 
 /* How many commands the table knows (COMMAND COUNT). */
 size_t router_cmd_count(void);
+
+/* The canonical name of a kind ("get", "kv.put"), for metrics labels. */
+const char *router_cmd_kind_name(router_cmd_kind kind);
+
+/* Whether argv0 (a command name, any case) may run before AUTH: AUTH,
+ * HELLO and QUIT, as in Redis. */
+bool router_cmd_before_auth(const router_arg *argv0);
 
 #endif

@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "common/err.h"
+#include "common/log.h"
 #include "router/router_int.h"
 
 void router_reply_status(struct rreq *q, int status, const char *msg)
@@ -348,13 +349,15 @@ static void reply_info(struct router *r, struct rreq *q)
                 "# Stats\r\ntotal_connections_received:%llu\r\n"
                 "total_commands_processed:%llu\r\n"
                 "total_error_replies:%llu\r\n"
-                "# Router\r\nmeta_revision:%lld\r\nmeta_refreshes:%llu\r\n"
+                "# Router\r\nauth_required:%d\r\n"
+                "meta_revision:%lld\r\nmeta_refreshes:%llu\r\n"
                 "tables:%zu\r\nretries:%llu\r\n"
                 "timeouts:%llu\r\n",
                 r->port, r->nclients,
                 (unsigned long long)r->stat_connections,
                 (unsigned long long)r->stat_commands,
                 (unsigned long long)r->stat_errors,
+                r->cfg.password != NULL,
                 (long long)router_cache_revision(r->cache),
                 (unsigned long long)r->stat_refreshes,
                 router_cache_table_count(r->cache),
@@ -364,9 +367,120 @@ static void reply_info(struct router *r, struct rreq *q)
     buf_free(&t);
 }
 
+/* ---- AUTH and HELLO ---- */
+
+/* Whether `user`/`pass` open the router: the user must be "default" (or
+ * not given), the password the configured one. Compared in constant time
+ * over the longer length, so a guess learns nothing from the time. */
+static bool password_ok(struct router *r, const router_arg *user,
+                        const router_arg *pass)
+{
+    const char *want = r->cfg.password;
+    if (user->len != 0 &&
+        (user->len != 7 || memcmp(user->p, "default", 7) != 0))
+        return false;
+    size_t wl = strlen(want), n = wl > pass->len ? wl : pass->len;
+    uint8_t diff = (uint8_t)(wl != pass->len);
+    for (size_t i = 0; i < n; i++)
+        diff |= (uint8_t)((i < wl ? (uint8_t)want[i] : 0) ^
+                          (i < pass->len ? pass->p[i] : 0));
+    return diff == 0;
+}
+
+/* A wrong password: counted, and logged at most once a second (a client
+ * guessing in a loop must not flood the log). */
+static void auth_failed(struct router *r, struct rreq *q)
+{
+    r->stat_auth_failures++;
+    uint64_t now = router_now(r);
+    if (r->auth_log_ms == 0 || now - r->auth_log_ms >= 1000) {
+        r->auth_log_ms = now;
+        log_warn("AUTH with a wrong password (client %llu; %llu failures so "
+                 "far)", (unsigned long long)(q->c ? q->c->id : 0),
+                 (unsigned long long)r->stat_auth_failures);
+    }
+    resp_write_error(&q->out, "WRONGPASS", "invalid username-password pair "
+                     "or user is disabled.");
+}
+
+/* AUTH [user] password, as Redis answers it. */
+static void reply_auth(struct router *r, struct rreq *q)
+{
+    if (r->cfg.password == NULL) {
+        /* Redis's default user without a password takes any password in
+         * the two-argument form, and calls the one-argument form a
+         * mistake. */
+        if (q->cmd.user.len == 0)
+            resp_write_error(&q->out, "ERR", "AUTH <password> called without "
+                             "any password configured for the default user. "
+                             "Are you sure your configuration is correct?");
+        else if (q->cmd.user.len == 7 &&
+                 memcmp(q->cmd.user.p, "default", 7) == 0)
+            resp_write_simple(&q->out, "OK");
+        else
+            auth_failed(r, q);
+        return;
+    }
+    if (!password_ok(r, &q->cmd.user, &q->cmd.pass)) {
+        auth_failed(r, q);
+        return;
+    }
+    if (q->c)
+        q->c->authed = true;
+    resp_write_simple(&q->out, "OK");
+}
+
+/* HELLO [2 [AUTH user pass] [SETNAME name]]: cairn speaks RESP2 only, so
+ * HELLO 3 is NOPROTO (clients then stay on RESP2); the reply is Redis's
+ * map as a flat array. */
+static void reply_hello(struct router *r, struct rreq *q)
+{
+    if (q->cmd.proto != 0 && q->cmd.proto != 2) {
+        resp_write_error(&q->out, "NOPROTO", "unsupported protocol version");
+        return;
+    }
+    if (q->cmd.has_auth) {
+        if (r->cfg.password != NULL &&
+            !password_ok(r, &q->cmd.user, &q->cmd.pass)) {
+            auth_failed(r, q);
+            return;
+        }
+        if (q->c)
+            q->c->authed = true;
+    } else if (q->c && !q->c->authed) {
+        resp_write_error(&q->out, "NOAUTH", "HELLO must be called with the "
+                         "client already authenticated, otherwise the HELLO "
+                         "<proto> AUTH <user> <pass> option can be used to "
+                         "authenticate the client and select the RESP "
+                         "protocol version at the same time");
+        return;
+    }
+    resp_write_array(&q->out, 14);
+    resp_write_bulk_str(&q->out, "server");
+    resp_write_bulk_str(&q->out, "cairn");
+    resp_write_bulk_str(&q->out, "version");
+    resp_write_bulk_str(&q->out, "7.0.0");
+    resp_write_bulk_str(&q->out, "proto");
+    resp_write_int(&q->out, 2);
+    resp_write_bulk_str(&q->out, "id");
+    resp_write_int(&q->out, (int64_t)(q->c ? q->c->id : 0));
+    resp_write_bulk_str(&q->out, "mode");
+    resp_write_bulk_str(&q->out, "standalone");
+    resp_write_bulk_str(&q->out, "role");
+    resp_write_bulk_str(&q->out, "master");
+    resp_write_bulk_str(&q->out, "modules");
+    resp_write_array(&q->out, 0);
+}
+
 static bool exec_local(struct router *r, struct rreq *q)
 {
     switch (q->cmd.kind) {
+    case RCMD_AUTH:
+        reply_auth(r, q);
+        return true;
+    case RCMD_HELLO:
+        reply_hello(r, q);
+        return true;
     case RCMD_PING:
         if (q->cmd.has_value)
             resp_write_bulk(&q->out, q->cmd.value.p, q->cmd.value.len);
@@ -406,7 +520,17 @@ static bool exec_local(struct router *r, struct rreq *q)
 void router_exec(struct router *r, struct rreq *q)
 {
     router_cmd_error err;
-    if (router_cmd_parse(q->argv, q->argc, &q->cmd, &err) != 0) {
+    int prc = router_cmd_parse(q->argv, q->argc, &q->cmd, &err);
+    /* Metrics by command: a name the table knows, else "unknown". */
+    q->mkind = (q->cmd.name != NULL ? (int)q->cmd.kind : RCMD_COUNT_) + 1;
+    /* Until a client authenticates, only AUTH, HELLO and QUIT run (Redis's
+     * rule); parsing above is pure, nothing else happened. */
+    if (q->c && !q->c->authed && !router_cmd_before_auth(&q->argv[0])) {
+        resp_write_error(&q->out, "NOAUTH", "Authentication required.");
+        finish(r, q);
+        return;
+    }
+    if (prc != 0) {
         resp_write_error(&q->out, err.word, "%s", err.msg);
         finish(r, q);
         return;

@@ -116,6 +116,7 @@ struct rop *router_op_new(struct router *r, struct rreq *q, rpc_type type,
     else
         r->ops = op;
     r->ops_tail = op;
+    r->nops++;
     if (q)
         q->pending++;
     order_join(op);
@@ -126,6 +127,7 @@ struct rop *router_op_new(struct router *r, struct rreq *q, rpc_type type,
 static void op_unlink(struct rop *op)
 {
     struct router *r = op->r;
+    r->nops--;
     if (op->prev)
         op->prev->next = op->next;
     else
@@ -196,6 +198,7 @@ static void retry_later(struct rop *op, int err, const char *msg,
         wait = ROUTER_BACKOFF_MAX_MS;
     op->attempts++;
     r->stat_retries++;
+    router_metrics_retry(r, err);
     uint64_t now = router_now(r);
     if (now + wait >= op->deadline) {
         give_up(op);
@@ -369,6 +372,7 @@ static void follow_hint(struct rop *op, const rpc_reply *rep)
         snprintf(op->last_msg, sizeof op->last_msg, "%s", msg);
         op->attempts++;
         r->stat_retries++;
+        router_metrics_retry(r, CAIRN_ERR_NOT_LEADER);
         op_attempt(op); /* the hint is fresher than anything we have */
         return;
     }
@@ -447,6 +451,13 @@ void router_op_conn_failed(struct rop *op, int err)
                 "connection to node %llu lost after the write was sent; "
                 "outcome unknown",
                 (unsigned long long)op->node_id);
+        return;
+    }
+    if (err == CAIRN_ERR_NOAUTH) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "node %llu refused the connection (cluster "
+                 "secret)", (unsigned long long)op->node_id);
+        retry_later(op, err, msg, true);
         return;
     }
     retry_later(op, err, "connection to the node failed", true);

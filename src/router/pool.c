@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "common/log.h"
 #include "router/router_int.h"
 
 struct nwrite {
@@ -141,8 +142,32 @@ static struct rop *find_op(struct nconn *n, uint64_t id)
     return NULL;
 }
 
+/* The node refused the connection (request id 0: a wrong or missing
+ * cluster secret). It read nothing after the handshake, so no op on this
+ * connection was applied, sent or not: every one may be retried. */
+static void conn_refused(struct nconn *n, const uint8_t *p, size_t len)
+{
+    rpc_reply rep;
+    struct router *r = n->r;
+    uint64_t now = router_now(r);
+    if (rpc_decode_reply(p, len, RPC_PING, &rep) == 0 &&
+        (r->refused_log_ms == 0 || now - r->refused_log_ms >= 1000)) {
+        r->refused_log_ms = now;
+        log_warn("node %s refused the connection: %s %.*s", n->addr,
+                 cairn_err_word(rep.status), (int)rep.message.len,
+                 (const char *)rep.message.p);
+    }
+    for (struct rop *op = n->head; op != NULL; op = op->cnext)
+        op->sent = false;
+    conn_fail(n, CAIRN_ERR_NOAUTH);
+}
+
 static void handle_frame(struct nconn *n, const uint8_t *p, size_t len)
 {
+    if (be_get_u64(p + 5) == 0) {
+        conn_refused(n, p, len);
+        return;
+    }
     struct rop *op = find_op(n, be_get_u64(p + 5));
     if (op == NULL)
         return; /* its op timed out or was cancelled: drop the reply */

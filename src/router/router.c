@@ -43,6 +43,7 @@ static void begin_stop(struct router *r)
     router_server_stop(r);
     router_op_free_all(r);
     router_pool_close_all(r);
+    router_metrics_stop(r);
     uv_timer_stop(&r->ticker);
     uv_close((uv_handle_t *)&r->ticker, NULL);
     uv_close((uv_handle_t *)&r->sigint, NULL);
@@ -132,6 +133,8 @@ int router_new(router **out, const router_config *cfg)
         router_view_update(r);
         rc = router_server_start(r);
     }
+    if (rc == 0)
+        rc = router_metrics_start(r);
     if (rc != 0) {
         begin_stop(r);
         router_free(r);
@@ -166,6 +169,7 @@ void router_free(router *r)
         return;
     begin_stop(r);
     uv_run(&r->loop, UV_RUN_DEFAULT); /* let closes and workers finish */
+    httpd_stop(r->http);
     meta_close(r->meta);
     etcd_close(r->etcd);
     router_cache_free(r->cache);

@@ -28,6 +28,8 @@ typedef struct router_config {
     const char *prefix;    /* metadata prefix; NULL = "/cairn" */
     int deadline_ms;       /* per-request deadline; 0 = 5000 */
     int etcd_timeout_ms;   /* per etcd call; 0 = 2000 */
+    const char *password;  /* clients must AUTH with it; NULL = no AUTH */
+    const char *http;      /* "host:port" of /metrics; NULL = none */
 } router_config;
 
 typedef struct router router;

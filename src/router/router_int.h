@@ -29,7 +29,10 @@
 #include <uv.h>
 
 #include "common/buf.h"
+#include "common/err.h"
+#include "common/prom.h"
 #include "common/seq.h"
+#include "http/httpd.h"
 #include "meta/meta.h"
 #include "proto/resp.h"
 #include "proto/rpc.h"
@@ -136,6 +139,9 @@ struct rreq {
     struct rpart *parts;       /* MGET: one result per key */
     struct rscan *scan;        /* KV.SCAN state */
     struct rtablejob *job;     /* TABLE.* running on a worker thread */
+    struct router *r;          /* set for commands (metrics) */
+    uint64_t start_ns;         /* uv_hrtime() when the command arrived */
+    int mkind;                 /* metrics: router_cmd_kind + 1; 0 = none */
 };
 
 /* One part of a fan-out reply (MGET). */
@@ -157,7 +163,14 @@ struct rclient {
     size_t avg_reply;          /* recent reply size (client_window) */
     struct rop *whead, *wtail; /* ops of its write commands, in order */
     bool reading, processing, closing, stop_input;
+    bool authed;               /* AUTH passed (or no password set) */
+    uint64_t id;               /* HELLO's client id */
 };
+
+/* Request results counted in the metrics: "OK", then every cairn code
+ * word (NOAUTH among them), then the Redis words the router answers (ERR,
+ * WRONGPASS, NOPROTO), then "OTHER". */
+#define ROUTER_RESULTS (CAIRN_ERR_COUNT_ + 4)
 
 struct router {
     router_config cfg;
@@ -193,6 +206,16 @@ struct router {
     /* INFO counters */
     uint64_t stat_commands, stat_errors, stat_retries, stat_timeouts;
     uint64_t stat_refreshes, stat_connections;
+
+    /* metrics.c: /metrics (--http) */
+    httpd *http;
+    uv_timer_t metrics_timer;
+    uint64_t requests[RCMD_COUNT_ + 1][ROUTER_RESULTS]; /* kind, result */
+    prom_hist latency[RCMD_COUNT_ + 1];
+    uint64_t retries_by[CAIRN_ERR_COUNT_]; /* by -(error code) */
+    uint64_t stat_auth_failures, stat_refresh_errors;
+    uint64_t auth_log_ms, refused_log_ms;
+    size_t nops;
 };
 
 /* ---- server.c ---- */
@@ -261,6 +284,18 @@ void router_pool_close_all(struct router *r);
 void router_view_update(struct router *r);
 /* Ask for a metadata re-read (coalesced; runs on a worker thread). */
 void router_view_refresh(struct router *r);
+
+/* ---- metrics.c ---- */
+/* Serve /metrics on cfg.http and publish it every second. 0 or an error
+ * (logged). */
+int router_metrics_start(struct router *r);
+void router_metrics_stop(struct router *r);
+/* Count a finished request (its kind, result and duration). */
+void router_metrics_request(struct router *r, struct rreq *q);
+/* Count a retry and why. */
+void router_metrics_retry(struct router *r, int err);
+/* The whole page. */
+int router_metrics_page(struct router *r, buf *b);
 
 /* ---- router.c ---- */
 /* A worker-thread job (refresh, TABLE.*) finished, on the loop thread. */

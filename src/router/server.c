@@ -71,6 +71,8 @@ static struct rreq *req_new(struct rclient *c, const resp_cmd *cmd)
     }
     q->argc = cmd->argc;
     q->c = c;
+    q->r = c->r;
+    q->start_ns = uv_hrtime();
     return q;
 }
 
@@ -153,6 +155,8 @@ static void client_flush(struct rclient *c)
 void router_req_finish(struct rreq *q)
 {
     q->done = true;
+    if (q->mkind)
+        router_metrics_request(q->r, q);
     if (q->c == NULL) {
         router_req_free(q);
         return;
@@ -338,6 +342,8 @@ static void on_connection(uv_stream_t *server, int status)
     r->clients = c;
     r->nclients++;
     r->stat_connections++;
+    c->id = r->stat_connections;
+    c->authed = r->cfg.password == NULL;
     if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
         client_close(c);
         return;

@@ -131,6 +131,8 @@ static void refresh_after(uv_work_t *w, int status)
 {
     struct router *r = w->data;
     r->refreshing = false;
+    if (r->refresh_rc != 0)
+        r->stat_refresh_errors++;
     router_job_done(r);
     if (r->stopping)
         return;

@@ -76,15 +76,24 @@ class _Reader:
         return self.take(self.u32())
 
 
-class Client:
-    """One connection to one node. Not thread-safe: one per thread."""
+def hello_client(secret=None):
+    """The handshake of a client connection (src/proto/rpc.h), with the
+    cluster secret (bytes) if one is given."""
+    if not secret:
+        return b"CRN1\x01"
+    return b"CRN1\x81" + struct.pack(">H", len(secret)) + secret
 
-    def __init__(self, addr, timeout=5.0):
+
+class Client:
+    """One connection to one node. Not thread-safe: one per thread.
+    `secret`: the cluster secret the nodes require (bytes), if any."""
+
+    def __init__(self, addr, timeout=5.0, secret=None):
         host, port = addr.rsplit(":", 1)
         self.addr = addr
         self.sock = socket.create_connection((host, int(port)), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.sock.sendall(b"CRN1\x01")
+        self.sock.sendall(hello_client(secret))
         self.next_id = 1
         self.buf = b""
 

@@ -81,10 +81,13 @@ class Procs:
     def __init__(self):
         self.procs = []
 
-    def start(self, argv, log):
+    def start(self, argv, log, env=None):
+        """Start `argv` with its output in `log`; `env`: variables added to
+        this process's environment."""
         with open(log, "ab") as f:
             p = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT,
-                                 stdin=subprocess.DEVNULL)
+                                 stdin=subprocess.DEVNULL,
+                                 env=dict(os.environ, **env) if env else None)
         self.procs.append(p)
         return p
 

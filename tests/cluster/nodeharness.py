@@ -25,6 +25,7 @@ class Node:
         self.proc = None
         self.log = os.path.join(cluster.tmp, "n%d.log" % nid)
         self.extra = []
+        self.secret = cluster.secret  # the cluster secret it requires
 
     def start(self, extra=(), env=None):
         args = [cairn_bin(), "node", "--id", str(self.id), "--listen",
@@ -40,7 +41,7 @@ class Node:
         if self.proc.poll() is not None:
             raise AssertionError("node %d exited: %s" % (self.id,
                                                           self.tail()))
-        with Client(self.addr, timeout=1) as c:
+        with Client(self.addr, timeout=1, secret=self.secret) as c:
             c.ping()
         return True
 
@@ -76,7 +77,7 @@ class Node:
         self.proc.send_signal(signal.SIGCONT)
 
     def client(self, timeout=5.0):
-        return Client(self.addr, timeout=timeout)
+        return Client(self.addr, timeout=timeout, secret=self.secret)
 
     def metrics(self, rng):
         with self.client(2) as c:
@@ -90,8 +91,9 @@ class Node:
 class Cluster:
     """n nodes; ranges are created on them with create_range()."""
 
-    def __init__(self, n, node_args=()):
+    def __init__(self, n, node_args=(), secret=None):
         self.tmp = tempfile.mkdtemp(prefix="cairn-nodes-")
+        self.secret = secret  # bytes: test clients send it (--cluster-secret-file)
         self.node_args = ["--election-ms", "300", "--heartbeat-ms", "50"] + \
             list(node_args)
         self.nodes = [Node(self, i + 1, free_port()) for i in range(n)]

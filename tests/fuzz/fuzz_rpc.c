@@ -118,8 +118,27 @@ static void check_reply(const uint8_t *p, size_t n, rpc_type for_type)
     }
 }
 
+/* The handshake parser on the raw input: never reads past it, and what
+ * it accepts is consistent (a secret only with its flag, within bounds). */
+static void check_hello(const uint8_t *data, size_t size)
+{
+    uint8_t *p = malloc(size ? size : 1);
+    CHECK(p != NULL);
+    memcpy(p, data, size);
+    rpc_hello h;
+    int used = rpc_hello_parse(p, size, &h);
+    CHECK(used <= (int)size);
+    if (used > 0) {
+        CHECK(h.kind == RPC_CONN_CLIENT || h.kind == RPC_CONN_LINK);
+        CHECK(h.secret_len <= RPC_SECRET_MAX);
+        CHECK(h.has_secret == (h.secret_len > 0));
+    }
+    free(p);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    check_hello(data, size);
     static const rpc_type kinds[] = {RPC_PUT, RPC_GET, RPC_SCAN, RPC_METRICS,
                                      RPC_CREATE_REPLICA, RPC_CREATE_REPLICAS};
     if (size < 1 + RPC_HEADER_LEN || size - 1 > RPC_FRAME_MAX)

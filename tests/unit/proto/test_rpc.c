@@ -7,6 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -557,6 +560,86 @@ static void test_handshakes(void **state)
     buf_free(&f);
 }
 
+static void test_handshakes_with_secret(void **state)
+{
+    (void)state;
+    buf f = BUF_INIT;
+    rpc_hello h;
+    /* No secret here: a handshake with one is accepted (rolling out). */
+    assert_int_equal(rpc_secret_set("s3cret", 6), 0);
+    assert_int_equal(rpc_hello_client(&f), 0);
+    assert_int_equal(f.len, 5 + 2 + 6);
+    assert_int_equal(f.data[4], RPC_CONN_CLIENT | RPC_HELLO_SECRET);
+    for (size_t n = 0; n < f.len; n++)
+        assert_int_equal(rpc_hello_parse(f.data, n, &h), 0);
+    assert_int_equal(rpc_hello_parse(f.data, f.len, &h), (int)f.len);
+    assert_int_equal(h.kind, RPC_CONN_CLIENT);
+    assert_true(h.has_secret);
+    assert_int_equal(rpc_secret_check(&h), 0);
+
+    /* A node with another secret refuses it; without any, too. */
+    assert_int_equal(rpc_secret_set("s3creT", 6), 0);
+    assert_int_equal(rpc_secret_check(&h), CAIRN_ERR_INVALID);
+    assert_int_equal(rpc_secret_set("s3cret!", 7), 0);
+    assert_int_equal(rpc_secret_check(&h), CAIRN_ERR_INVALID);
+    buf_reset(&f);
+    assert_int_equal(rpc_secret_set(NULL, 0), 0);
+    assert_int_equal(rpc_hello_client(&f), 0);
+    assert_int_equal(rpc_hello_parse(f.data, f.len, &h), 5);
+    assert_false(h.has_secret);
+    assert_int_equal(rpc_secret_check(&h), 0); /* none required */
+    assert_int_equal(rpc_secret_set("x", 1), 0);
+    assert_int_equal(rpc_secret_check(&h), CAIRN_ERR_PROTO);
+
+    /* A link carries it after its address. */
+    buf_reset(&f);
+    assert_int_equal(rpc_hello_link(&f, 7, 2, "10.0.0.2:7000"), 0);
+    for (size_t n = 0; n < f.len; n++)
+        assert_int_equal(rpc_hello_parse(f.data, n, &h), 0);
+    assert_int_equal(rpc_hello_parse(f.data, f.len, &h), (int)f.len);
+    assert_int_equal(h.kind, RPC_CONN_LINK);
+    assert_string_equal(h.addr, "10.0.0.2:7000");
+    assert_int_equal(rpc_secret_check(&h), 0);
+    /* A zero or oversized secret length is malformed. */
+    f.data[f.len - 3] = 0;
+    f.data[f.len - 2] = 0;
+    assert_int_equal(rpc_hello_parse(f.data, f.len, &h), CAIRN_ERR_PROTO);
+    f.data[f.len - 3] = 0x7f;
+    assert_int_equal(rpc_hello_parse(f.data, f.len, &h), CAIRN_ERR_PROTO);
+    assert_int_equal(rpc_secret_set(NULL, 0), 0);
+    buf_free(&f);
+}
+
+static void test_secret_file(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/cairn-secret-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "abc\n", 4), 4);
+    close(fd);
+    char err[256], warn[256];
+    assert_int_equal(rpc_secret_load(path, err, sizeof err, warn, sizeof warn),
+                     0);
+    assert_string_equal(warn, ""); /* mkstemp makes it 0600 */
+    rpc_hello h = {.has_secret = true, .secret_len = 3};
+    memcpy(h.secret, "abc", 3);
+    assert_int_equal(rpc_secret_check(&h), 0);
+    chmod(path, 0644);
+    assert_int_equal(rpc_secret_load(path, err, sizeof err, warn, sizeof warn),
+                     0);
+    assert_non_null(strstr(warn, "chmod 600"));
+    fd = open(path, O_WRONLY | O_TRUNC);
+    assert_int_equal(write(fd, "\n", 1), 1);
+    close(fd);
+    assert_int_equal(rpc_secret_load(path, err, sizeof err, warn, sizeof warn),
+                     CAIRN_ERR_INVALID);
+    unlink(path);
+    assert_int_equal(rpc_secret_load(path, err, sizeof err, warn, sizeof warn),
+                     CAIRN_ERR_IO);
+    assert_int_equal(rpc_secret_set(NULL, 0), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -572,6 +655,8 @@ int main(void)
         cmocka_unit_test(test_replies),
         cmocka_unit_test(test_scan_reply),
         cmocka_unit_test(test_handshakes),
+        cmocka_unit_test(test_handshakes_with_secret),
+        cmocka_unit_test(test_secret_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,6 +2,7 @@
  * options of the table commands - no network, no metadata. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -276,6 +277,49 @@ static void test_cursor_codec(void **state)
     buf_free(&b);
 }
 
+static bool same(const router_arg *a, const char *s)
+{
+    return a->len == strlen(s) && memcmp(a->p, s, a->len) == 0;
+}
+
+static void test_auth_and_hello(void **state)
+{
+    (void)state;
+    router_cmd c;
+    router_cmd_error e;
+    assert_int_equal(parse(&c, &e, W("AUTH", "pw")), 0);
+    assert_int_equal(c.kind, RCMD_AUTH);
+    assert_int_equal(c.user.len, 0);
+    assert_true(same(&c.pass, "pw"));
+    assert_int_equal(parse(&c, &e, W("auth", "default", "pw")), 0);
+    assert_true(same(&c.user, "default") && same(&c.pass, "pw"));
+    expect_error(W("auth"), "ERR",
+                 "wrong number of arguments for 'auth' command");
+    expect_error(W("auth", "a", "b", "c"), "ERR", "syntax error");
+
+    assert_int_equal(parse(&c, &e, W("HELLO")), 0);
+    assert_int_equal(c.kind, RCMD_HELLO);
+    assert_int_equal(c.proto, 0);
+    assert_false(c.has_auth);
+    assert_int_equal(parse(&c, &e, W("hello", "3", "AUTH", "default", "pw",
+                                     "SETNAME", "me")), 0);
+    assert_int_equal(c.proto, 3);
+    assert_true(c.has_auth && same(&c.user, "default") &&
+                same(&c.pass, "pw"));
+    expect_error(W("hello", "x"), "ERR",
+                 "Protocol version is not an integer or out of range");
+    expect_error(W("hello", "2", "AUTH", "only-user"), "ERR", NULL);
+
+    router_arg a = {(const uint8_t *)"Hello", 5};
+    assert_true(router_cmd_before_auth(&a));
+    a = (router_arg){(const uint8_t *)"QUIT", 4};
+    assert_true(router_cmd_before_auth(&a));
+    a = (router_arg){(const uint8_t *)"ping", 4};
+    assert_false(router_cmd_before_auth(&a));
+    assert_string_equal(router_cmd_kind_name(RCMD_KV_PUT), "kv.put");
+    assert_string_equal(router_cmd_kind_name(RCMD_COMMAND_COUNT), "command");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -287,6 +331,7 @@ int main(void)
         cmocka_unit_test(test_kv_options),
         cmocka_unit_test(test_kv_scan),
         cmocka_unit_test(test_cursor_codec),
+        cmocka_unit_test(test_auth_and_hello),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
