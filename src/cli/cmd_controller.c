@@ -38,6 +38,8 @@ static int controller_usage(FILE *out)
             "  --interval-ms N         loop period (1000)\n"
             "  --create-timeout-ms N   age of an abandoned create (60000)\n"
             "  --poll-ms N             ask every node its metrics (2000)\n"
+            "  --split-bytes N         split a range larger than this at its\n"
+            "                          median by bytes (64 MiB; 0 = never)\n"
             "  --dead-after S          lease lost and not answering this\n"
             "                          long: dead, replicas replaced (30)\n"
             "  --lag-entries N         a follower this far behind ...\n"
@@ -82,6 +84,8 @@ static int parse(int argc, char **argv, controller_config *cfg)
             cfg->create_timeout_ms = atoi(v);
         else if (strcmp(a, "--poll-ms") == 0)
             cfg->poll_ms = atoi(v);
+        else if (strcmp(a, "--split-bytes") == 0)
+            cfg->split_bytes = atoll(v) > 0 ? atoll(v) : -1;
         else if (strcmp(a, "--dead-after") == 0)
             cfg->dead_after_s = atoi(v);
         else if (strcmp(a, "--lag-entries") == 0)

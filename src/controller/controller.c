@@ -39,6 +39,8 @@ static const ctl_reconciler *const reconcilers[] = {
     &ctl_reconcile_leaders,
     &ctl_reconcile_create,
     &ctl_reconcile_drop,
+    &ctl_reconcile_split, /* before repair: a split etcd lags is not a
+                             membership to adopt */
     &ctl_reconcile_repair,
     &ctl_reconcile_orphans,
     &ctl_reconcile_balance,
@@ -318,6 +320,8 @@ static int ctl_init(ctl *c, const controller_config *cfg)
         c->cfg.interval_ms = 1000;
     if (c->cfg.create_timeout_ms <= 0)
         c->cfg.create_timeout_ms = 60000;
+    if (c->cfg.split_bytes == 0)
+        c->cfg.split_bytes = 64u << 20;
     if (c->cfg.poll_ms <= 0)
         c->cfg.poll_ms = 2000;
     if (c->cfg.dead_after_s <= 0)

@@ -35,6 +35,8 @@ typedef struct controller_config {
 
     /* Health and healing (issue 9). 0 = the default in parentheses. */
     int poll_ms;           /* METRICS of every node this often (2000) */
+    int64_t split_bytes;   /* a range larger is split at its median by
+                              bytes (64 MiB; < 0 = never) */
     int dead_after_s;      /* lease lost and not answering this long: the
                               node is dead, its replicas are replaced (30) */
     uint64_t lag_entries;  /* a follower this many entries behind ... */

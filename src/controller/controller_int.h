@@ -113,6 +113,7 @@ extern const ctl_reconciler ctl_reconcile_health;
 extern const ctl_reconciler ctl_reconcile_leaders;
 extern const ctl_reconciler ctl_reconcile_create;
 extern const ctl_reconciler ctl_reconcile_drop;
+extern const ctl_reconciler ctl_reconcile_split;
 extern const ctl_reconciler ctl_reconcile_repair;
 extern const ctl_reconciler ctl_reconcile_orphans;
 extern const ctl_reconciler ctl_reconcile_balance;

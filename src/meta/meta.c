@@ -503,13 +503,14 @@ int meta_range_update(meta *m, const meta_range *read, const meta_range *next)
 }
 
 int meta_range_split(meta *m, const meta_range *read, const void *key,
-                     size_t key_len, uint64_t new_id, uint64_t epoch)
+                     size_t key_len, uint64_t new_id, uint64_t epoch,
+                     uint64_t new_epoch)
 {
     if (key_len == 0 || new_id == 0 || new_id == read->id ||
         !meta_range_contains(read, key, key_len) ||
         key_cmp(key, key_len, read->start, read->start_len) == 0)
         return CAIRN_ERR_INVALID;
-    if (epoch <= read->epoch)
+    if (epoch <= read->epoch || new_epoch <= read->epoch)
         return CAIRN_ERR_STALE_EPOCH;
     meta_range left = *read, right = *read; /* share bounds: read only */
     left.end = (uint8_t *)key;
@@ -518,7 +519,7 @@ int meta_range_split(meta *m, const meta_range *read, const void *key,
     right.id = new_id;
     right.start = (uint8_t *)key;
     right.start_len = key_len;
-    right.epoch = epoch;
+    right.epoch = new_epoch;
     right.state = META_RANGE_NORMAL;
     right.from = 0;
     buf lk = BUF_INIT, rk = BUF_INIT;

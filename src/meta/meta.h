@@ -346,13 +346,14 @@ int meta_range_set_replicas(meta *m, const meta_range *read,
 
 /* Record a split the range's replicas applied (replica.h replica_split):
  * range `read` (as read: compared on its mod revision) now ends at `key`
- * and has epoch `epoch`; range `new_id` (must not exist) covers [key, the
- * old end) with the same replicas and the same epoch. One transaction.
+ * with epoch `epoch`; range `new_id` (must not exist) covers [key, the old
+ * end) with the same replicas and epoch `new_epoch`. One transaction.
  * CAIRN_ERR_CONDITION if `read` changed or `new_id` exists (re-read and
- * decide again), CAIRN_ERR_INVALID if `key` is not strictly inside or the
- * epoch does not grow. */
+ * decide again), CAIRN_ERR_INVALID if `key` is not strictly inside,
+ * STALE_EPOCH if an epoch does not grow. */
 int meta_range_split(meta *m, const meta_range *read, const void *key,
-                     size_t key_len, uint64_t new_id, uint64_t epoch);
+                     size_t key_len, uint64_t new_id, uint64_t epoch,
+                     uint64_t new_epoch);
 
 /* ---- leaders ----------------------------------------------------------- */
 

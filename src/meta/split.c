@@ -138,7 +138,7 @@ int meta_split(meta *m, const meta_map *map, const meta_range *rg,
         snprintf(err, err_len, "range %" PRIu64 ": split: %s %s", rg->id,
                  cairn_err_word(rc), text.len ? (char *)text.data : "");
     if (rc == 0) {
-        rc = meta_range_split(m, rg, k.data, k.len, id, epoch);
+        rc = meta_range_split(m, rg, k.data, k.len, id, epoch, epoch);
         if (rc != 0)
             snprintf(err, err_len, "range %" PRIu64 " split into %" PRIu64
                      "; recording it in etcd: %s (the controller records "

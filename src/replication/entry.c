@@ -441,8 +441,6 @@ int entry_applier_add(entry_applier *a, uint64_t index, const void *p,
         if (st != 0 && st != CAIRN_ERR_CONDITION &&
             st != CAIRN_ERR_KEY_OUT_OF_RANGE)
             return st;
-        if (st != 0 && st != CAIRN_ERR_CONDITION)
-            return st;
         if (results) {
             results[i].status = st;
             results[i].seq = op.seq;

@@ -198,13 +198,13 @@ static void run(const uint8_t *in, size_t n, int router_side,
                 break;
             }
             CHECK((size_t)rc <= len);
-            CHECK(h.kind == RPC_CONN_CLIENT || h.kind == RPC_CONN_RAFT);
+            CHECK(h.kind == RPC_CONN_CLIENT || h.kind == RPC_CONN_LINK);
             CHECK(strlen(h.addr) <= RPC_ADDR_MAX);
             mix(&t->hash, &h, sizeof h);
             feed_consume(&f, (size_t)rc);
             hello_done = 1;
-            if (h.kind == RPC_CONN_RAFT) {
-                rc = 0; /* the rest belongs to libraft */
+            if (h.kind == RPC_CONN_LINK) {
+                rc = 0; /* the rest is a node link's frames (net.c) */
                 break;
             }
             continue;

@@ -165,6 +165,64 @@ static void test_apply_sets_applied_index_and_conditions(void **state)
     buf_free(&e);
 }
 
+/* Ops whose key left the range (a split applied after they were proposed)
+ * are refused as they apply, the others of the same entry applied; the
+ * entry still moves the applied index. */
+static void test_applier_refuses_keys_outside_its_bounds(void **state)
+{
+    fix *f = *state;
+    buf e = BUF_INIT;
+    entry_result res[3];
+    range_meta m;
+    memset(&m, 0, sizeof m);
+    assert_int_equal(buf_append(&m.start, "b", 1), 0);
+    assert_int_equal(buf_append(&m.end, "m", 1), 0);
+    entry_applier *a = entry_applier_new(f->e, 1, 0);
+    entry_applier_set_bounds(a, &m);
+    entry_op ops[3] = {put_op("a", "1", seq_make(1, 0, 1)),
+                       put_op("c", "2", seq_make(2, 0, 1)),
+                       put_op("m", "3", seq_make(3, 0, 1))};
+    encode(&e, ops, 3);
+    assert_int_equal(entry_applier_add(a, 4, e.data, e.len, res, NULL), 0);
+    assert_int_equal(entry_applier_flush(a), 0);
+    assert_int_equal(res[0].status, CAIRN_ERR_KEY_OUT_OF_RANGE);
+    assert_int_equal(res[1].status, 0);
+    assert_int_equal(res[2].status, CAIRN_ERR_KEY_OUT_OF_RANGE);
+    assert_value(f, "a", NULL);
+    assert_value(f, "c", "2");
+    assert_value(f, "m", NULL);
+    uint64_t applied;
+    assert_int_equal(engine_applied_index(f->e, NULL, 1, &applied), 0);
+    assert_int_equal(applied, 4);
+    entry_applier_free(a);
+    range_meta_free(&m);
+    buf_free(&e);
+}
+
+/* Split entries round-trip; a truncated one is not a split entry. */
+static void test_split_entry_codec(void **state)
+{
+    (void)state;
+    buf e = BUF_INIT;
+    assert_int_equal(entry_put_split(&e, 7, 8, 99, 12, "key", 3), 0);
+    assert_int_equal(e.len % 8, 0);
+    uint64_t nonce, id, range, epoch;
+    const uint8_t *k;
+    size_t kl;
+    assert_true(entry_is_split(e.data, e.len, &nonce, &id, &range, &epoch,
+                               &k, &kl));
+    assert_int_equal(nonce, 7);
+    assert_int_equal(id, 8);
+    assert_int_equal(range, 99);
+    assert_int_equal(epoch, 12);
+    assert_int_equal(kl, 3);
+    assert_memory_equal(k, "key", 3);
+    assert_false(entry_is_split(e.data, 20, &nonce, &id, &range, &epoch, &k,
+                                &kl));
+    assert_false(entry_is_epoch(e.data, e.len, &nonce, &id, &epoch));
+    buf_free(&e);
+}
+
 static void test_corrupt_entry_changes_nothing(void **state)
 {
     fix *f = *state;
@@ -420,6 +478,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_epoch_entry_sets_meta_with_applied, setup, teardown),
         cmocka_unit_test(test_meta_round_trip),
+        cmocka_unit_test_setup_teardown(
+            test_applier_refuses_keys_outside_its_bounds, setup, teardown),
+        cmocka_unit_test(test_split_entry_codec),
         cmocka_unit_test_setup_teardown(test_snapshot_round_trip, setup,
                                         teardown),
     };
