@@ -52,7 +52,7 @@ static int usage(FILE *out)
             "  --heartbeat-ms N        heartbeat interval (default 100)\n"
             "  --snapshot-threshold N  entries between snapshots (4096)\n"
             "  --snapshot-trailing N   entries kept after a snapshot (1024)\n"
-            "  --snapshot-cap BYTES    largest range/snapshot (64 MiB)\n"
+            "  --snapshot-cap BYTES    largest range/snapshot (256 MiB)\n"
             "  --quiesce-ticks N       idle heartbeats before a range sleeps\n"
             "                          (default 5; 0: ranges never sleep)\n"
             "  --node-heartbeat-ms N   node-to-node heartbeat (default 200)\n"

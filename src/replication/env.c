@@ -18,7 +18,7 @@ void rep_options_default(rep_options *o)
     o->heartbeat_ms = 100;
     o->snapshot_threshold = 4096;
     o->snapshot_trailing = 1024;
-    o->snapshot_cap = 64u << 20;
+    o->snapshot_cap = 256u << 20;
     o->entry_max = 1u << 20;
     o->quiesce_ticks = 5;
     o->node_heartbeat_ms = 200;

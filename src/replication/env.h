@@ -36,7 +36,7 @@ typedef struct rep_options {
 } rep_options;
 
 /* Defaults: election 1000 ms, heartbeat 100 ms, snapshot every 4096 entries
- * keeping 1024, 64 MiB snapshot cap, 1 MiB entries, sleep after 5 idle
+ * keeping 1024, 256 MiB snapshot cap, 1 MiB entries, sleep after 5 idle
  * ticks, node heartbeat 200 ms. */
 void rep_options_default(rep_options *o);
 
