@@ -40,6 +40,9 @@ static int controller_usage(FILE *out)
             "  --poll-ms N             ask every node its metrics (2000)\n"
             "  --split-bytes N         split a range larger than this at its\n"
             "                          median by bytes (64 MiB; 0 = never)\n"
+            "  --split-qps N           split a range serving more requests a\n"
+            "  --split-qps-seconds S   second than N for S seconds at its\n"
+            "                          load median (2500, 10; 0 = never)\n"
             "  --dead-after S          lease lost and not answering this\n"
             "                          long: dead, replicas replaced (30)\n"
             "  --lag-entries N         a follower this far behind ...\n"
@@ -86,6 +89,10 @@ static int parse(int argc, char **argv, controller_config *cfg)
             cfg->poll_ms = atoi(v);
         else if (strcmp(a, "--split-bytes") == 0)
             cfg->split_bytes = atoll(v) > 0 ? atoll(v) : -1;
+        else if (strcmp(a, "--split-qps") == 0)
+            cfg->split_qps = atoi(v) > 0 ? atoi(v) : -1;
+        else if (strcmp(a, "--split-qps-seconds") == 0)
+            cfg->split_qps_seconds = atoi(v);
         else if (strcmp(a, "--dead-after") == 0)
             cfg->dead_after_s = atoi(v);
         else if (strcmp(a, "--lag-entries") == 0)

@@ -322,6 +322,10 @@ static int ctl_init(ctl *c, const controller_config *cfg)
         c->cfg.create_timeout_ms = 60000;
     if (c->cfg.split_bytes == 0)
         c->cfg.split_bytes = 64u << 20;
+    if (c->cfg.split_qps == 0)
+        c->cfg.split_qps = 2500;
+    if (c->cfg.split_qps_seconds <= 0)
+        c->cfg.split_qps_seconds = 10;
     if (c->cfg.poll_ms <= 0)
         c->cfg.poll_ms = 2000;
     if (c->cfg.dead_after_s <= 0)

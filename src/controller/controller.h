@@ -37,6 +37,10 @@ typedef struct controller_config {
     int poll_ms;           /* METRICS of every node this often (2000) */
     int64_t split_bytes;   /* a range larger is split at its median by
                               bytes (64 MiB; < 0 = never) */
+    int split_qps;         /* a range busier than this ... (2500; < 0 =
+                              never) */
+    int split_qps_seconds; /* ... for this long is split at its load
+                              median (10) */
     int dead_after_s;      /* lease lost and not answering this long: the
                               node is dead, its replicas are replaced (30) */
     uint64_t lag_entries;  /* a follower this many entries behind ... */

@@ -169,6 +169,8 @@ typedef struct ctl_follower {
 typedef struct ctl_replica {
     uint64_t node, range, table, epoch, term, leader;
     uint64_t commit, applied, last, bytes;
+    uint64_t ops;   /* requests served since the replica opened */
+    bool load_key;  /* its leader offers a load split key (load.c) */
     uint8_t role; /* CTL_FOLLOWER ... */
     uint8_t n_followers;
     ctl_follower followers[RPC_MAX_PEERS + 1];

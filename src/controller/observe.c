@@ -87,6 +87,9 @@ static void parse_replica(const cJSON *j, uint64_t node_id, ctl_replica *r)
     r->applied = num(j, "applied_index");
     r->last = num(j, "last_index");
     r->bytes = num(j, "range_bytes");
+    r->ops = num(j, "ops");
+    const char *lk = str(j, "load_key");
+    r->load_key = lk && lk[0];
     r->role = role_of(str(j, "role"));
     const cJSON *fs = cJSON_GetObjectItemCaseSensitive(j, "followers"), *f;
     cJSON_ArrayForEach(f, fs)

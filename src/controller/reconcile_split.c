@@ -21,6 +21,13 @@
  * pending), with no task on it, is split (meta_split: the leader picks the
  * key), at most SPLITS_PER_PASS per pass and once per range per
  * SPLIT_AGAIN_MS.
+ *
+ * Load. Every poll also reports the requests each leader served; a range
+ * above --split-qps (2,500 a second, CockroachDB's default) in every poll
+ * for --split-qps-seconds (10) is split at its load key - the median of
+ * the keys its leader sampled (replication/load.c), which it offers only
+ * when no single key carries most of the load: a hot key is never split
+ * around, since no split would divide its load.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -38,9 +45,16 @@
 #define SPLIT_AGAIN_MS 10000
 #define SPLIT_TIMEOUT_MS 10000
 
+/* A leader's requests at the last poll, and since when it is hot. */
+typedef struct heat {
+    uint64_t ops, at_ms, hot_since_ms;
+} heat;
+
 typedef struct split_state {
     u64map last; /* range id -> (void *)(uintptr_t) monotonic ms of its
                     last split attempt */
+    u64map heat; /* range id -> heat */
+    uint64_t obs_ms; /* the observation last looked at */
 } split_state;
 
 static void *split_init(ctl *c)
@@ -52,8 +66,15 @@ static void *split_init(ctl *c)
 static void split_fini(void *state)
 {
     split_state *s = state;
-    if (s)
+    if (s) {
+        size_t it = 0;
+        uint64_t id;
+        void *v;
+        while (u64map_next(&s->heat, &it, &id, &v))
+            free(v);
+        u64map_free(&s->heat);
         u64map_free(&s->last);
+    }
     free(s);
 }
 
@@ -212,6 +233,105 @@ static void split_large(ctl *c, split_state *s, const meta_map *map,
     }
 }
 
+/* The load key a range's leader offers (METRICS of that range). */
+static int ask_load_key(const meta_map *map, uint64_t node, uint64_t range,
+                        buf *key)
+{
+    const meta_node *nd = meta_map_node(map, node);
+    if (nd == NULL)
+        return CAIRN_ERR_NOT_FOUND;
+    rpc_request req;
+    memset(&req, 0, sizeof req);
+    req.type = RPC_METRICS;
+    req.id = 1;
+    req.range_id = range;
+    buf text = BUF_INIT;
+    int rc = rpc_sync_status(nd->addr, &req, CTL_RPC_TIMEOUT_MS, &text);
+    cJSON *j = rc == 0 ? cJSON_ParseWithLength((const char *)text.data,
+                                               text.len)
+                       : NULL;
+    const cJSON *k = j ? cJSON_GetObjectItemCaseSensitive(j, "load_key")
+                       : NULL;
+    if (rc == 0)
+        rc = cJSON_IsString(k) && k->valuestring[0]
+                 ? unhex(k->valuestring, key)
+                 : CAIRN_ERR_NOT_FOUND;
+    cJSON_Delete(j);
+    buf_free(&text);
+    return rc;
+}
+
+/* Whether leader `r` has been above --split-qps in every poll for
+ * --split-qps-seconds (its rate from the previous poll's count). */
+static bool hot(ctl *c, split_state *s, const ctl_replica *r, uint64_t now)
+{
+    heat *h = u64map_get(&s->heat, r->range);
+    if (h == NULL) {
+        if ((h = calloc(1, sizeof *h)) == NULL ||
+            u64map_put(&s->heat, r->range, h) != 0) {
+            free(h);
+            return false;
+        }
+        *h = (heat){r->ops, now, 0};
+        return false;
+    }
+    double secs = (double)(now - h->at_ms) / 1000.0;
+    double qps = secs > 0 && r->ops >= h->ops ? (r->ops - h->ops) / secs : 0;
+    h->ops = r->ops;
+    h->at_ms = now;
+    if (qps < ctl_config(c)->split_qps) {
+        h->hot_since_ms = 0;
+        return false;
+    }
+    if (h->hot_since_ms == 0)
+        h->hot_since_ms = now;
+    return now - h->hot_since_ms >=
+           (uint64_t)ctl_config(c)->split_qps_seconds * 1000;
+}
+
+static void split_hot(ctl *c, split_state *s, const meta_map *map,
+                      const ctl_obs *o)
+{
+    if (o->taken_ms == s->obs_ms)
+        return; /* rates need a new observation */
+    s->obs_ms = o->taken_ms;
+    int done = 0;
+    for (size_t i = 0; i < o->n; i++) {
+        const ctl_node_obs *n = &o->nodes[i];
+        for (size_t k = 0; k < n->n; k++) {
+            const ctl_replica *r = &n->replicas[k];
+            if (r->role != CTL_LEADER)
+                continue;
+            const meta_range *rg = ctl_range(c, r->range);
+            if (!hot(c, s, r, o->taken_ms) || !r->load_key || rg == NULL ||
+                rg->epoch != r->epoch || rg->state != META_RANGE_NORMAL ||
+                ctl_task_busy(c, rg->id) || !ctl_active(c) ||
+                done >= SPLITS_PER_PASS)
+                continue;
+            uintptr_t last = (uintptr_t)u64map_get(&s->last, rg->id);
+            if (last && o->taken_ms - last < SPLIT_AGAIN_MS)
+                continue;
+            u64map_put(&s->last, rg->id, (void *)(uintptr_t)(o->taken_ms | 1));
+            buf key = BUF_INIT;
+            uint64_t id = 0;
+            char err[512] = "";
+            int rc = ask_load_key(map, r->node, rg->id, &key);
+            if (rc == 0)
+                rc = meta_split(ctl_meta(c), map, rg, key.data, key.len,
+                                SPLIT_TIMEOUT_MS, &id, NULL, err, sizeof err);
+            if (rc == 0)
+                ctl_log(c, "range %" PRIu64 " (hot: over --split-qps %d for "
+                        "%d s) split at its load median into range %" PRIu64,
+                        rg->id, ctl_config(c)->split_qps,
+                        ctl_config(c)->split_qps_seconds, id);
+            else if (err[0])
+                ctl_log(c, "range %" PRIu64 ": load split: %s", rg->id, err);
+            buf_free(&key);
+            done++;
+        }
+    }
+}
+
 static void split_run(ctl *c, void *state, const meta_map *map)
 {
     const ctl_obs *o = ctl_observed(c);
@@ -220,6 +340,8 @@ static void split_run(ctl *c, void *state, const meta_map *map)
     record_splits(c, map, o);
     if (ctl_config(c)->split_bytes > 0)
         split_large(c, state, map, o);
+    if (ctl_config(c)->split_qps > 0)
+        split_hot(c, state, map, o);
 }
 
 const ctl_reconciler ctl_reconcile_split = {

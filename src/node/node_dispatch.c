@@ -264,6 +264,7 @@ static void handle_data(conn *c, const rpc_request *q)
         reply_error(c, q->id, CAIRN_ERR_NOMEM, NULL);
         return;
     }
+    replica_note_load(r, q->key.p, q->key.len);
     int rc;
     if (q->type == RPC_PUT)
         rc = replica_write(r, ENTRY_OP_PUT, q->key.p, q->key.len, q->value.p,

@@ -144,6 +144,24 @@ void replica_get_stats(replica *r, bool refresh_size, replica_stats *out)
     }
 }
 
+/* Requests served, and where their load splits (load.c): hex, "" if
+ * there is no such key. */
+static int metrics_load(replica *r, buf *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    buf key = BUF_INIT;
+    int rc = buf_appendf(out, ",\"ops\":%llu,\"load_key\":\"",
+                         (unsigned long long)(r->n_writes + r->n_reads));
+    if (rc == 0 && r->raft.state == RAFT_LEADER &&
+        replica_load_key(r, &key) == 0)
+        for (size_t i = 0; rc == 0 && i < key.len; i++) {
+            char h[2] = {digits[key.data[i] >> 4], digits[key.data[i] & 15]};
+            rc = buf_append(out, h, 2);
+        }
+    buf_free(&key);
+    return rc ? rc : buf_append_str(out, "\"");
+}
+
 /* FNV-1a over every record of the range (tombstones included): equal on
  * two replicas at the same applied index iff their data is identical. */
 static uint64_t fnv(uint64_t h, const void *p, size_t n)
@@ -227,6 +245,8 @@ int replica_metrics_aged(replica *r, buf *out, uint64_t size_age_ms)
         rio_asleep(r->io) ? "true" : "false");
     if (rc == 0)
         rc = metrics_bounds(r, out);
+    if (rc == 0)
+        rc = metrics_load(r, out);
     if (rc == 0)
         rc = metrics_followers(r, out);
     return rc ? rc : buf_append_str(out, "}");

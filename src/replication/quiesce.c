@@ -77,6 +77,7 @@ void quiesce_after_tick(void *owner)
     free(r->lag); /* every follower is caught up: no lag to measure */
     r->lag = NULL;
     r->lag_pos = 0;
+    load_forget(r); /* no load to split */
     rio_sleep(r->io);
 }
 

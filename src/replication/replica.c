@@ -358,6 +358,12 @@ int replica_write(replica *r, int kind, const void *key, size_t key_len,
     return 0;
 }
 
+void replica_note_load(replica *r, const void *key, size_t len)
+{
+    if (r->raft.state == RAFT_LEADER && len > 0)
+        load_note(r, key, len);
+}
+
 int replica_read(replica *r, rep_read_cb cb, void *arg)
 {
     if (r->closing)
@@ -398,6 +404,7 @@ static void free_replica(replica *r)
     free(r->reads.v);
     free(r->reading.v);
     free(r->lag);
+    load_forget(r);
     buf_free(&r->stage);
     free(r);
 }

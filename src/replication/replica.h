@@ -134,6 +134,16 @@ int replica_remove(replica *r, uint64_t id, rep_admin_cb cb, void *arg);
 int replica_split(replica *r, const void *key, size_t key_len,
                   uint64_t new_range, rep_admin_cb cb, void *arg);
 
+/* A data request for `key` reached this replica (a leader samples it for
+ * replica_load_key). */
+void replica_note_load(replica *r, const void *key, size_t len);
+
+/* The key that splits the recent load of this leader's range in two (the
+ * median of sampled request keys, load.c), in `out`. CAIRN_ERR_NOT_FOUND
+ * when there is none: too few requests, or one hot key carrying most of
+ * them. */
+int replica_load_key(replica *r, buf *out);
+
 /* Transfer leadership to voter `id` (0 = the most caught-up one). */
 int replica_transfer(replica *r, uint64_t id, rep_admin_cb cb, void *arg);
 

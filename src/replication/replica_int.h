@@ -110,6 +110,11 @@ struct replica {
     unsigned lag_pos;
     uint64_t n_writes, n_entries, n_reads, n_barriers, n_snapshots;
 
+    /* load.c: keys of recent requests, for a load-based split key */
+    buf *load;          /* LOAD_SAMPLES keys, allocated with traffic */
+    unsigned load_pos, load_n;
+    uint32_t load_skip; /* sample one request in LOAD_EVERY */
+
     unsigned idle_ticks;   /* quiesce.c */
     raft_index idle_index; /* last index when last looked */
 
@@ -202,6 +207,17 @@ void quiesce_touch(replica *r);
 void split_apply(replica *r, uint64_t index, uint64_t nonce, uint64_t id,
                  uint64_t new_range, uint64_t epoch, const uint8_t *key,
                  size_t key_len);
+
+/* ---- load.c ----------------------------------------------------------- */
+
+#define LOAD_SAMPLES 128
+#define LOAD_EVERY 4
+
+/* A request for `key` reached this leader (sampled, for load_split_key). */
+void load_note(replica *r, const void *key, size_t len);
+
+/* Forget the samples (the range sleeps, or splits). */
+void load_forget(replica *r);
 
 /* ---- metrics.c -------------------------------------------------------- */
 

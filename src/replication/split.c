@@ -227,6 +227,7 @@ void split_apply(replica *r, uint64_t index, uint64_t nonce, uint64_t id,
         if (buf_append(&r->meta.end, key, key_len) != 0)
             abort();
         r->size_checked_ms = 0; /* half the size now */
+        load_forget(r);         /* and part of the load */
         if (r->env->added)
             r->env->added(r->env->added_arg, r->eng, &child);
     }

@@ -215,3 +215,50 @@ def test_size_split_under_writes_and_kill_of_the_leader():
         assert "over --split-bytes" in open(cl.ctl_log).read()
     finally:
         cl.close()
+
+
+def test_load_split_of_a_hot_range_but_never_around_one_hot_key():
+    cl = Cl(ctl_args=["--split-qps", "150", "--split-qps-seconds", "2",
+                      "--split-bytes", "0"])
+    try:
+        for t in ("uni", "one"):
+            assert cl.r.execute_command("TABLE.CREATE", t, "REPLICAS",
+                                        "3") == b"OK"
+        # one table with load over uniform keys, the other with all its
+        # load on one key (and a few other keys, so that a split point
+        # exists)
+        for i in range(0, 100, 10):
+            cl.r.execute_command("KV.PUT", "one", "key%06d" % i, "x")
+        stop = threading.Event()
+
+        def hammer(table, keys):
+            r = redis.Redis(port=cl.router.port, socket_timeout=20)
+            rnd = random.Random(table)
+            while not stop.is_set():
+                try:
+                    r.execute_command("KV.GET", table, rnd.choice(keys))
+                except redis.ResponseError:
+                    pass
+        ts = [threading.Thread(target=hammer, args=a, daemon=True) for a in
+              (("uni", ["key%06d" % i for i in range(1000)]),
+               ("uni", ["key%06d" % i for i in range(1000)]),
+               ("one", ["key000050"]), ("one", ["key000050"]))]
+        for t in ts:
+            t.start()
+        try:
+            wait_for(lambda: len(cl.ranges("uni")) >= 2, 60,
+                     "the hot range to split at its load median", 0.2)
+            # its split key is near the middle of the load
+            first = sorted(cl.ranges("uni"), key=lambda rg: rg[b"start"])
+            key = first[1][b"start"]
+            assert b"key000250" < key < b"key000750", key
+            hot = open(cl.ctl_log).read().count("split at its load median")
+        finally:
+            stop.set()
+            for t in ts:
+                t.join(30)
+        # the one-key table was just as hot, and is still one range
+        assert len(cl.ranges("one")) == 1
+        assert hot >= 1
+    finally:
+        cl.close()
