@@ -227,7 +227,8 @@ int replica_metrics_aged(replica *r, buf *out, uint64_t size_age_ms)
         "\"store_applied_index\":%llu,\"last_index\":%llu,"
         "\"snapshot_index\":%llu,\"log_entries\":%zu,\"log_bytes\":%llu,"
         "\"range_bytes\":%llu,\"range_keys\":%llu,\"writes\":%llu,"
-        "\"entries\":%llu,\"reads\":%llu,\"barriers\":%llu,"
+        "\"entries\":%llu,\"reads\":%llu,\"read_rounds\":%llu,"
+        "\"barriers\":%llu,"
         "\"snapshots\":%llu,\"asleep\":%s",
         (unsigned long long)r->range_id,
         (unsigned long long)r->meta.table_id, engine_kind_name(r->meta.engine),
@@ -241,7 +242,7 @@ int replica_metrics_aged(replica *r, buf *out, uint64_t size_age_ms)
         (unsigned long long)log_bytes, (unsigned long long)r->size_bytes,
         (unsigned long long)r->size_keys, (unsigned long long)r->n_writes,
         (unsigned long long)r->n_entries, (unsigned long long)r->n_reads,
-        (unsigned long long)r->n_barriers, (unsigned long long)r->n_snapshots,
+        (unsigned long long)r->n_readindex, (unsigned long long)r->n_barriers, (unsigned long long)r->n_snapshots,
         rio_asleep(r->io) ? "true" : "false");
     if (rc == 0)
         rc = metrics_bounds(r, out);

@@ -48,6 +48,8 @@ enum {
     NET_RAFT = 1,      /* a Raft message (raftmsg.h) for a range */
     NET_QUIESCE = 2,   /* a leader's "sleep" to a follower (quiesce.c) */
     NET_HEARTBEAT = 3, /* node liveness: incarnation (8); range id 0 */
+    NET_READINDEX = 4, /* a leader's "am I still leader?" (readindex.c) */
+    NET_READINDEX_ACK = 5, /* a follower's "yes, in that term" */
 };
 
 #define NET_FRAME_HEAD 13                /* length | kind | range */

@@ -39,7 +39,8 @@ static bool leader_idle(replica *r)
     struct raft *rf = &r->raft;
     raft_index last = raft_last_index(rf);
     if (rf->state != RAFT_LEADER || r->closing || r->writes.n ||
-        r->reads.n || r->reading.n || r->barrier_busy || r->props ||
+        r->reads.n || r->reading.n || r->ri_busy || r->barrier_busy ||
+        r->props ||
         r->admins || rf->transfer || rf->leader_state.change ||
         rf->leader_state.promotee_id || rf->snapshot.pending.term ||
         rf->snapshot.put.data || rf->commit_index != last ||
@@ -57,6 +58,7 @@ static bool leader_idle(replica *r)
 void quiesce_after_tick(void *owner)
 {
     replica *r = owner;
+    readindex_check(r); /* a round no majority answers ends in time */
     unsigned need = r->env->opts.quiesce_ticks;
     raft_index last = raft_last_index(&r->raft);
     if (need == 0 || !leader_idle(r) || last != r->idle_index) {
@@ -70,8 +72,8 @@ void quiesce_after_tick(void *owner)
     for (unsigned i = 0; i < rf->configuration.n; i++) {
         const struct raft_server *s = &rf->configuration.servers[i];
         if (s->id != rf->id && s->role != RAFT_SPARE)
-            rio_send_quiesce(r->io, s->id, s->address, rf->current_term,
-                             rf->commit_index);
+            rio_send_control(r->io, NET_QUIESCE, s->id, s->address,
+                             rf->current_term, rf->commit_index);
     }
     r->idle_ticks = 0;
     free(r->lag); /* every follower is caught up: no lag to measure */

@@ -33,6 +33,10 @@ struct rio {
     int pending;          /* log, snapshot and worker operations */
     raft_io_close_cb close_cb;
     uint64_t rnd;
+    /* while libraft handles a delivered AppendEntries: the last index it
+     * proves this log matches the leader's (see verified_only) */
+    bool delivering;
+    uint64_t verified;
 };
 
 /* A message held until the log batch `batch` is durable. */
@@ -291,11 +295,17 @@ static void drop_held(rio *r)
 bool rio_holding(const rio *r) { return r->held > 0; }
 
 static int io_send(struct raft_io *io, struct raft_io_send *req,
-                   const struct raft_message *m, raft_io_send_cb cb)
+                   const struct raft_message *msg, raft_io_send_cb cb)
 {
     rio *r = of(io);
     req->cb = cb;
     int status = 0;
+    struct raft_message copy = *msg;
+    const struct raft_message *m = &copy;
+    if (copy.type == RAFT_IO_APPEND_ENTRIES_RESULT && r->delivering &&
+        copy.append_entries_result.rejected == 0 &&
+        copy.append_entries_result.last_log_index > r->verified)
+        copy.append_entries_result.last_log_index = r->verified;
     if (r->closing) {
         status = RAFT_CANCELED;
     } else if (r->hold_until > raftlog_durable(r->env->log)) {
@@ -315,13 +325,13 @@ static int io_send(struct raft_io *io, struct raft_io_send *req,
     return defer(r->env, send_done, req, status);
 }
 
-void rio_send_quiesce(rio *r, uint64_t to, const char *addr, uint64_t term,
-                      uint64_t index)
+void rio_send_control(rio *r, int kind, uint64_t to, const char *addr,
+                      uint64_t term, uint64_t value)
 {
-    buf *out = net_frame_begin(r->env->net, to, addr, NET_QUIESCE, r->range);
+    buf *out = net_frame_begin(r->env->net, to, addr, kind, r->range);
     if (out == NULL)
         return;
-    if (buf_append_u64(out, term) != 0 || buf_append_u64(out, index) != 0)
+    if (buf_append_u64(out, term) != 0 || buf_append_u64(out, value) != 0)
         net_frame_cancel(r->env->net);
     else
         net_frame_end(r->env->net);
@@ -372,16 +382,37 @@ static void skip_covered(struct raft *raft, struct raft_append_entries *a)
     a->prev_log_term = raft->log.snapshot.last_term;
 }
 
+/* libraft 0.15 answers an AppendEntries it accepts without writing (a
+ * heartbeat, or entries it already has) with its whole log's last index,
+ * and commits up to min(leader commit, that index) - but a follower's log
+ * past prev_log_index + n_entries is unverified: it may hold entries of a
+ * deposed leader that the new leader never had. The new leader then
+ * counts the follower as holding its own, different entries (seen: a
+ * rejoining old leader's progress stuck past its divergent tail, every
+ * heartbeat rejected, never caught up) and the follower may apply an
+ * entry that was never committed. Raft (figure 3.1) bounds both by "the
+ * index of the last new entry": so does this, on the way in (the leader's
+ * commit) and on the way out (the answer, in io_send). */
+static void verified_only(rio *r, struct raft_append_entries *a)
+{
+    r->verified = a->prev_log_index + a->n_entries;
+    if (a->leader_commit > r->verified)
+        a->leader_commit = r->verified;
+}
+
 /* A frame from node `from` for this range (env.c routes it here). */
 void rio_deliver(rio *r, uint64_t from, const char *addr, int kind,
                  const uint8_t *p, size_t len)
 {
     if (!r->started || r->closing)
         return;
-    if (kind == NET_QUIESCE) {
-        if (len == 16 && r->hooks.quiesce_msg)
-            r->hooks.quiesce_msg(r->owner, from, be_get_u64(p),
-                                 be_get_u64(p + 8));
+    if (kind == NET_QUIESCE || kind == NET_READINDEX ||
+        kind == NET_READINDEX_ACK) {
+        /* none wakes the range: a sleeping follower answers a ReadIndex
+         * from the state it keeps (readindex.c) */
+        if (len == 16 && r->hooks.control)
+            r->hooks.control(r->owner, kind, from, addr, be_get_u64(p),
+                             be_get_u64(p + 8));
         return;
     }
     struct raft_message m;
@@ -395,9 +426,13 @@ void rio_deliver(rio *r, uint64_t from, const char *addr, int kind,
     m.server_address = addr;
     if (m.type == RAFT_IO_APPEND_ENTRIES && r->io.data)
         skip_covered(r->io.data, &m.append_entries);
+    if (m.type == RAFT_IO_APPEND_ENTRIES)
+        verified_only(r, &m.append_entries);
     if (!(r->asleep && changes_nothing(r, &m)))
         rio_wake(r);
+    r->delivering = m.type == RAFT_IO_APPEND_ENTRIES;
     r->recv_cb(&r->io, &m);
+    r->delivering = false;
 }
 
 /* A peer node went down, came back or restarted (net.h). A range asleep

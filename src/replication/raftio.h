@@ -50,10 +50,11 @@ typedef struct rio_hooks {
     void (*after_tick)(void *owner);
     /* The range woke up (a message, a request, a peer event). */
     void (*woke)(void *owner);
-    /* A NET_QUIESCE from node `from`: its leader in `term` asks to sleep
-     * at commit index `index`. */
-    void (*quiesce_msg)(void *owner, uint64_t from, uint64_t term,
-                        uint64_t index);
+    /* A control frame of kind `kind` (NET_QUIESCE, NET_READINDEX,
+     * NET_READINDEX_ACK) from node `from`, at `addr`: a term and a value
+     * (the commit index to sleep at; the ReadIndex round). */
+    void (*control)(void *owner, int kind, uint64_t from, const char *addr,
+                    uint64_t term, uint64_t value);
     /* Write a received snapshot's data into the index store, durably. */
     int (*install)(void *owner, const struct raft_buffer *data);
     /* Encode the range's current data for a follower: begin on the loop
@@ -88,9 +89,10 @@ bool rio_asleep(const rio *io);
  * randomised part: replicas told together do not all campaign at once). */
 void rio_expire_election(rio *io, bool at_once);
 
-/* Send a NET_QUIESCE to node `to` at `addr`. */
-void rio_send_quiesce(rio *io, uint64_t to, const char *addr, uint64_t term,
-                      uint64_t index);
+/* Send a control frame (NET_QUIESCE, NET_READINDEX, NET_READINDEX_ACK)
+ * with `term` and `value` to node `to` at `addr`. */
+void rio_send_control(rio *io, int kind, uint64_t to, const char *addr,
+                      uint64_t term, uint64_t value);
 
 /* Messages held for the log (see above): none, so a sleep is safe. */
 bool rio_holding(const rio *io);

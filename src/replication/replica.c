@@ -286,14 +286,19 @@ static void flush_cb(uv_check_t *h)
         replica_fail_waiters(&r->writes, CAIRN_ERR_NOT_LEADER);
         buf_reset(&r->stage);
         replica_fail_waiters(&r->reads, CAIRN_ERR_NOT_LEADER);
+        readindex_check(r);
         return;
     }
     bool ready = r->ready_term == r->raft.current_term;
     /* not ready: this leader's first entry of its term (a barrier) has not
-     * committed - start one if anything is waiting or the flush was asked
-     * for that (a split waits for it: split.c) */
-    if (!r->barrier_busy && (r->reads.n || !ready))
+     * committed - start one: waiting reads and writes, and a split
+     * (split.c), need it. Once ready, reads go by ReadIndex rounds
+     * (readindex.c): no log write. */
+    if (!r->barrier_busy && !ready)
         start_barrier(r);
+    readindex_check(r);
+    if (ready && r->reads.n && !r->ri_busy)
+        readindex_start(r);
     if (r->writes.n && ready)
         propose_writes(r);
 }
@@ -403,6 +408,7 @@ static void free_replica(replica *r)
     free(r->writes.v);
     free(r->reads.v);
     free(r->reading.v);
+    free(r->ri_reading.v);
     free(r->lag);
     load_forget(r);
     buf_free(&r->stage);
@@ -437,6 +443,7 @@ static void raft_closed(struct raft *raft)
         replica_prop_free(p);
     }
     replica_fail_waiters(&r->reading, CAIRN_ERR_SHUTDOWN);
+    readindex_fail(r, CAIRN_ERR_SHUTDOWN);
     /* libraft answers the changes it holds when it closes; whatever is
      * left (nothing, unless libraft dropped one) is answered here, since
      * libraft no longer references it. */
@@ -474,7 +481,7 @@ static int init_raft(replica *r, char *err)
     rep_env *env = r->env;
     rio_hooks hooks = {.after_tick = quiesce_after_tick,
                        .woke = quiesce_woke,
-                       .quiesce_msg = quiesce_msg};
+                       .control = readindex_control};
     fsm_hooks(&hooks);
     r->io = rio_new(env, r->range_id, &hooks, r);
     if (r->io == NULL)

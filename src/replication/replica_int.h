@@ -110,6 +110,17 @@ struct replica {
     unsigned lag_pos;
     uint64_t n_writes, n_entries, n_reads, n_barriers, n_snapshots;
 
+    /* readindex.c: one ReadIndex round at a time */
+    wvec ri_reading;       /* reads waiting for the round */
+    uint64_t ri_seq;       /* the round's number */
+    raft_term ri_term;
+    raft_index ri_commit;  /* served once applied reaches it */
+    uint64_t ri_acked[RANGE_MAX_PEERS];
+    unsigned ri_acks;      /* voters that confirmed, this one included */
+    bool ri_busy, ri_confirmed;
+    uint64_t ri_started_ms;
+    uint64_t n_readindex;  /* rounds (metrics) */
+
     /* load.c: keys of recent requests, for a load-based split key */
     buf *load;          /* LOAD_SAMPLES keys, allocated with traffic */
     unsigned load_pos, load_n;
@@ -207,6 +218,23 @@ void quiesce_touch(replica *r);
 void split_apply(replica *r, uint64_t index, uint64_t nonce, uint64_t id,
                  uint64_t new_range, uint64_t epoch, const uint8_t *key,
                  size_t key_len);
+
+/* ---- readindex.c ------------------------------------------------------ */
+
+/* Start a ReadIndex round for the queued reads (leader, ready). */
+void readindex_start(replica *r);
+
+/* Serve the round once confirmed and applied far enough; fail it if
+ * leadership was lost or no majority answered in an election timeout. */
+void readindex_check(replica *r);
+
+/* Answer the round's reads with `status` (closing, leadership lost). */
+void readindex_fail(replica *r, int status);
+
+/* The rio control hook: NET_QUIESCE (quiesce.c), NET_READINDEX (a
+ * follower confirms its leader), NET_READINDEX_ACK (a leader counts). */
+void readindex_control(void *owner, int kind, uint64_t from,
+                       const char *addr, uint64_t term, uint64_t value);
 
 /* ---- load.c ----------------------------------------------------------- */
 

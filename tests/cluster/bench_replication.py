@@ -165,7 +165,7 @@ def bench_range(args):
         entries = after["entries"] - before["entries"]
         r = run_load(ld.addr, GET, args.seconds, args.procs, args.window)
         after_r = ld.metrics(R)
-        barriers = after_r["barriers"] - after["barriers"]
+        barriers = after_r["read_rounds"] - after["read_rounds"]
         reads = after_r["reads"] - after["reads"]
         return w, r, writes, entries, counts, barriers, reads
     finally:
@@ -302,7 +302,8 @@ def main():
                   counts.get("fdatasync", 0)))
         print("reads: %d ops = %.0f ops/s, p50 %.2f ms, p99 %.2f ms, errors %s"
               % (r["ops"], r["ops_s"], r["p50_ms"], r["p99_ms"], r["errors"]))
-        print("  leader: %d reads confirmed by %d barriers = %.1f reads/barrier"
+        print("  leader: %d reads confirmed by %d ReadIndex rounds = "
+              "%.1f reads/round"
               % (reads, barriers, reads / max(barriers, 1)))
     if args.ranges:
         w, writes, entries = bench_ranges(args)

@@ -119,13 +119,21 @@ def wait_converged(cluster, rng=R, members=None, timeout=30):
     """All live members at the same applied index with the same digest."""
     members = [m for m in (members or cluster.nodes) if m.alive()]
 
+    last = []
+
     def same():
         ms = [m.metrics(rng) for m in members]
+        last[:] = [{k: m.get(k) for k in ("role", "term", "commit_index",
+                                          "applied_index", "last_index",
+                                          "asleep", "digest")} for m in ms]
         idx = {m["applied_index"] for m in ms}
         dig = {m["digest"] for m in ms}
         return len(idx) == 1 and len(dig) == 1 and ms
-    return wait_for(same, timeout, "replicas of range %d to converge" % rng,
-                    interval=0.1)
+    try:
+        return wait_for(same, timeout, "replicas of range %d to converge" %
+                        rng, interval=0.1)
+    except TimeoutError as e:
+        raise TimeoutError("%s; last seen: %s" % (e, last)) from None
 
 
 def test_basic_operations_and_routing_errors():
