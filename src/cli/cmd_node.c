@@ -56,6 +56,10 @@ static int usage(FILE *out)
             "  --quiesce-ticks N       idle heartbeats before a range sleeps\n"
             "                          (default 5; 0: ranges never sleep)\n"
             "  --node-heartbeat-ms N   node-to-node heartbeat (default 200)\n"
+            "  --disk-reserve-mb N     space kept for a full disk (default\n"
+            "                          128, at most a tenth of the disk; 0:\n"
+            "                          off): below half of it free, writes\n"
+            "                          get NOSPACE until twice it is free\n"
             "  --clock-offset-ms N     test only: shift the sequencer's wall\n"
             "                          clock by N ms (may be negative)\n"
             CLI_COMMON_HELP);
@@ -89,6 +93,7 @@ int cmd_node(int argc, char **argv)
         {"node-heartbeat-ms", required_argument, NULL, 'N'},
         {"snapshot-cap", required_argument, NULL, 'C'},
         {"clock-offset-ms", required_argument, NULL, 'O'},
+        {"disk-reserve-mb", required_argument, NULL, 'D'},
         {"zone", required_argument, NULL, 'Z'},
         {"lease-ttl", required_argument, NULL, OPT_LEASE_TTL},
         {"advertise", required_argument, NULL, 'A'},
@@ -104,6 +109,7 @@ int cmd_node(int argc, char **argv)
     rep_options_default(&o.rep);
     o.boot_engine = ENGINE_BTREE;
     o.metrics_ranges = 1000;
+    o.disk_reserve = (uint64_t)NODE_DISK_RESERVE_MB << 20;
     const char *level = NULL, *secret = NULL;
     int c = cli_expand_config("node", &argc, &argv);
     if (c != 0)
@@ -133,6 +139,7 @@ int cmd_node(int argc, char **argv)
         case 'N': o.rep.node_heartbeat_ms = (unsigned)atoi(optarg); break;
         case 'C': o.rep.snapshot_cap = strtoull(optarg, NULL, 10); break;
         case 'O': o.clock_offset_ms = strtoll(optarg, NULL, 10); break;
+        case 'D': o.disk_reserve = strtoull(optarg, NULL, 10) << 20; break;
         case 'Z':
             if (strlen(optarg) >= META_ZONE_MAX) {
                 fprintf(stderr, "cairn node: --zone longer than %d bytes\n",

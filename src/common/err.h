@@ -41,7 +41,9 @@
     X(CAIRN_ERR_NO_TABLE, "NOTABLE", "no such table")                         \
     X(CAIRN_ERR_SNAPSHOT_TOOBIG, "SNAPTOOBIG",                                \
       "range is larger than the snapshot cap")                                \
-    X(CAIRN_ERR_NOAUTH, "NOAUTH", "authentication required or refused")
+    X(CAIRN_ERR_NOAUTH, "NOAUTH", "authentication required or refused")      \
+    X(CAIRN_ERR_NOSPACE, "NOSPACE",                                           \
+      "the node's disk is full; nothing was written")
 
 typedef enum cairn_err {
 #define CAIRN_ERR_ENUM_(name, word, msg) name##_POS_,

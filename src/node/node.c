@@ -137,6 +137,7 @@ static void node_free(node *n)
     uv_run(&n->loop, UV_RUN_DEFAULT);
     uv_loop_close(&n->loop);
     node_registry_free(n);
+    node_disk_close(n);
     seq_clock_free(n->clock);
 }
 
@@ -176,6 +177,11 @@ int node_run(const node_options *opts)
                       .opts = opts->rep, .added = node_range_added,
                       .added_arg = &n};
     char err[256] = "";
+    if (node_disk_open(&n) != 0) {
+        node_free(&n);
+        return 1;
+    }
+    node_disk_start(&n);
     int rc = rep_env_start(&n.env, err);
     if (rc != 0) {
         log_error("%s", err);

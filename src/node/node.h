@@ -26,6 +26,10 @@
 #include "../replication/entry.h"
 #include "../replication/replica.h"
 
+/* The default reserve against a full disk: room for the stores to flush
+ * their memtables and apply what was accepted (diskguard.h). */
+#define NODE_DISK_RESERVE_MB 128
+
 typedef struct node_options {
     uint64_t id;
     const char *listen;    /* "host:port" to bind */
@@ -39,6 +43,9 @@ typedef struct node_options {
     const char *zone;        /* failure zone (node_meta.h), or NULL */
     int lease_ttl_s;         /* etcd liveness lease, 0 = the default */
     rep_options rep;
+    /* Bytes kept free for a full disk (diskguard.h); 0 = no guard.
+     * Default NODE_DISK_RESERVE_MB MiB. */
+    uint64_t disk_reserve;
     /* Test only (the fault suite): shift the sequencer's wall clock. */
     int64_t clock_offset_ms;
     /* Optional static bootstrap of one range (before the metadata manager

@@ -224,6 +224,14 @@ static int node_wide(node *n, buf *b, const totals *t, size_t listed,
         if (rc == 0)
             rc = prom_u64(b, "cairn_node_disk_available_bytes", NULL,
                           (uint64_t)sv.f_bavail * sv.f_frsize);
+        diskguard_stats ds;
+        diskguard_get_stats(n->disk, &ds);
+        if (rc == 0)
+            rc = prom_family(b, "cairn_node_disk_full", "gauge",
+                             "1 while the disk is full: writes get NOSPACE "
+                             "and the node takes no new log entries.");
+        if (rc == 0)
+            rc = prom_u64(b, "cairn_node_disk_full", NULL, ds.full);
         if (rc == 0)
             rc = prom_family(b, "cairn_node_disk_size_bytes", "gauge",
                              "Size of the data directory's file system.");

@@ -25,6 +25,7 @@
 #include <uv.h>
 
 #include "../common/buf.h"
+#include "../common/diskguard.h"
 #include "../common/u64map.h"
 #include "../http/httpd.h"
 #include "../proto/rpc.h"
@@ -82,6 +83,11 @@ struct node {
     uint64_t refused_secret, refused_handshake;
     uint64_t refused_secret_log_ms, refused_handshake_log_ms;
     size_t n_conns;
+
+    /* node_disk.c: the full-disk guard */
+    diskguard *disk;
+    uv_timer_t disk_timer;
+    bool disk_was_full;
 };
 
 /* ---- node_registry.c -------------------------------------------------- */
@@ -153,6 +159,19 @@ void node_http_stop(node *n);
 
 /* The whole /metrics page, appended to `b`. */
 int node_metrics_page(node *n, buf *b);
+
+/* ---- node_disk.c ------------------------------------------------------ */
+
+/* Open the full-disk guard of opts->dir, before any store (its reserve
+ * file must be taken while there is room). 0, or the error (logged). */
+int node_disk_open(node *n);
+
+/* Watch the disk on the loop (every DISK_POLL_MS), logging each turn to
+ * full and back. */
+void node_disk_start(node *n);
+
+/* Free the guard, after the loop stopped. */
+void node_disk_close(node *n);
 
 /* ---- node_conn.c ------------------------------------------------------ */
 

@@ -63,6 +63,7 @@ int rep_env_start(rep_env *env, char *err)
     if (rc != 0)
         return rc;
     raftlog_on_durable(env->log, log_durable, env);
+    raftlog_set_disk_guard(env->log, env->disk);
     net_options no = {.node_id = env->node_id, .address = env->address,
                       .incarnation = env->nonce,
                       .heartbeat_ms = env->opts.node_heartbeat_ms,
@@ -124,5 +125,15 @@ int rep_env_metrics(rep_env *env, buf *out)
         (unsigned long long)env->n_wakes, (unsigned long long)env->n_sleeps);
     if (rc == 0)
         rc = net_peers_json(env->net, out);
+    diskguard_stats ds;
+    diskguard_get_stats(env->disk, &ds);
+    if (rc == 0)
+        rc = buf_appendf(out,
+                         ",\"disk_full\":%s,\"disk_free\":%llu,"
+                         "\"disk_reserve\":%llu,\"disk_times_full\":%llu",
+                         ds.full ? "true" : "false",
+                         (unsigned long long)ds.free_bytes,
+                         (unsigned long long)ds.reserve,
+                         (unsigned long long)ds.times_full);
     return rc ? rc : buf_append_str(out, "}");
 }

@@ -18,6 +18,7 @@
 
 #include <uv.h>
 
+#include "../common/diskguard.h"
 #include "../common/seq.h"
 #include "../common/u64map.h"
 #include "entry.h"
@@ -56,6 +57,10 @@ typedef struct rep_env {
      * ranges of a node write their applied entries with one engine write
      * per loop iteration; NULL: each replica batches alone. */
     entry_batcher *batchers[3];
+    /* The node's full-disk guard (diskguard.h), or NULL: while it is
+     * full, leaders refuse writes (NOSPACE) and followers take no new log
+     * entries; the Raft log checks it before every write. */
+    diskguard *disk;
     /* A split made range `m` on this node, in store `eng` (split.c): the
      * node opens its replica and hosts it. May be NULL. */
     void (*added)(void *arg, engine *eng, const range_meta *m);
@@ -91,7 +96,8 @@ void rep_env_accept(rep_env *env, const rpc_hello *hello, uv_tcp_t *tcp,
                     const uint8_t *rest, size_t len);
 
 /* Append the node-wide replication metrics (one JSON object: the log's
- * syncs and entries, the links' frames and writes, ranges awake) to
+ * syncs and entries, the links' frames and writes, ranges awake, the disk
+ * guard's state) to
  * `out`. */
 int rep_env_metrics(rep_env *env, buf *out);
 

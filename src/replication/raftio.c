@@ -382,6 +382,25 @@ static void skip_covered(struct raft *raft, struct raft_append_entries *a)
     a->prev_log_term = raft->log.snapshot.last_term;
 }
 
+/* Whether the disk can take what message `m` would have this node write
+ * and then apply: new entries go to the log and then to the index store,
+ * a snapshot into the store. What a follower accepts it must apply, so it
+ * accepts nothing that would eat into its reserve (diskguard.h); to the
+ * leader it looks like a follower that has not caught up yet, and it
+ * sends again. */
+static bool disk_takes(const rio *r, const struct raft_message *m)
+{
+    uint64_t bytes = 0;
+    if (m->type == RAFT_IO_APPEND_ENTRIES) {
+        for (unsigned i = 0; i < m->append_entries.n_entries; i++)
+            bytes += m->append_entries.entries[i].buf.len;
+        bytes *= 2;
+    } else if (m->type == RAFT_IO_INSTALL_SNAPSHOT) {
+        bytes = m->install_snapshot.data.len;
+    }
+    return bytes == 0 || diskguard_room(r->env->disk, bytes);
+}
+
 /* libraft 0.15 answers an AppendEntries it accepts without writing (a
  * heartbeat, or entries it already has) with its whole log's last index,
  * and commits up to min(leader commit, that index) - but a follower's log
@@ -426,6 +445,10 @@ void rio_deliver(rio *r, uint64_t from, const char *addr, int kind,
     m.server_address = addr;
     if (m.type == RAFT_IO_APPEND_ENTRIES && r->io.data)
         skip_covered(r->io.data, &m.append_entries);
+    if (!disk_takes(r, &m)) {
+        raftmsg_free(&m); /* the leader sends them again */
+        return;
+    }
     if (m.type == RAFT_IO_APPEND_ENTRIES)
         verified_only(r, &m.append_entries);
     if (!(r->asleep && changes_nothing(r, &m)))

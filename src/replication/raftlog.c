@@ -63,6 +63,7 @@ struct raftlog {
     uv_work_t compact_work;
     bool compacting, closing;
     uint64_t drops; /* ranges dropped since the last compaction began */
+    diskguard *disk; /* checked before every write (diskguard.h) */
     int handles_open;
 
     void (*durable_fn)(void *, uint64_t);
@@ -104,6 +105,7 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&l->mu);
         char *err = NULL;
         uint64_t t0 = now_us();
+        diskguard_check(l->disk); /* a disk filled meanwhile: headroom now */
         if (rocksdb_writebatch_count(l->flight.wb) > 0)
             rocksdb_write(l->db, l->wsync, l->flight.wb, &err);
         else
@@ -748,6 +750,8 @@ int raftlog_when_durable(raftlog *l, raftlog_cb cb, void *arg)
 }
 
 /* ---- progress --------------------------------------------------------- */
+
+void raftlog_set_disk_guard(raftlog *l, diskguard *g) { l->disk = g; }
 
 uint64_t raftlog_filling(const raftlog *l) { return l->fill.id; }
 uint64_t raftlog_durable(const raftlog *l) { return l->durable; }

@@ -55,6 +55,7 @@
 #include <uv.h>
 
 #include "../common/buf.h"
+#include "../common/diskguard.h"
 #include "../common/seq.h"
 
 typedef struct raftlog raftlog;
@@ -147,6 +148,11 @@ int raftlog_when_durable(raftlog *l, raftlog_cb cb, void *arg);
 /* The number of the batch being filled, and of the last durable one. */
 uint64_t raftlog_filling(const raftlog *l);
 uint64_t raftlog_durable(const raftlog *l);
+
+/* Check `g` (may be NULL) on the writer thread before every write, so
+ * that a disk filled by anything turns the guard full - freeing its
+ * reserve - before this write could meet ENOSPC (diskguard.h). */
+void raftlog_set_disk_guard(raftlog *l, diskguard *g);
 
 /* Called on the loop after each batch became durable, after its own
  * callbacks (the node releases messages held until then: raftio.h). */

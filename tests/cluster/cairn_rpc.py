@@ -23,7 +23,8 @@ ERR_WORDS = ["OK", "NOMEM", "IO", "INVALID", "NOTFOUND", "EXISTS", "KEYEMPTY",
              "KEYTOOBIG", "TOOBIG", "CORRUPT", "ENGINE", "PROTO", "NOT_LEADER",
              "STALE_EPOCH", "KEY_OUT_OF_RANGE", "RANGE_NOT_FOUND", "NOQUORUM",
              "TIMEOUT", "TRYAGAIN", "CONDITION", "SHUTDOWN", "BUSY",
-             "UNSUPPORTED", "META", "NOTABLE", "SNAPTOOBIG"]
+             "UNSUPPORTED", "META", "NOTABLE", "SNAPTOOBIG", "NOAUTH",
+             "NOSPACE"]
 
 
 def err_word(code):

@@ -23,7 +23,8 @@ What this adds to the cluster tests' harness:
     when the run ends, on every exit path (`Cluster.close`, atexit).
   * Optionally one node's data directory is a small tmpfs of our own
     (mounted here, unmounted at the end) that `fill_disk` fills with a
-    filler file and `free_disk` empties again.
+    filler file and `free_disk` empties again; that node keeps a reserve
+    of `tmpfs_reserve_mb` against a full disk (diskguard.h).
   * `leader(range)` asks each live node's metrics (cairn RPC) who leads.
 
 Every process is ended by PID, every wait has a deadline.
@@ -272,7 +273,8 @@ class Cluster:
     """etcd + nodes + controller + routers; see the module doc."""
 
     def __init__(self, n_nodes=3, n_routers=2, tmpfs_node=None,
-                 tmpfs_mb=64, deadline_ms=3000, keep=False):
+                 tmpfs_mb=128, tmpfs_reserve_mb=12, deadline_ms=3000,
+                 keep=False):
         clean_stale()
         self.bin = cairn_bin()
         self.dir = tempfile.mkdtemp(prefix="%s%d-" % (TMP_PREFIX, os.getpid()))
@@ -288,7 +290,11 @@ class Cluster:
         atexit.register(self.close)
         self.etcd = Etcd(self.dir, self.procs)
         node_args = ["--election-ms", "300", "--heartbeat-ms", "50"]
-        self.nodes = [Node(self, i + 1, node_args) for i in range(n_nodes)]
+        # The tmpfs node keeps a reserve its small disk can hold (the
+        # default is capped at a tenth of the disk anyway).
+        self.nodes = [Node(self, i + 1, node_args + (
+            ["--disk-reserve-mb", str(tmpfs_reserve_mb)]
+            if tmpfs_node == i + 1 else [])) for i in range(n_nodes)]
         for nd in self.nodes:
             os.makedirs(nd.dir)
             if tmpfs_node == nd.id:

@@ -14,7 +14,7 @@ whether the command had been sent). One operation:
 
 An error reply is mapped by its code word exactly as docs/API.md states:
 
-    TRYAGAIN                          nothing was written        -> failed
+    TRYAGAIN NOSPACE SNAPTOOBIG BUSY  nothing was written        -> failed
     ERR KEYEMPTY KEYTOOBIG TOOBIG
     INVALID NOTABLE EXISTS UNSUPPORTED  request refused, fix it  -> failed
     CONDITION                          condition not met: a definite
@@ -43,9 +43,10 @@ import time
 
 import redis
 
-NOT_APPLIED = {"TRYAGAIN", "ERR", "KEYEMPTY", "KEYTOOBIG", "TOOBIG",
-               "INVALID", "NOTABLE", "EXISTS", "UNSUPPORTED"}
-REQUEST_BUGS = NOT_APPLIED - {"TRYAGAIN"}   # our requests never earn these
+RETRYABLE = {"TRYAGAIN", "NOSPACE", "SNAPTOOBIG", "BUSY"}
+NOT_APPLIED = RETRYABLE | {"ERR", "KEYEMPTY", "KEYTOOBIG", "TOOBIG",
+                           "INVALID", "NOTABLE", "EXISTS", "UNSUPPORTED"}
+REQUEST_BUGS = NOT_APPLIED - RETRYABLE   # our requests never earn these
 UNKNOWN = {"TIMEOUT", "NOMEM", "IO", "META", "PROTO", "ENGINE", "CORRUPT"}
 DOCUMENTED = NOT_APPLIED | UNKNOWN | {"CONDITION"}
 
