@@ -11,6 +11,9 @@
  *    is never re-sent, since it may have been applied. A write still queued
  *    on its connection is -TRYAGAIN: finishing it detaches it, which drops
  *    its frame (pool.c), so its bytes never leave the router;
+ *  - a request in flight to a node that the view no longer names as the
+ *    range's leader (a hung old leader: paused, cut off) is not waited on
+ *    until the deadline: see abandon_stale;
  *  - writes of one client keep their order (DESIGN.md): see must_wait.
  * Every op ends in exactly one call of op->done.
  */
@@ -319,6 +322,7 @@ static void op_attempt(struct rop *op)
     op->range_id = rg->id;
     op->epoch = rg->epoch;
     op->node_id = node;
+    op->sent_ms = router_now(r);
     op->rpc_id = ++r->next_rpc_id;
     op->sent = false;
     int rc = router_pool_send(r, addr, op);
@@ -463,6 +467,47 @@ void router_op_conn_failed(struct rop *op, int err)
     retry_later(op, err, "connection to the node failed", true);
 }
 
+/* A leader that hangs (SIGSTOP, a partition that leaves its sockets
+ * open) holds every request sent to it until the deadline, though its
+ * successor is elected within an election timeout and recorded in etcd,
+ * which the view follows. So once the view names another leader for the
+ * range, an op in flight to the old one long enough that a live leader
+ * would have answered is given up on there: a read (or a write still
+ * queued, unsent) is routed again - repeating a read is harmless; a write
+ * that was sent ends TIMEOUT, outcome unknown, as at the deadline but
+ * sooner, so that the client can decide. Returns whether it acted. */
+static bool abandon_stale(struct rop *op, uint64_t now)
+{
+    if (op->conn == NULL)
+        return false;
+    bool sent_write = op->sent && op->is_write;
+    uint64_t after = sent_write ? ROUTER_ABANDON_WRITE_MS
+                                : ROUTER_ABANDON_READ_MS;
+    if (now - op->sent_ms < after)
+        return false;
+    const router_range *rg = router_cache_range(op->r->cache, op->range_id);
+    if (rg == NULL || rg->leader == 0 || rg->leader == op->node_id)
+        return false;
+    if (sent_write) {
+        op_fail(op, CAIRN_ERR_TIMEOUT,
+                "write sent to node %llu, which no longer leads the range "
+                "(node %llu does), not answered within %d ms; outcome "
+                "unknown", (unsigned long long)op->node_id,
+                (unsigned long long)rg->leader, ROUTER_ABANDON_WRITE_MS);
+        return true;
+    }
+    router_pool_detach(op);
+    op->last_err = CAIRN_ERR_NOT_LEADER;
+    snprintf(op->last_msg, sizeof op->last_msg,
+             "node %llu did not answer and no longer leads",
+             (unsigned long long)op->node_id);
+    op->attempts++;
+    op->r->stat_retries++;
+    router_metrics_retry(op->r, CAIRN_ERR_NOT_LEADER);
+    op_attempt(op);
+    return true;
+}
+
 void router_op_tick(struct router *r)
 {
     uint64_t now = router_now(r);
@@ -476,6 +521,8 @@ void router_op_tick(struct router *r)
         } else if (op->retry_at != 0 && op->retry_at <= now) {
             op->retry_at = 0;
             op_attempt(op);
+        } else if (now < op->deadline && abandon_stale(op, now)) {
+            /* routed again, or finished */
         } else if (now >= op->deadline) {
             if (op->conn)
                 forget_leader(op); /* it did not answer in time */

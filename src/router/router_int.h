@@ -54,6 +54,11 @@
 #define ROUTER_BACKOFF_MIN_MS 5
 #define ROUTER_BACKOFF_MAX_MS 400
 #define ROUTER_TICK_MS 5
+/* An op in flight to a node the routing view no longer names as its
+ * range's leader is abandoned after this long (op.c, abandon_stale): a
+ * read is sent to the leader, a write ends TIMEOUT. */
+#define ROUTER_ABANDON_READ_MS 250
+#define ROUTER_ABANDON_WRITE_MS 1000
 
 struct router;
 struct rclient;
@@ -97,6 +102,7 @@ struct rop {
     bool is_write;
     bool dead;                 /* cancelled: freed by the next tick */
     uint64_t node_id;          /* where it was sent */
+    uint64_t sent_ms;          /* loop ms of the attempt */
     int attempts;
     uint64_t retry_at;         /* loop ms; 0 = not waiting */
     uint64_t deadline;         /* loop ms */

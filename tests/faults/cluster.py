@@ -273,8 +273,8 @@ class Cluster:
     """etcd + nodes + controller + routers; see the module doc."""
 
     def __init__(self, n_nodes=3, n_routers=2, tmpfs_node=None,
-                 tmpfs_mb=128, tmpfs_reserve_mb=12, deadline_ms=3000,
-                 keep=False):
+                 tmpfs_mb=256, tmpfs_reserve_mb=12, deadline_ms=3000,
+                 keep=False, node_args=None):
         clean_stale()
         self.bin = cairn_bin()
         self.dir = tempfile.mkdtemp(prefix="%s%d-" % (TMP_PREFIX, os.getpid()))
@@ -289,9 +289,12 @@ class Cluster:
         self.last_fault = None      # the nemesis's latest fault kind
         atexit.register(self.close)
         self.etcd = Etcd(self.dir, self.procs)
-        node_args = ["--election-ms", "300", "--heartbeat-ms", "50"]
+        if node_args is None:  # the suite's quick timeouts
+            node_args = ["--election-ms", "300", "--heartbeat-ms", "50"]
         # The tmpfs node keeps a reserve its small disk can hold (the
-        # default is capped at a tenth of the disk anyway).
+        # default is capped at a tenth of the disk anyway). The disk must
+        # also hold what RocksDB preallocates for its WALs: 115 MiB with
+        # `lsm` tables (measured: raftlog 40, rocks 75).
         self.nodes = [Node(self, i + 1, node_args + (
             ["--disk-reserve-mb", str(tmpfs_reserve_mb)]
             if tmpfs_node == i + 1 else [])) for i in range(n_nodes)]

@@ -35,7 +35,7 @@ FOLLOWER_WRITES, BIG = 48, 512 << 10   # 24 MiB, twice node 1's reserve
 
 @pytest.fixture(scope="module")
 def cl():
-    c = Cluster(n_nodes=3, n_routers=1, tmpfs_node=1, tmpfs_mb=256, keep=bool(
+    c = Cluster(n_nodes=3, n_routers=1, tmpfs_node=1, keep=bool(
         os.environ.get("CAIRN_KEEP_TMP")))
     try:
         yield c.start()
