@@ -217,6 +217,8 @@ static void out_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
         peer_reset(p);
 }
 
+static void refused(net *n, uint64_t id);
+
 static void connected(uv_connect_t *req, int status)
 {
     peer *p = req->data;
@@ -225,6 +227,8 @@ static void connected(uv_connect_t *req, int status)
         return;
     if (status < 0) {
         peer_reset(p);
+        if (status == UV_ECONNREFUSED)
+            refused(p->n, p->id);
         return;
     }
     p->state = P_UP;
@@ -354,6 +358,23 @@ static void heard(net *n, uint64_t id, uint64_t incarnation)
         n->cb.peer(n->cb.arg, id, NET_PEER_UP);
     } else if (restarted) {
         n->cb.peer(n->cb.arg, id, NET_PEER_RESTARTED);
+    }
+}
+
+/* Nothing listens at the peer's address: its process is gone (killed,
+ * crashed, stopping), not merely slow or cut off - those leave the
+ * connection open or time out. Waiting out `dead_ms` of silence would only
+ * delay the elections of the ranges it led (a kill -9 then cost about an
+ * election timeout more, measured with bench/failover), so it is reported
+ * down at once. A false alarm costs nothing: a follower that still hears
+ * its leader refuses to vote (Raft 4.2.3, libraft), and the peer is up
+ * again at its next heartbeat. */
+static void refused(net *n, uint64_t id)
+{
+    live *l = u64map_get(&n->lives, id);
+    if (l != NULL && l->up) {
+        l->up = false;
+        n->cb.peer(n->cb.arg, id, NET_PEER_DOWN);
     }
 }
 

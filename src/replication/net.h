@@ -24,7 +24,8 @@
  *
  * Liveness. Every NET_HEARTBEAT frame carries the sender's incarnation (a
  * random number per process). Every link sends one each heartbeat period;
- * a peer not heard from for `dead_ms` is reported down, then up again
+ * a peer not heard from for `dead_ms` - or whose address refuses a
+ * connection: its process is gone - is reported down, then up again
  * when it is heard, and a new incarnation is reported as a restart. The
  * replicas use these events to wake ranges that sleep (quiesce.c): a range
  * with no traffic sends nothing, so the node-wide heartbeat is what tells

@@ -14,6 +14,7 @@
 
 #include "../common/err.h"
 #include "../common/grow.h"
+#include "../storage/rocks_close.h"
 
 #define KEY_LEN 17 /* tag | range | index */
 #define ENTRY_HEAD 9 /* term | type */
@@ -236,7 +237,7 @@ static int set_err(char *err, const char *what, const char *detail)
 static void free_parts(raftlog *l)
 {
     if (l->db)
-        rocksdb_close(l->db);
+        rocks_close(l->db, "the Raft log");
     if (l->opts)
         rocksdb_options_destroy(l->opts);
     if (l->wsync)

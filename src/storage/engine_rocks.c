@@ -41,6 +41,7 @@
 #include "../common/grow.h"
 #include "../common/u64map.h"
 #include "engine_int.h"
+#include "rocks_close.h"
 
 #define RK_KEY_MAX (8 + CAIRN_KEY_MAX + 1)
 #define RK_BLOCK_CACHE (64u << 20)
@@ -551,7 +552,7 @@ static int rk_range_stats(engine *eng, uint64_t range_id, uint64_t *bytes_out,
 static void rk_free(rk_engine *e)
 {
     if (e->db != NULL)
-        rocksdb_close(e->db);
+        rocks_close(e->db, "the lsm index store");
     if (e->ro != NULL)
         rocksdb_readoptions_destroy(e->ro);
     if (e->wo != NULL)

@@ -165,9 +165,9 @@ def bench_range(args):
         entries = after["entries"] - before["entries"]
         r = run_load(ld.addr, GET, args.seconds, args.procs, args.window)
         after_r = ld.metrics(R)
-        barriers = after_r["read_rounds"] - after["read_rounds"]
+        rounds = after_r["read_rounds"] - after["read_rounds"]
         reads = after_r["reads"] - after["reads"]
-        return w, r, writes, entries, counts, barriers, reads
+        return w, r, writes, entries, counts, rounds, reads
     finally:
         cl.close()
 
@@ -288,7 +288,7 @@ def main():
                     help="also write to this many ranges at once")
     args = ap.parse_args()
     if not args.skip_range:
-        w, r, writes, entries, counts, barriers, reads = bench_range(args)
+        w, r, writes, entries, counts, rounds, reads = bench_range(args)
         log_writes = counts.get("io_submit", 0)
         print("writes: %d ops in %.0fs = %.0f ops/s, p50 %.2f ms, p99 %.2f ms,"
               " errors %s" % (w["ops"], args.seconds, w["ops_s"], w["p50_ms"],
@@ -304,7 +304,7 @@ def main():
               % (r["ops"], r["ops_s"], r["p50_ms"], r["p99_ms"], r["errors"]))
         print("  leader: %d reads confirmed by %d ReadIndex rounds = "
               "%.1f reads/round"
-              % (reads, barriers, reads / max(barriers, 1)))
+              % (reads, rounds, reads / max(rounds, 1)))
     if args.ranges:
         w, writes, entries = bench_ranges(args)
         print("writes over %d ranges: %d ops = %.0f ops/s, p50 %.2f ms, "

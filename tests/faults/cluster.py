@@ -422,6 +422,9 @@ class Cluster:
         if self.net:
             self.net.close()
         for m in self.mounts:
+            if self.keep:  # the stores' own logs go with the tmpfs
+                subprocess.run(["cp", "-a", m, m + ".kept"],
+                               capture_output=True)
             subprocess.run(["umount", m], capture_output=True)
         self.mounts = []
         if not self.keep:
