@@ -13,6 +13,7 @@ and every process started is remembered and killed by PID at the end:
     routing, retry and ordering rules be tested exactly, independent of Raft.
     Tests that need real replication use real `cairn node` processes.
 """
+import contextlib
 import json
 import os
 import re
@@ -127,6 +128,26 @@ class Workdir:
     def cleanup(self):
         if not os.environ.get("CAIRN_KEEP"):
             shutil.rmtree(self.path, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def real_cluster(n=3, **router_kw):
+    """A real etcd, `n` real nodes and a real router (Router's keyword
+    arguments) in one temporary directory; everything is stopped and
+    removed when the block ends. Yields {"etcd", "nodes", "procs",
+    "router"}."""
+    procs, wd = Procs(), Workdir()
+    nodes = None
+    try:
+        etcd = Etcd(wd.path, procs).start()
+        nodes = real_nodes(etcd, n)
+        yield {"etcd": etcd, "nodes": nodes, "procs": procs,
+               "router": Router(procs, wd.path, etcd.url, **router_kw)}
+    finally:
+        if nodes:
+            nodes.close()
+        procs.stop_all()
+        wd.cleanup()
 
 
 # ---- the fake node -------------------------------------------------------

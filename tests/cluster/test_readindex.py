@@ -20,25 +20,15 @@ import pytest
 import redis
 
 from cairn_rpc import Client, RpcError
-from clusterharness import Etcd, Procs, Router, Workdir, real_nodes, wait_for
+from clusterharness import real_cluster, wait_for
 
 READERS = 4
 
 
 @pytest.fixture(scope="module")
 def cl():
-    procs, wd = Procs(), Workdir()
-    nodes = None
-    try:
-        etcd = Etcd(wd.path, procs).start()
-        nodes = real_nodes(etcd, 3)
-        yield {"etcd": etcd, "nodes": nodes, "procs": procs,
-               "router": Router(procs, wd.path, etcd.url)}
-    finally:
-        if nodes:
-            nodes.close()
-        procs.stop_all()
-        wd.cleanup()
+    with real_cluster() as c:
+        yield c
 
 
 def ranges_of(node):

@@ -16,25 +16,15 @@ import threading
 import pytest
 import redis
 
-from clusterharness import Etcd, Procs, Router, Workdir, real_nodes, wait_for
+from clusterharness import real_cluster, wait_for
 
 DEADLINE_MS = 60000
 
 
 @pytest.fixture(scope="module")
 def cl():
-    procs, wd = Procs(), Workdir()
-    nodes = None
-    try:
-        etcd = Etcd(wd.path, procs).start()
-        nodes = real_nodes(etcd, 3)
-        yield {"nodes": nodes, "router": Router(procs, wd.path, etcd.url,
-                                                deadline_ms=DEADLINE_MS)}
-    finally:
-        if nodes:
-            nodes.close()
-        procs.stop_all()
-        wd.cleanup()
+    with real_cluster(deadline_ms=DEADLINE_MS) as c:
+        yield c
 
 
 def ranges_of(node):
