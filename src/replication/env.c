@@ -45,6 +45,8 @@ static void peer_event(void *arg, uint64_t id, int event)
               (unsigned long long)id,
               event == NET_PEER_UP     ? "is heard from"
               : event == NET_PEER_DOWN ? "is not heard from"
+              : event == NET_PEER_GONE ? "refuses connections: it is not "
+                                         "running"
                                        : "restarted");
     while (u64map_next(&env->rios, &it, &range, &v))
         rio_peer_event(v, id, event);

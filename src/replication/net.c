@@ -374,7 +374,7 @@ static void refused(net *n, uint64_t id)
     live *l = u64map_get(&n->lives, id);
     if (l != NULL && l->up) {
         l->up = false;
-        n->cb.peer(n->cb.arg, id, NET_PEER_DOWN);
+        n->cb.peer(n->cb.arg, id, NET_PEER_GONE);
     }
 }
 

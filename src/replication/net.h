@@ -57,8 +57,9 @@ enum {
 #define NET_FRAME_MAX (256u << 20)       /* largest payload accepted */
 #define NET_QUEUE_MAX (64u << 20)        /* bytes queued per peer */
 
-/* Peer events. */
-enum { NET_PEER_UP = 1, NET_PEER_DOWN, NET_PEER_RESTARTED };
+/* Peer events. GONE is DOWN known for sure: its address refuses
+ * connections, so its process is not running. */
+enum { NET_PEER_UP = 1, NET_PEER_DOWN, NET_PEER_RESTARTED, NET_PEER_GONE };
 
 typedef struct net_callbacks {
     /* A frame from node `from` (its `addr` stays valid during the call). */

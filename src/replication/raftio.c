@@ -473,12 +473,17 @@ void rio_peer_event(rio *r, uint64_t peer, int event)
         member |= raft->configuration.servers[i].id == peer;
     if (!member)
         return;
-    if (raft->state == RAFT_LEADER && event != NET_PEER_DOWN) {
+    if (raft->state == RAFT_LEADER &&
+        (event == NET_PEER_UP || event == NET_PEER_RESTARTED)) {
         rio_wake(r);
     } else if (raft->state == RAFT_FOLLOWER && event != NET_PEER_UP &&
                raft->follower_state.current_leader.id == peer) {
+        /* A leader known gone: campaign at the next tick. Only silence:
+         * keep libraft's random part, so that the followers, which all
+         * notice the silence at about the same time, do not split the
+         * vote; those that learn "gone" do so at their own dial times. */
         rio_wake(r);
-        rio_expire_election(r, false);
+        rio_expire_election(r, event == NET_PEER_GONE);
     }
 }
 

@@ -29,6 +29,9 @@ Fault kinds (each is injected, held, then healed; one at a time):
     disk-full         make the tmpfs node lead a range, fill its disk,
                       hold, free the space (writes must fail cleanly, the
                       node must recover)
+    split             TABLE.SPLIT of a range, under the clients' writes, at
+                      a key their rotating slots reach during the run (so
+                      writes go to both halves); nothing to heal
 
 Every fault is logged as a JSON line (kind, inject and heal times on the
 clients' clock, resolved targets, ranges the target led) for the failover
@@ -43,7 +46,8 @@ import redis
 
 ALL_KINDS = ["kill-leader", "kill-node", "pause-leader", "pause-node",
              "kill-all", "kill-router", "kill-controller", "kill-etcd",
-             "partition-one", "partition-split", "clock-jump", "disk-full"]
+             "partition-one", "partition-split", "clock-jump", "disk-full",
+             "split"]
 # Kinds after which a range's leader changes: their failover is measured.
 FAILOVER_KINDS = {"kill-leader", "pause-leader", "partition-one",
                   "partition-split", "kill-all"}
@@ -71,6 +75,8 @@ def make_schedule(seed, kinds, n_nodes, n_ranges, n_routers, gap=(1.0, 2.5),
             f["hold"] = round(min(f["hold"], 2.0), 2)
         if kind == "disk-full":
             f["hold"] = round(f["hold"] + 2.0, 2)
+        if kind == "split":
+            f["split_at"] = rng.randrange(2, 20)
         out.append(f)
     return out
 
@@ -126,9 +132,10 @@ class Nemesis:
     probe_keys: range id -> a key of that range for the failover prober."""
 
     def __init__(self, cluster, range_ids, now, log, table=None,
-                 probe_keys=None):
+                 probe_keys=None, prefixes=None):
         self.c = cluster
         self.range_ids = range_ids
+        self.prefixes = prefixes  # the key prefix of each of range_ids
         self.now = now
         self.log = log            # list of fault records (dicts)
         self.table, self.probe_keys = table, probe_keys or {}
@@ -262,6 +269,18 @@ class Nemesis:
                 c.etcd.start()
                 c.etcd.want_up = True
             return restart_etcd
+        if kind == "split":
+            key = "%s-%06d" % (self.prefixes[f["range"]], f["split_at"])
+            r = redis.Redis(port=c.routers[0].port, socket_timeout=30)
+            try:
+                r.execute_command("TABLE.SPLIT", self.table, key)
+                rec["target"] = "range %d at %s" % (
+                    self.range_ids[f["range"]], key)
+            except redis.RedisError as e:  # a documented refusal: go on
+                rec["target"] = "split at %s refused: %s" % (key, e)
+            finally:
+                r.close()
+            return lambda: None
         if kind == "partition-split":
             ld, why = self._leader_or_node(f)
             others = [n for n in c.nodes if n is not ld]
