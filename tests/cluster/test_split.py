@@ -195,9 +195,12 @@ def test_size_split_under_writes_and_kill_of_the_leader():
     try:
         assert cl.r.execute_command("TABLE.CREATE", "big", "REPLICAS", "3",
                                     "ENGINE", "lsm") == b"OK"
-        w = Writers(cl.router.port, "big", n_keys=3000)
+        w = Writers(cl.router.port, "big", n_keys=6000)
         try:
-            # 3,000 keys x ~100 bytes: ~300 KB, about two splits' worth
+            # 6,000 keys x ~100 bytes: ~600 KB. Keys are drawn at random, so
+            # two splits' worth (~300 KB) comes after ~4,000 writes, not
+            # after the ~24,000 it takes to draw every one of 3,000 keys
+            # (which a sanitizer build did not manage in 90 s)
             wait_for(lambda: len(cl.ranges("big")) >= 3, 90,
                      "the controller to split the growing range", 0.2)
             # kill -9 the leader of the first range, keep writing
