@@ -52,7 +52,8 @@ static int get_engine(node *n, engine_kind kind, engine **out)
         char path[4096];
         snprintf(path, sizeof path, "%s/%s", n->opts->dir,
                  kind == ENGINE_BTREE ? "lmdb" : "rocks");
-        int rc = engine_open(kind, path, NULL, &n->engines[kind]);
+        engine_options eo = {.disk = n->disk};
+        int rc = engine_open(kind, path, &eo, &n->engines[kind]);
         if (rc != 0)
             return rc;
         n->env.batchers[kind] = entry_batcher_new(n->engines[kind]);

@@ -52,6 +52,7 @@
 #include <stdint.h>
 
 #include "../common/buf.h"
+#include "../common/diskguard.h"
 #include "../common/seq.h"
 
 typedef enum engine_kind {
@@ -75,6 +76,9 @@ typedef struct engine_options {
     /* RocksDB memtable size in bytes; 0 = default (64 MiB). Small values
      * make tests exercise flushes and compactions. Ignored by LMDB. */
     uint64_t rocks_write_buffer_size;
+    /* The node's full-disk guard, or NULL: a RocksDB store that met a full
+     * disk is left for WAL recovery at close (rocks_close.h). */
+    const diskguard *disk;
 } engine_options;
 
 /* One record as a reader sees it. Pointers stay valid until the next call on

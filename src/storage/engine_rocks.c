@@ -50,6 +50,7 @@
 typedef struct rk_engine {
     engine base;
     rocksdb_t *db;
+    const diskguard *disk; /* engine_options.disk */
     rocksdb_options_t *opts;
     rocksdb_block_based_table_options_t *table;
     rocksdb_cache_t *cache;
@@ -551,8 +552,11 @@ static int rk_range_stats(engine *eng, uint64_t range_id, uint64_t *bytes_out,
 
 static void rk_free(rk_engine *e)
 {
-    if (e->db != NULL)
-        rocks_close(e->db, "the lsm index store");
+    if (e->db != NULL) {
+        diskguard_stats ds;
+        diskguard_get_stats(e->disk, &ds);
+        rocks_close(e->db, "the lsm index store", ds.times_full > 0);
+    }
     if (e->ro != NULL)
         rocksdb_readoptions_destroy(e->ro);
     if (e->wo != NULL)
@@ -633,6 +637,7 @@ int engine_rocks_open(const char *dir, const engine_options *opts,
     e->base.ops = &rk_ops;
     e->base.kind = ENGINE_LSM;
     rk_set_options(e, opts);
+    e->disk = opts->disk;
     char *err = NULL;
     e->db = rocksdb_open(e->opts, dir, &err);
     if (err != NULL) {

@@ -6,16 +6,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-bool rocks_close(rocksdb_t *db, const char *what)
+bool rocks_close(rocksdb_t *db, const char *what, bool met_full_disk)
 {
     char *v = rocksdb_property_value(db, "rocksdb.background-errors");
     long errors = v ? strtol(v, NULL, 10) : 0;
     free(v);
-    if (errors > 0) {
+    if (errors > 0 || met_full_disk) {
         fprintf(stderr,
-                "cairn node: %s: RocksDB recorded %ld background error(s) "
-                "(a full disk?); not closing it - every acknowledged write "
-                "is synced, and the next start recovers from its WAL\n",
+                "cairn node: %s met a full disk (%ld background errors); "
+                "not closing it - every acknowledged write is synced, and "
+                "the next start recovers from its WAL\n",
                 what, errors);
         return false;
     }

@@ -7,8 +7,11 @@
  * state; RocksDB's own recovery from "no space" lets the database go on,
  * but closing it later asserts in
  * WritableFileWriter::AssertFalseAndGetStatusForPrevError and aborts the
- * process (seen in the fault suite's full-disk runs, at SIGTERM). So a
- * database with a background error on record is not closed: every write
+ * process (seen in the fault suite's full-disk runs, at SIGTERM - also
+ * with no background error on record: the failed writer need not be the
+ * WAL's or the MANIFEST's). So a database that met a full disk in this
+ * process (the node's guard turned full) or has a background error on
+ * record is not closed: every write
  * the node acknowledged was already synced (the Raft log) or can be
  * replayed from the Raft log (the index store), and the next open
  * recovers from the WAL as after a crash.
@@ -20,9 +23,9 @@
 
 #include <rocksdb/c.h>
 
-/* Close `db` unless RocksDB reports background errors
+/* Close `db` unless `met_full_disk` or RocksDB reports background errors
  * ("rocksdb.background-errors" > 0); then leave it open, say so on stderr
  * naming `what`, and return false. */
-bool rocks_close(rocksdb_t *db, const char *what);
+bool rocks_close(rocksdb_t *db, const char *what, bool met_full_disk);
 
 #endif
