@@ -3,7 +3,6 @@
  */
 #include "diskguard.h"
 
-#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>

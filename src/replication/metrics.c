@@ -242,7 +242,8 @@ int replica_metrics_aged(replica *r, buf *out, uint64_t size_age_ms)
         (unsigned long long)log_bytes, (unsigned long long)r->size_bytes,
         (unsigned long long)r->size_keys, (unsigned long long)r->n_writes,
         (unsigned long long)r->n_entries, (unsigned long long)r->n_reads,
-        (unsigned long long)r->n_readindex, (unsigned long long)r->n_barriers, (unsigned long long)r->n_snapshots,
+        (unsigned long long)r->n_readindex,
+        (unsigned long long)r->n_barriers, (unsigned long long)r->n_snapshots,
         rio_asleep(r->io) ? "true" : "false");
     if (rc == 0)
         rc = metrics_bounds(r, out);

@@ -236,11 +236,8 @@ static int set_err(char *err, const char *what, const char *detail)
 
 static void free_parts(raftlog *l)
 {
-    if (l->db) {
-        diskguard_stats ds;
-        diskguard_get_stats(l->disk, &ds);
-        rocks_close(l->db, "the Raft log", ds.times_full > 0);
-    }
+    if (l->db)
+        rocks_close(l->db, "the Raft log", l->disk);
     if (l->opts)
         rocksdb_options_destroy(l->opts);
     if (l->wsync)

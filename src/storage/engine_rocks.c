@@ -552,11 +552,8 @@ static int rk_range_stats(engine *eng, uint64_t range_id, uint64_t *bytes_out,
 
 static void rk_free(rk_engine *e)
 {
-    if (e->db != NULL) {
-        diskguard_stats ds;
-        diskguard_get_stats(e->disk, &ds);
-        rocks_close(e->db, "the lsm index store", ds.times_full > 0);
-    }
+    if (e->db != NULL)
+        rocks_close(e->db, "the lsm index store", e->disk);
     if (e->ro != NULL)
         rocksdb_readoptions_destroy(e->ro);
     if (e->wo != NULL)

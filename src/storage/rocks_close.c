@@ -6,8 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-bool rocks_close(rocksdb_t *db, const char *what, bool met_full_disk)
+bool rocks_close(rocksdb_t *db, const char *what, const diskguard *disk)
 {
+    diskguard_stats ds;
+    diskguard_get_stats(disk, &ds);
+    bool met_full_disk = ds.times_full > 0;
     char *v = rocksdb_property_value(db, "rocksdb.background-errors");
     long errors = v ? strtol(v, NULL, 10) : 0;
     free(v);

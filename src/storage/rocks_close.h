@@ -23,9 +23,12 @@
 
 #include <rocksdb/c.h>
 
-/* Close `db` unless `met_full_disk` or RocksDB reports background errors
+#include "../common/diskguard.h"
+
+/* Close `db` unless the node's guard `disk` (may be NULL) turned full in
+ * this process or RocksDB reports background errors
  * ("rocksdb.background-errors" > 0); then leave it open, say so on stderr
  * naming `what`, and return false. */
-bool rocks_close(rocksdb_t *db, const char *what, bool met_full_disk);
+bool rocks_close(rocksdb_t *db, const char *what, const diskguard *disk);
 
 #endif
