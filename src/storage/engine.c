@@ -6,12 +6,15 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <libgen.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../common/crc32c.h"
 #include "../common/err.h"
 #include "../common/grow.h"
 #include "../common/limits.h"
@@ -135,9 +138,17 @@ static int check_bound(size_t len)
     return len > CAIRN_KEY_MAX ? CAIRN_ERR_KEY_TOOBIG : 0;
 }
 
+/* The range record's checksum: every byte but its own four. */
+static uint32_t range_rec_crc(const uint8_t *p, size_t n)
+{
+    uint32_t c = crc32c_extend(0, p, ENGINE_RANGE_REC_CRC_OFF);
+    return crc32c_extend(c, p + ENGINE_RANGE_REC_HDR, n - ENGINE_RANGE_REC_HDR);
+}
+
 int engine_range_rec_decode(const uint8_t *p, size_t n, engine_range_rec *out)
 {
-    if (n < ENGINE_RANGE_REC_HDR || p[0] != 1)
+    if (n < ENGINE_RANGE_REC_HDR || p[0] != ENGINE_RANGE_REC_VERSION ||
+        be_get_u32(p + ENGINE_RANGE_REC_CRC_OFF) != range_rec_crc(p, n))
         return CAIRN_ERR_CORRUPT;
     out->flags = p[1];
     out->applied = be_get_u64(p + 2);
@@ -154,12 +165,43 @@ int engine_range_rec_encode(const engine_range_rec *r, buf *out)
     int rc = buf_reserve(out, ENGINE_RANGE_REC_HDR + r->meta_len);
     if (rc != 0)
         return rc;
-    buf_append_u8(out, 1);
+    buf_append_u8(out, ENGINE_RANGE_REC_VERSION);
     buf_append_u8(out, (uint8_t)r->flags);
     buf_append_u64(out, r->applied);
     buf_append_u64(out, r->keys);
     buf_append_u64(out, r->bytes);
-    return buf_append(out, r->meta, r->meta_len);
+    buf_append_u32(out, 0);
+    rc = buf_append(out, r->meta, r->meta_len);
+    if (rc == 0)
+        be_put_u32(out->data + ENGINE_RANGE_REC_CRC_OFF,
+                   range_rec_crc(out->data, out->len));
+    return rc;
+}
+
+/* ---- the value record's checksum -------------------------------------- */
+
+uint32_t engine_rec_crc(uint64_t range_id, const void *key, size_t key_len,
+                        const uint8_t *rec, size_t rec_len)
+{
+    uint8_t head[10];
+    be_put_u64(head, range_id);
+    head[8] = (uint8_t)(key_len >> 8);
+    head[9] = (uint8_t)key_len;
+    uint32_t c = crc32c_extend(0, head, sizeof head);
+    c = crc32c_extend(c, key, key_len);
+    c = crc32c_extend(c, rec, ENGINE_REC_CRC_OFF);
+    return crc32c_extend(c, rec + ENGINE_REC_HDR, rec_len - ENGINE_REC_HDR);
+}
+
+/* 0 if the record is whole and its checksum holds, else CORRUPT. */
+static int rec_check(uint64_t range_id, const void *key, size_t key_len,
+                     const uint8_t *rec, size_t rec_len)
+{
+    if (rec_len < ENGINE_REC_HDR ||
+        be_get_u32(rec + ENGINE_REC_CRC_OFF) !=
+            engine_rec_crc(range_id, key, key_len, rec, rec_len))
+        return CAIRN_ERR_CORRUPT;
+    return 0;
 }
 
 void engine_range_rec_merge(engine_range_rec *r, const engine_batch *b,
@@ -260,7 +302,12 @@ static int batch_add(engine_batch *b, uint64_t range_id, const void *key,
     op->rec_len = ENGINE_REC_HDR + value_len;
     buf_append(&b->data, s->bytes, SEQ_LEN);
     buf_append_u8(&b->data, flags);
+    buf_append_u32(&b->data, 0);
     buf_append(&b->data, value, value_len);
+    uint8_t *rec = b->data.data + op->rec_off;
+    be_put_u32(rec + ENGINE_REC_CRC_OFF,
+               engine_rec_crc(range_id, b->data.data + op->key_off, key_len,
+                              rec, op->rec_len));
     b->nputs++;
     return 0;
 }
@@ -383,10 +430,11 @@ int engine_get(engine *e, engine_view *view, uint64_t range_id,
     if (rc != 0)
         return rc;
     rc = e->ops->get(e, view, range_id, key, key_len, value_out);
+    if (rc == 0)
+        rc = rec_check(range_id, key, key_len, value_out->data,
+                       value_out->len);
     if (rc != 0)
         return rc;
-    if (value_out->len < ENGINE_REC_HDR)
-        return CAIRN_ERR_CORRUPT;
     if (seq_out != NULL)
         memcpy(seq_out->bytes, value_out->data, SEQ_LEN);
     if (tombstone_out != NULL)
@@ -443,6 +491,7 @@ int engine_list_ranges(engine *e, uint64_t **ids_out, size_t *count_out)
 
 struct engine_iter {
     engine_raw_iter *raw;
+    uint64_t range_id;
     size_t limit, n;
     unsigned flags;
 };
@@ -466,6 +515,7 @@ int engine_iter_open(engine *e, engine_view *view, uint64_t range_id,
         free(it);
         return rc;
     }
+    it->range_id = range_id;
     it->limit = limit;
     it->flags = flags;
     *out = it;
@@ -481,7 +531,7 @@ int engine_iter_next(engine_iter *it, engine_entry *out)
                                             &rec_len);
         if (rc <= 0)
             return rc;
-        if (rec_len < ENGINE_REC_HDR)
+        if (rec_check(it->range_id, key, key_len, rec, rec_len) != 0)
             return CAIRN_ERR_CORRUPT;
         bool tomb = rec[SEQ_LEN] & ENGINE_FLAG_TOMBSTONE;
         if (tomb && !(it->flags & ENGINE_ITER_TOMBSTONES))
@@ -580,6 +630,77 @@ int engine_split_key(engine *e, uint64_t range_id, buf *key_out)
         rc = CAIRN_ERR_NOT_FOUND;
     if (rc == 0)
         rc = find_middle(e, v, range_id, bytes, key_out);
+    engine_view_close(v);
+    return rc;
+}
+
+/* ---- verification ----------------------------------------------------- */
+
+/* Scan every record of the range: checksums (engine_iter_next) and key
+ * order; count and bytes into *keys and *bytes. */
+static int verify_records(engine *e, engine_view *v, uint64_t range_id,
+                          uint64_t *keys, uint64_t *bytes, char *why)
+{
+    engine_iter *it;
+    int rc = engine_iter_open(e, v, range_id, NULL, 0, NULL, 0, 0,
+                              ENGINE_ITER_TOMBSTONES, &it);
+    if (rc != 0)
+        return rc;
+    buf prev = BUF_INIT;
+    engine_entry en;
+    while ((rc = engine_iter_next(it, &en)) == 1) {
+        if (*keys > 0 && key_cmp(prev.data, prev.len, en.key, en.key_len) >= 0) {
+            snprintf(why, 256, "keys out of order after record %" PRIu64,
+                     *keys);
+            rc = CAIRN_ERR_CORRUPT;
+            break;
+        }
+        buf_reset(&prev);
+        if ((rc = buf_append(&prev, en.key, en.key_len)) != 0)
+            break;
+        *bytes += entry_bytes(&en);
+        (*keys)++;
+    }
+    if (rc == CAIRN_ERR_CORRUPT && why[0] == '\0')
+        snprintf(why, 256, "record %" PRIu64 " fails its checksum or cannot "
+                 "be read", *keys + 1);
+    engine_iter_close(it);
+    buf_free(&prev);
+    return rc < 0 ? rc : 0;
+}
+
+int engine_verify(engine *e, uint64_t range_id, char *why)
+{
+    char local[256];
+    if (why == NULL)
+        why = local;
+    why[0] = '\0';
+    engine_view *v;
+    int rc = engine_view_open(e, &v);
+    if (rc != 0)
+        return rc;
+    buf tmp = BUF_INIT;
+    engine_range_rec r;
+    rc = read_range(e, v, range_id, &tmp, &r);
+    if (rc == CAIRN_ERR_CORRUPT)
+        snprintf(why, 256, "the range record fails its checksum");
+    /* RocksDB keeps no range record for a range that never set one */
+    bool has_rec = rc == 0;
+    if (rc == CAIRN_ERR_NOT_FOUND && e->kind == ENGINE_LSM)
+        rc = 0;
+    uint64_t keys = 0, bytes = 0;
+    if (rc == 0)
+        rc = verify_records(e, v, range_id, &keys, &bytes, why);
+    if (rc == 0 && !has_rec && keys == 0)
+        rc = CAIRN_ERR_NOT_FOUND;
+    if (rc == 0 && e->kind == ENGINE_BTREE &&
+        (keys != r.keys || bytes != r.bytes)) {
+        snprintf(why, 256, "%" PRIu64 " records of %" PRIu64 " bytes, but "
+                 "the counters say %" PRIu64 " of %" PRIu64, keys, bytes,
+                 r.keys, r.bytes);
+        rc = CAIRN_ERR_CORRUPT;
+    }
+    buf_free(&tmp);
     engine_view_close(v);
     return rc;
 }

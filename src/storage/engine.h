@@ -215,6 +215,17 @@ void engine_iter_close(engine_iter *it);
 int engine_range_stats(engine *e, uint64_t range_id, uint64_t *bytes_out,
                        uint64_t *keys_out);
 
+/* Check range `range_id` whole, as a node does before it serves a replica
+ * it reopens: the range record decodes and passes its checksum, every
+ * record (tombstones included) passes its checksum (engine_int.h), keys
+ * come in strictly increasing order, and on LMDB the count and bytes of
+ * the records equal the counters kept with every write (a lost or
+ * duplicated page shows there). RocksDB checks its block checksums on the
+ * way. 0, or CAIRN_ERR_CORRUPT with what was wrong in `why` (256 bytes,
+ * may be NULL); another error if the store could not be read. Linear in
+ * the range's size; for a node's start, not a hot path. */
+int engine_verify(engine *e, uint64_t range_id, char *why);
+
 /* Suggest a split key: a user key near the middle of the range by bytes,
  * such that both halves are non-empty. CAIRN_ERR_NOT_FOUND if the range has
  * fewer than two keys. Exact, and linear in the range's size (two passes

@@ -15,15 +15,24 @@
 #include "common/key.h" /* key_cmp: the stores' order */
 #include "engine.h"
 
-/* The value record: sequencer | flags | value bytes. */
-#define ENGINE_REC_HDR (SEQ_LEN + 1)
+/* The value record: sequencer | flags | crc32c (4) | value bytes. The
+ * checksum covers the range id, the user key and the rest of the record
+ * (engine_rec_crc), so that a flipped bit anywhere - in the value, or in a
+ * stored key that would move the record to another key - is detected when
+ * the record is read, never served. */
+#define ENGINE_REC_CRC_OFF (SEQ_LEN + 1)
+#define ENGINE_REC_HDR (SEQ_LEN + 1 + 4)
 #define ENGINE_FLAG_TOMBSTONE 0x01u
 
 /* The range record (applied index, meta blob, and for LMDB the key and byte
  * counters) is encoded as:
- *     version (1) | flags (1) | applied (8) | keys (8) | bytes (8) | meta
- * flags bit 0: an applied index was set; bit 1: a meta blob was set. */
-#define ENGINE_RANGE_REC_HDR 26
+ *     version (1) = 2 | flags (1) | applied (8) | keys (8) | bytes (8) |
+ *     crc32c (4) | meta
+ * flags bit 0: an applied index was set; bit 1: a meta blob was set. The
+ * checksum covers every other byte of the record. */
+#define ENGINE_RANGE_REC_VERSION 2
+#define ENGINE_RANGE_REC_CRC_OFF 26
+#define ENGINE_RANGE_REC_HDR 30
 #define ENGINE_RANGE_HAS_APPLIED 0x01u
 #define ENGINE_RANGE_HAS_META 0x02u
 
@@ -36,8 +45,13 @@ typedef struct engine_range_rec {
     size_t meta_len;
 } engine_range_rec;
 
+/* The checksum of value record `rec` of `key` in range `range_id`
+ * (ENGINE_REC_HDR). */
+uint32_t engine_rec_crc(uint64_t range_id, const void *key, size_t key_len,
+                        const uint8_t *rec, size_t rec_len);
+
 /* Decode a stored range record; pointers point into `p`. CAIRN_ERR_CORRUPT
- * if it is malformed. */
+ * if it is malformed or fails its checksum. */
 int engine_range_rec_decode(const uint8_t *p, size_t n, engine_range_rec *out);
 
 /* Encode `r` into `out` (replacing its contents). */

@@ -25,7 +25,7 @@
 
 #include "../common/diskguard.h"
 
-/* Close `db` unless the node's guard `disk` (may be NULL) turned full in
+/* Flush `db`'s memtables and close it, unless the node's guard `disk` (may be NULL) turned full in
  * this process or RocksDB reports background errors
  * ("rocksdb.background-errors" > 0); then leave it open, say so on stderr
  * naming `what`, and return false. */
