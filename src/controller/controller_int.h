@@ -183,6 +183,10 @@ typedef struct ctl_node_obs {
     ctl_replica *replicas; /* sorted by range id */
     size_t n;
     uint64_t bytes; /* of all its replicas */
+    /* Ranges it holds but refuses: their stored data failed a check
+     * (CORRUPT). Sorted. */
+    uint64_t *corrupt;
+    size_t n_corrupt;
 } ctl_node_obs;
 
 struct ctl_obs {
@@ -207,6 +211,8 @@ const ctl_obs *ctl_observed(ctl *c);
 const ctl_node_obs *ctl_obs_node(const ctl_obs *o, uint64_t id);
 const ctl_replica *ctl_obs_leader(const ctl_obs *o, uint64_t range_id);
 const ctl_replica *ctl_obs_replica(const ctl_node_obs *n, uint64_t range_id);
+/* Whether node `n` reports its replica of `range_id` corrupt. */
+bool ctl_obs_corrupt(const ctl_node_obs *n, uint64_t range_id);
 
 /* Whether leader `l` is confirmed: a majority of the voters it lists
  * (itself included) answered this poll and name it leader in its term. A

@@ -274,6 +274,8 @@ static int record(ctl *c, const job *j, uint64_t add, uint64_t remove,
 
 /* ---- the steps ---------------------------------------------------------- */
 
+static int drop_on(ctl *c, job *j, uint64_t node);
+
 static int create_on(ctl *c, job *j, uint64_t node)
 {
     meta_range rg;
@@ -310,6 +312,11 @@ static int create_on(ctl *c, job *j, uint64_t node)
     rc = a ? call(a, &q, CHANGE_TIMEOUT_MS, text, sizeof text, &hint,
                   hint_addr)
            : CAIRN_ERR_NOT_FOUND;
+    /* The node still holds a corrupt copy (a rebuild in place whose drop
+     * did not get through): drop it, then create afresh. */
+    if (rc == CAIRN_ERR_CORRUPT && drop_on(c, j, node) == 0)
+        rc = call(a, &q, CHANGE_TIMEOUT_MS, text, sizeof text, &hint,
+                  hint_addr);
     meta_range_clear(&rg);
     if (rc == CAIRN_ERR_EXISTS)
         rc = 0;

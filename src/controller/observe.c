@@ -105,6 +105,12 @@ static void parse_replica(const cJSON *j, uint64_t node_id, ctl_replica *r)
     }
 }
 
+static int by_id(const void *a, const void *b)
+{
+    const uint64_t *x = a, *y = b;
+    return *x < *y ? -1 : *x > *y;
+}
+
 static int by_range(const void *a, const void *b)
 {
     const ctl_replica *x = a, *y = b;
@@ -140,6 +146,18 @@ int ctl_obs_parse_node(const char *json, size_t len, uint64_t node_id,
         out->n++;
     }
     qsort(out->replicas, out->n, sizeof *out->replicas, by_range);
+    const cJSON *bad = cJSON_GetObjectItemCaseSensitive(j, "corrupt");
+    int nb = cJSON_IsArray(bad) ? cJSON_GetArraySize(bad) : 0;
+    out->corrupt = calloc(nb > 0 ? (size_t)nb : 1, sizeof *out->corrupt);
+    if (out->corrupt == NULL) {
+        ctl_obs_node_free(out);
+        cJSON_Delete(j);
+        return CAIRN_ERR_NOMEM;
+    }
+    cJSON_ArrayForEach(r, bad)
+        if ((out->corrupt[out->n_corrupt] = num(r, "range")) != 0)
+            out->n_corrupt++;
+    qsort(out->corrupt, out->n_corrupt, sizeof *out->corrupt, by_id);
     out->answered = true;
     cJSON_Delete(j);
     return 0;
@@ -148,8 +166,10 @@ int ctl_obs_parse_node(const char *json, size_t len, uint64_t node_id,
 void ctl_obs_node_free(ctl_node_obs *n)
 {
     free(n->replicas);
+    free(n->corrupt);
     n->replicas = NULL;
-    n->n = 0;
+    n->corrupt = NULL;
+    n->n = n->n_corrupt = 0;
 }
 
 /* ---- lookups ----------------------------------------------------------- */
@@ -180,6 +200,12 @@ const ctl_replica *ctl_obs_replica(const ctl_node_obs *n, uint64_t range_id)
     return n && lo < n->n && n->replicas[lo].range == range_id
                ? &n->replicas[lo]
                : NULL;
+}
+
+bool ctl_obs_corrupt(const ctl_node_obs *n, uint64_t range_id)
+{
+    return n && n->n_corrupt && bsearch(&range_id, n->corrupt, n->n_corrupt,
+                        sizeof *n->corrupt, by_id) != NULL;
 }
 
 const ctl_replica *ctl_obs_leader(const ctl_obs *o, uint64_t range_id)

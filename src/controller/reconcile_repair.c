@@ -16,6 +16,11 @@
  *     (none under way for a minute): removed;
  *   - a replica on a dead node, or a follower that lags past the
  *     thresholds: replaced (add a replica elsewhere, then remove it);
+ *   - a replica its node refuses as corrupt, or that a node which answers
+ *     has not held for MISSING_GRACE_MS (its data directory was wiped):
+ *     rebuilt - replaced like a dead one if another node can take it,
+ *     else removed first (it counts for nothing) so that the next pass
+ *     adds it back, from its peers, to the same node;
  *   - fewer replicas than the table's factor: one added; more: one
  *     removed (never below a majority of healthy ones);
  *   - a replica on a draining node: moved off.
@@ -35,6 +40,9 @@
 
 /* A non-voter no move accounts for is removed after this long. */
 #define NONVOTER_GRACE_MS 60000
+/* A replica a node that answers does not hold is rebuilt after this long
+ * (a split's new range reaches a slow follower within it). */
+#define MISSING_GRACE_MS 30000
 /* Say that a range cannot be placed at most this often. */
 #define UNPLACED_LOG_MS 30000
 
@@ -45,6 +53,8 @@ typedef struct seen {
 typedef struct repair_state {
     seen *nonvoters;
     size_t n_nv, cap_nv;
+    seen *missing; /* replicas a node that answers does not hold */
+    size_t n_miss, cap_miss;
     uint64_t pass;
     uint64_t unplaced_logged_ms;
     ctl_place_node *pn; /* this pass's placement view */
@@ -61,6 +71,7 @@ static void repair_fini(void *state)
     repair_state *s = state;
     if (s) {
         free(s->nonvoters);
+        free(s->missing);
         free(s->pn);
     }
     free(s);
@@ -240,7 +251,16 @@ static bool stray_nonvoter(ctl *c, repair_state *s, const meta_map *map,
 
 /* ---- replicas to replace, add, remove, move off --------------------------- */
 
-/* Replicas on nodes that answer, are not dead and do not lag. */
+/* Whether node `id` answered this pass and holds no working replica of
+ * the range: it reports it corrupt, or does not list it at all. */
+static bool not_held(ctl *c, const meta_range *rg, uint64_t id)
+{
+    const ctl_node_obs *o = ctl_obs_node(ctl_observed(c), id);
+    return o && o->answered &&
+           (ctl_obs_corrupt(o, rg->id) || ctl_obs_replica(o, rg->id) == NULL);
+}
+
+/* Replicas on nodes that answer, are not dead, do not lag and hold it. */
 static int healthy(ctl *c, const meta_range *rg, uint64_t except)
 {
     int n = 0;
@@ -248,9 +268,58 @@ static int healthy(ctl *c, const meta_range *rg, uint64_t except)
         uint64_t id = rg->replicas[i];
         const ctl_health *h = ctl_node_health(c, id);
         n += id != except && h && h->answered && h->state != META_NODE_DEAD &&
-             !ctl_lagging(c, rg->id, id);
+             !ctl_lagging(c, rg->id, id) && !not_held(c, rg, id);
     }
     return n;
+}
+
+/* A member of the range to rebuild: reported corrupt now, or missing from
+ * a node that answers for MISSING_GRACE_MS. 0 if none. */
+static uint64_t to_rebuild(ctl *c, repair_state *s, const meta_range *rg)
+{
+    for (int i = 0; i < rg->n_replicas; i++) {
+        uint64_t id = rg->replicas[i];
+        if (!not_held(c, rg, id))
+            continue;
+        if (ctl_obs_corrupt(ctl_obs_node(ctl_observed(c), id), rg->id))
+            return id;
+        seen *e = NULL;
+        for (size_t k = 0; k < s->n_miss && !e; k++)
+            if (s->missing[k].range == rg->id && s->missing[k].node == id)
+                e = &s->missing[k];
+        if (e == NULL) {
+            if (grow_array((void **)&s->missing, s->n_miss, &s->cap_miss,
+                           sizeof *s->missing, 8) != 0)
+                return 0;
+            e = &s->missing[s->n_miss++];
+            *e = (seen){.range = rg->id, .node = id, .since = ctl_now_ms()};
+        }
+        e->pass = s->pass;
+        if (ctl_now_ms() - e->since >= MISSING_GRACE_MS)
+            return id;
+    }
+    return 0;
+}
+
+/* Rebuild the replica on node `bad`: elsewhere if a node can take it,
+ * else remove it first - it serves nothing, so the healthy ones left
+ * must only be a majority of what remains - and the next pass adds one
+ * back, which may be on the same node. */
+static void rebuild(ctl *c, repair_state *s, const meta_map *map,
+                    const meta_range *rg, uint64_t bad)
+{
+    int n = rg->n_replicas;
+    uint64_t to = ctl_place(s->pn, s->n_pn, rg->replicas, n, bad);
+    int left = healthy(c, rg, bad);
+    if (to ? left + 1 < (n + 1) / 2 + 1 : left < (n - 1) / 2 + 1)
+        return; /* nothing could commit the change */
+    if (start(c, s, map, rg, META_MOVE_REBUILD, to, bad) != 0)
+        return;
+    ctl_log(c, "range %" PRIu64 ": the replica on node %" PRIu64 " is %s: "
+            "rebuilding it %s", rg->id, bad,
+            ctl_obs_corrupt(ctl_obs_node(ctl_observed(c), bad), rg->id)
+                ? "corrupt" : "missing",
+            to ? "on another node" : "in place (removed, then added back)");
 }
 
 static void unplaced(ctl *c, repair_state *s, const meta_range *rg,
@@ -281,6 +350,11 @@ static void repair_range(ctl *c, repair_state *s, const meta_map *map,
         return; /* no leader: no change could commit */
     if (adopt(c, rg, l) || stray_nonvoter(c, s, map, rg, l))
         return;
+    uint64_t bad = to_rebuild(c, s, rg);
+    if (bad) {
+        rebuild(c, s, map, rg, bad);
+        return;
+    }
     int n = rg->n_replicas;
     uint64_t victim = 0;
     meta_move_kind kind = META_MOVE_REPLACE;
@@ -374,6 +448,11 @@ static void repair_run(ctl *c, void *state, const meta_map *map)
     for (size_t k = 0; k < s->n_nv;) /* forget non-voters gone */
         if (s->nonvoters[k].pass != s->pass)
             s->nonvoters[k] = s->nonvoters[--s->n_nv];
+        else
+            k++;
+    for (size_t k = 0; k < s->n_miss;) /* and replicas found again */
+        if (s->missing[k].pass != s->pass)
+            s->missing[k] = s->missing[--s->n_miss];
         else
             k++;
 }

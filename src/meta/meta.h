@@ -487,6 +487,7 @@ typedef enum meta_move_kind {
     META_MOVE_REPAIR,    /* fewer or more replicas than the table wants */
     META_MOVE_DRAIN,     /* off a draining node */
     META_MOVE_REBALANCE, /* onto a node with fewer replicas */
+    META_MOVE_REBUILD,   /* a replica its node reports corrupt or lost */
 } meta_move_kind;
 
 const char *meta_move_kind_name(meta_move_kind k);

@@ -401,7 +401,8 @@ int meta_node_decode(const uint8_t *v, size_t n, meta_node *nd)
 
 static const char *const node_states[] = {"live", "suspect", "dead"};
 static const char *const move_kinds[] = {"replace", "lagging", "repair",
-                                         "drain", "rebalance"};
+                                         "drain", "rebalance", "rebuild"};
+#define N_MOVE_KINDS (int)(sizeof move_kinds / sizeof move_kinds[0])
 
 const char *meta_node_state_name(meta_node_state st)
 {
@@ -410,7 +411,7 @@ const char *meta_node_state_name(meta_node_state st)
 
 const char *meta_move_kind_name(meta_move_kind k)
 {
-    return (unsigned)k < 5 ? move_kinds[k] : "?";
+    return (unsigned)k < (unsigned)N_MOVE_KINDS ? move_kinds[k] : "?";
 }
 
 static int name_index(const char *s, const char *const *names, int n)
@@ -506,7 +507,7 @@ int meta_move_decode(const uint8_t *v, size_t n, meta_move *mv)
 {
     memset(mv, 0, sizeof *mv);
     cJSON *o = parse_obj(v, n);
-    int k = name_index(get_str(o, "kind"), move_kinds, 5);
+    int k = name_index(get_str(o, "kind"), move_kinds, N_MOVE_KINDS);
     const char *by = get_str(o, "by");
     bool ok = o && k >= 0 && by && get_u64(o, "range", &mv->range_id) &&
               get_u64(o, "table", &mv->table_id) &&

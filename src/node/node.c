@@ -183,8 +183,15 @@ int node_run(const node_options *opts)
     }
     node_disk_start(&n);
     int rc = rep_env_start(&n.env, err);
-    if (rc != 0) {
+    if (rc == CAIRN_ERR_CORRUPT)
+        log_error("CORRUPT: %s. The node-wide Raft log holds every range's "
+                  "log: not starting. Move %s away and start the node "
+                  "empty; the controller rebuilds its replicas from their "
+                  "peers (docs/OPERATIONS.md, \"Corrupt data\")", err,
+                  opts->dir);
+    else if (rc != 0)
         log_error("%s", err);
+    if (rc != 0) {
         node_free(&n);
         return 1;
     }
@@ -199,7 +206,13 @@ int node_run(const node_options *opts)
         node_free(&n);
         return 1;
     }
-    node_open_existing(&n);
+    if (node_open_existing(&n) != 0) {
+        log_error("not starting: move %s away and start the node empty; "
+                  "the controller rebuilds its replicas from their peers "
+                  "(docs/OPERATIONS.md, \"Corrupt data\")", opts->dir);
+        node_free(&n);
+        return 1;
+    }
     boot_static(&n);
     start_meta(&n);
     uv_signal_init(&n.loop, &n.sigint);

@@ -118,6 +118,20 @@ static void write_done(void *arg, int status, const seq *s)
     op_done(o);
 }
 
+/* A read found the range's stored data corrupt: the node refuses the
+ * range from now on (node_found_corrupt), and this read is refused too -
+ * nothing wrong is ever served. The router then asks another replica. */
+static void read_corrupt(op *o)
+{
+    char why[96];
+    snprintf(why, sizeof why, "a %s failed a checksum on this replica",
+             o->type == RPC_GET ? "read" : "scan");
+    node_found_corrupt(o->c->n, replica_meta(o->r)->range_id, why);
+    reply_error(o->c, o->id, CAIRN_ERR_CORRUPT,
+                "the range's data is corrupt on this node; it is refused "
+                "here until rebuilt");
+}
+
 static void serve_get(op *o)
 {
     seq s;
@@ -130,6 +144,8 @@ static void serve_get(op *o)
         rc = CAIRN_ERR_NOT_FOUND;
     if (rc == 0)
         rpc_reply_value(&o->c->out, o->id, &s, v.data, v.len);
+    else if (rc == CAIRN_ERR_CORRUPT)
+        read_corrupt(o);
     else
         reply_error(o->c, o->id, rc, NULL);
     buf_free(&v);
@@ -186,13 +202,15 @@ static void serve_scan(op *o)
                                 en.value, en.value_len);
         count++;
     }
-    if (rc == 0)
+    if (rc == 0) {
         rpc_reply_scan_end(&o->c->out, mark, count, more);
-    else if (it) {
-        o->c->out.len = mark;
-        reply_error(o->c, o->id, rc, NULL);
     } else {
-        reply_error(o->c, o->id, rc, NULL);
+        if (it)
+            o->c->out.len = mark;
+        if (rc == CAIRN_ERR_CORRUPT)
+            read_corrupt(o);
+        else
+            reply_error(o->c, o->id, rc, NULL);
     }
     if (it)
         engine_iter_close(it);
@@ -227,9 +245,13 @@ static replica *route(conn *c, const rpc_request *q)
     replica *r = node_find_range(c->n, q->range_id);
     char msg[128];
     if (r == NULL) {
-        snprintf(msg, sizeof msg, "range %" PRIu64 " is not hosted here",
-                 q->range_id);
-        reply_error(c, q->id, CAIRN_ERR_RANGE_NOT_FOUND, msg);
+        slot *s = node_find_slot(c->n, q->range_id);
+        bool corrupt = s && s->corrupt;
+        snprintf(msg, sizeof msg, "range %" PRIu64 " is %s here", q->range_id,
+                 corrupt ? "corrupt (refused until rebuilt)" : "not hosted");
+        reply_error(c, q->id,
+                    corrupt ? CAIRN_ERR_CORRUPT : CAIRN_ERR_RANGE_NOT_FOUND,
+                    msg);
         return NULL;
     }
     /* Older than the range's epoch: the sender's routing is stale. A newer
@@ -549,6 +571,8 @@ static int metrics_all(node *n, buf *j, uint64_t size_age_ms)
         w.rc = rep_env_metrics(&n->env, j);
     if (w.rc == 0)
         w.rc = metrics_logged(n, j);
+    if (w.rc == 0)
+        w.rc = node_corrupt_json(n, j);
     if (w.rc == 0)
         w.rc = buf_append_str(j, ",\"ranges\":[");
     if (w.rc == 0)

@@ -216,6 +216,14 @@ static int node_wide(node *n, buf *b, const totals *t, size_t listed,
         rc = prom_double(b, "cairn_node_follower_lag_seconds_max", NULL,
                          t->lag_seconds_max);
 
+    if (rc == 0)
+        rc = prom_family(b, "cairn_node_corrupt_replicas", "gauge",
+                         "Replicas whose stored data failed a check "
+                         "(CORRUPT): refused until rebuilt from peers.");
+    if (rc == 0)
+        rc = prom_u64(b, "cairn_node_corrupt_replicas", NULL,
+                      node_corrupt_count(n));
+
     struct statvfs sv;
     if (rc == 0 && statvfs(n->opts->dir, &sv) == 0) {
         rc = prom_family(b, "cairn_node_disk_available_bytes", "gauge",

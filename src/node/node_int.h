@@ -51,11 +51,19 @@ typedef struct conn {
 /* A hosted range. */
 typedef struct slot {
     uint64_t range_id;
-    replica *r;
+    replica *r; /* NULL for a corrupt range once closed (or never opened) */
     /* Closing for a drop: the range is refused until its data is gone,
      * so that a create meanwhile cannot open a replica on the log the drop
      * is about to delete. */
     bool dropping;
+    /* Corrupt: its stored state failed a check (engine_verify at start, a
+     * checksum on a read, a malformed Raft log). It is refused - never
+     * served - and reported in METRICS until the controller rebuilds it
+     * from its peers (a drop, then a new replica). `quarantining`: its
+     * replica is being closed. */
+    bool corrupt, quarantining;
+    engine *eng; /* its index store, for the drop */
+    char why[160];
 } slot;
 
 struct node {
@@ -83,6 +91,8 @@ struct node {
     uint64_t refused_secret, refused_handshake;
     uint64_t refused_secret_log_ms, refused_handshake_log_ms;
     size_t n_conns;
+
+    uv_timer_t quarantine_timer; /* node_found_corrupt: closes replicas */
 
     /* node_disk.c: the full-disk guard */
     diskguard *disk;
@@ -116,8 +126,23 @@ int node_create_replica(node *n, const range_meta *m, bool boot, char *err);
 int node_create_replicas(node *n, const range_meta *ms, size_t count,
                          bool boot, int *statuses, char (*errs)[256]);
 
-/* Reopen every replica the index stores hold (on start). */
-void node_open_existing(node *n);
+/* Reopen every replica the index stores hold (on start), each after its
+ * data passed engine_verify; a range that fails it, or whose Raft log
+ * does not load, is kept as a corrupt slot. An index store that exists
+ * but does not open is an error (said on stderr): the node must not
+ * start, or it would take that store's ranges for gone. */
+int node_open_existing(node *n);
+
+/* A read of range `range_id` found its stored data corrupt (`why`):
+ * refuse the range from now on and close its replica (on the next loop
+ * turn: the caller may be inside one of the replica's callbacks). */
+void node_found_corrupt(node *n, uint64_t range_id, const char *why);
+
+/* Append `,"corrupt":[{"range":N,"why":"..."},...]` (METRICS). */
+int node_corrupt_json(node *n, buf *j);
+
+/* The number of corrupt ranges (the /metrics page). */
+size_t node_corrupt_count(node *n);
 
 /* A split made range `m` in store `eng` (rep_env.added): open and host
  * its replica. */

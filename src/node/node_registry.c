@@ -22,7 +22,7 @@ slot *node_find_slot(node *n, uint64_t range_id)
 replica *node_find_range(node *n, uint64_t range_id)
 {
     slot *s = node_find_slot(n, range_id);
-    return s && !s->dropping ? s->r : NULL;
+    return s && !s->dropping && !s->corrupt ? s->r : NULL;
 }
 
 static int add_range(node *n, uint64_t range_id, replica *r)
@@ -75,6 +75,11 @@ static int create_check(node *n, const range_meta *m, u64map *batch,
         snprintf(err, 256, "range %" PRIu64 " is being dropped",
                  m->range_id);
         return CAIRN_ERR_TRYAGAIN;
+    }
+    if (s && s->corrupt) {
+        snprintf(err, 256, "range %" PRIu64 " is here but corrupt (%s): "
+                 "drop it first", m->range_id, s->why);
+        return CAIRN_ERR_CORRUPT;
     }
     if (s || u64map_get(batch, m->range_id))
         return CAIRN_ERR_EXISTS;
@@ -166,14 +171,122 @@ int node_create_replica(node *n, const range_meta *m, bool boot, char *err)
     return rc ? rc : status;
 }
 
+/* ---- corrupt ranges ---------------------------------------------------- */
+
+static void say_corrupt(uint64_t range_id, const char *why)
+{
+    log_range(LOG_ERROR, range_id, "range %" PRIu64 ": CORRUPT: %s; the "
+              "range is refused here until the controller rebuilds it from "
+              "its peers", range_id, why);
+}
+
+/* Host range `range_id` of store `eng` as corrupt, with no replica. */
+static void add_corrupt(node *n, uint64_t range_id, engine *eng,
+                        const char *why)
+{
+    say_corrupt(range_id, why);
+    if (add_range(n, range_id, NULL) != 0)
+        return; /* out of memory: it stays unhosted, which refuses it too */
+    slot *s = node_find_slot(n, range_id);
+    s->corrupt = true;
+    s->eng = eng;
+    snprintf(s->why, sizeof s->why, "%s", why);
+}
+
+static void replica_closed(void *arg);
+
+typedef struct quarantine {
+    node *n;
+    slot *s;
+} quarantine;
+
+/* A corrupt range's replica is closed: the slot stays, refusing it. */
+static void quarantined(void *arg)
+{
+    quarantine *q = arg;
+    q->s->r = NULL;
+    q->s->quarantining = false;
+    if (q->n->stopping) /* node_close_replicas counted it */
+        replica_closed(q->n);
+    free(q);
+}
+
+static void quarantine_tick(uv_timer_t *t)
+{
+    node *n = t->data;
+    size_t it = 0;
+    uint64_t id;
+    void *v;
+    if (n->stopping) /* node_close_replicas closes them all */
+        return;
+    while (u64map_next(&n->slots, &it, &id, &v)) {
+        slot *s = v;
+        if (!s->corrupt || !s->r || s->quarantining || s->dropping)
+            continue;
+        quarantine *q = malloc(sizeof *q);
+        if (q == NULL)
+            return; /* refused meanwhile; tried again at the next find */
+        *q = (quarantine){n, s};
+        s->quarantining = true;
+        replica_close(s->r, quarantined, q);
+    }
+}
+
+void node_found_corrupt(node *n, uint64_t range_id, const char *why)
+{
+    slot *s = node_find_slot(n, range_id);
+    if (s == NULL || s->corrupt || s->dropping)
+        return;
+    say_corrupt(range_id, why);
+    s->corrupt = true;
+    s->eng = replica_engine(s->r);
+    snprintf(s->why, sizeof s->why, "%s", why);
+    uv_timer_start(&n->quarantine_timer, quarantine_tick, 0, 0);
+}
+
+int node_corrupt_json(node *n, buf *j)
+{
+    size_t it = 0, k = 0;
+    uint64_t id;
+    void *v;
+    int rc = buf_append_str(j, ",\"corrupt\":[");
+    while (rc == 0 && u64map_next(&n->slots, &it, &id, &v)) {
+        slot *s = v;
+        if (!s->corrupt || s->dropping)
+            continue;
+        char why[2 * sizeof s->why];
+        size_t w = 0;
+        for (const char *p = s->why; *p && w + 2 < sizeof why; p++) {
+            if (*p == '"' || *p == '\\')
+                why[w++] = '\\';
+            why[w++] = (*p >= 0x20 && *p < 0x7f) ? *p : '?';
+        }
+        why[w] = '\0';
+        rc = buf_appendf(j, "%s{\"range\":%" PRIu64 ",\"why\":\"%s\"}",
+                         k++ ? "," : "", id, why);
+    }
+    return rc ? rc : buf_append_str(j, "]");
+}
+
+size_t node_corrupt_count(node *n)
+{
+    size_t it = 0, k = 0;
+    uint64_t id;
+    void *v;
+    while (u64map_next(&n->slots, &it, &id, &v))
+        k += ((slot *)v)->corrupt && !((slot *)v)->dropping;
+    return k;
+}
+
 /* Reopen every replica an index store holds. A range whose log cannot be
  * loaded stays closed, with the reason on stderr; the others start. */
-static void load_replicas(node *n, engine *e)
+static int load_replicas(node *n, engine *e)
 {
     uint64_t *ids = NULL;
     size_t count = 0;
-    if (engine_list_ranges(e, &ids, &count) != 0)
-        return;
+    int listed = engine_list_ranges(e, &ids, &count);
+    if (listed != 0)
+        return listed;
     for (size_t i = 0; i < count; i++) {
         buf blob = BUF_INIT;
         range_meta m = {0};
@@ -183,6 +296,13 @@ static void load_replicas(node *n, engine *e)
         int rc = engine_get_meta(e, NULL, ids[i], &blob);
         if (rc == 0)
             rc = range_meta_decode(blob.data, blob.len, &m);
+        if (rc == 0 && m.range_id != ids[i]) {
+            snprintf(err, sizeof err, "its stored meta names range %" PRIu64,
+                     m.range_id);
+            rc = CAIRN_ERR_CORRUPT;
+        }
+        if (rc == 0)
+            rc = engine_verify(e, ids[i], err);
         /* A replica created to bootstrap its group (a create, a split)
          * bootstraps again if its log lost its first batch (a crash): with
          * no Raft state it never voted nor acknowledged, and its group's
@@ -194,12 +314,36 @@ static void load_replicas(node *n, engine *e)
                               err);
         if (rc == 0)
             rc = add_range(n, ids[i], r);
-        if (rc != 0)
+        if (rc == CAIRN_ERR_CORRUPT)
+            add_corrupt(n, ids[i], e, err);
+        else if (rc != 0)
             log_range(LOG_ERROR, ids[i], "range %" PRIu64 " not started: %s %s",
                       ids[i], cairn_err_message(rc), err);
         range_meta_free(&m);
         buf_free(&blob);
     }
+    free(ids);
+    return 0;
+}
+
+/* Store `e` cannot list its ranges (a corrupt block where the range
+ * records are): every range the Raft log knows that no store opened may
+ * be in it, so each is kept as corrupt - refused, its log kept - for the
+ * controller to rebuild. */
+static void unlisted_store(node *n, engine *e, int why)
+{
+    uint64_t *ids = NULL;
+    size_t count = 0;
+    char text[160];
+    snprintf(text, sizeof text, "the %s index store cannot list its ranges "
+             "(%s)", engine_kind_name(engine_get_kind(e)),
+             cairn_err_message(why));
+    log_error("CORRUPT: %s", text);
+    if (raftlog_list_ranges(n->env.log, &ids, &count) != 0)
+        return;
+    for (size_t i = 0; i < count; i++)
+        if (node_find_slot(n, ids[i]) == NULL)
+            add_corrupt(n, ids[i], e, text);
     free(ids);
 }
 
@@ -222,7 +366,8 @@ static void drop_orphan_logs(node *n)
         for (int k = 0; k < 3 && !stored; k++) {
             buf blob = BUF_INIT;
             stored = n->engines[k] &&
-                     engine_get_meta(n->engines[k], NULL, ids[i], &blob) == 0;
+                     engine_get_meta(n->engines[k], NULL, ids[i], &blob) !=
+                         CAIRN_ERR_NOT_FOUND;
             buf_free(&blob);
         }
         if (stored)
@@ -234,19 +379,36 @@ static void drop_orphan_logs(node *n)
     free(ids);
 }
 
-void node_open_existing(node *n)
+int node_open_existing(node *n)
 {
     static const engine_kind kinds[] = {ENGINE_BTREE, ENGINE_LSM};
+    engine *unlisted[2] = {NULL, NULL};
+    int why[2] = {0, 0};
+    uv_timer_init(&n->loop, &n->quarantine_timer);
+    n->quarantine_timer.data = n;
     for (int i = 0; i < 2; i++) {
         char path[4096];
         struct stat st;
         engine *e;
         snprintf(path, sizeof path, "%s/%s", n->opts->dir,
                  kinds[i] == ENGINE_BTREE ? "lmdb" : "rocks");
-        if (stat(path, &st) == 0 && get_engine(n, kinds[i], &e) == 0)
-            load_replicas(n, e);
+        if (stat(path, &st) != 0)
+            continue;
+        int rc = get_engine(n, kinds[i], &e);
+        if (rc != 0) { /* its ranges' logs must not go as orphans */
+            log_error("%s%s: the %s index store does not open: %s",
+                      rc == CAIRN_ERR_CORRUPT ? "CORRUPT: " : "", path,
+                      engine_kind_name(kinds[i]), cairn_err_message(rc));
+            return rc;
+        }
+        if ((why[i] = load_replicas(n, e)) != 0)
+            unlisted[i] = e;
     }
+    for (int i = 0; i < 2; i++)
+        if (unlisted[i])
+            unlisted_store(n, unlisted[i], why[i]);
     drop_orphan_logs(n);
+    return 0;
 }
 
 /* A split made range `m` here (env.h `added`): host it. Its meta and data
@@ -278,6 +440,7 @@ typedef struct drop_job {
     node *n;
     uint64_t range_id;
     engine *eng;
+    bool had_replica; /* node_close_replicas counts it while stopping */
     void (*cb)(void *arg, int status);
     void *arg;
 } drop_job;
@@ -290,7 +453,7 @@ static void drop_logged(void *arg, int status)
     drop_job *j = arg;
     node *n = j->n;
     remove_range(n, j->range_id);
-    if (n->stopping) /* node_close_replicas counted it */
+    if (n->stopping && j->had_replica) /* node_close_replicas counted it */
         replica_closed(n);
     j->cb(j->arg, status);
     free(j);
@@ -324,13 +487,19 @@ int node_drop_replica(node *n, uint64_t range_id,
     slot *s = node_find_slot(n, range_id);
     if (s == NULL)
         return CAIRN_ERR_RANGE_NOT_FOUND;
-    if (s->dropping) /* not gone yet: "not found" would be premature */
+    /* not gone yet: "not found" would be premature */
+    if (s->dropping || s->quarantining)
         return CAIRN_ERR_TRYAGAIN;
     drop_job *j = calloc(1, sizeof *j);
     if (j == NULL)
         return CAIRN_ERR_NOMEM;
-    *j = (drop_job){n, range_id, replica_engine(s->r), cb, arg};
     s->dropping = true;
+    if (s->r == NULL) { /* corrupt, closed: only its data and log to go */
+        *j = (drop_job){n, range_id, s->eng, false, cb, arg};
+        dropped(j);
+        return 0;
+    }
+    *j = (drop_job){n, range_id, replica_engine(s->r), true, cb, arg};
     replica_close(s->r, dropped, j);
     return 0;
 }
@@ -350,15 +519,19 @@ void node_close_replicas(node *n, void (*cb)(node *n))
     uint64_t id;
     void *v;
     n->all_closed = cb;
-    /* a replica being dropped is already closing: dropped() counts it */
-    n->closing_replicas = (int)n->slots.n;
+    /* Every slot with a replica counts. One being dropped or quarantined
+     * is already closing: drop_logged() or quarantined() counts it down. */
+    n->closing_replicas = 0;
+    while (u64map_next(&n->slots, &it, &id, &v))
+        n->closing_replicas += ((slot *)v)->r != NULL;
     if (n->closing_replicas == 0) {
         cb(n);
         return;
     }
+    it = 0;
     while (u64map_next(&n->slots, &it, &id, &v)) {
         slot *s = v;
-        if (!s->dropping)
+        if (s->r && !s->dropping && !s->quarantining)
             replica_close(s->r, replica_closed, n);
     }
 }
@@ -371,7 +544,7 @@ void node_each_replica(void *arg, node_meta_visit fn, void *varg)
     void *v;
     while (u64map_next(&n->slots, &it, &id, &v)) {
         slot *s = v;
-        if (!s->dropping)
+        if (!s->dropping && !s->corrupt && s->r)
             fn(varg, s->r);
     }
 }

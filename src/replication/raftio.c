@@ -581,8 +581,12 @@ static int io_bootstrap(struct raft_io *io,
 {
     rio *r = of(io);
     raftlog_state st;
-    if (raftlog_load(r->env->log, r->range, &st) != 0)
-        return RAFT_IOERR;
+    int rc = raftlog_load(r->env->log, r->range, &st);
+    if (rc != 0) {
+        snprintf(io->errmsg, sizeof io->errmsg, "Raft log of range %llu: %s",
+                 (unsigned long long)r->range, cairn_err_message(rc));
+        return rc == CAIRN_ERR_CORRUPT ? RAFT_CORRUPT : RAFT_IOERR;
+    }
     bool has_state = st.term != 0 || st.n > 0 || st.has_snap;
     raftlog_state_free(&st);
     if (has_state)
@@ -590,7 +594,7 @@ static int io_bootstrap(struct raft_io *io,
     struct raft_entry e = {.term = 1, .type = RAFT_CHANGE};
     if (raft_configuration_encode(conf, &e.buf) != 0)
         return RAFT_NOMEM;
-    int rc = raftlog_write_now(r->env->log, r->range, 1, 0, &e);
+    rc = raftlog_write_now(r->env->log, r->range, 1, 0, &e);
     raft_free(e.buf.base);
     if (rc != 0)
         return RAFT_IOERR;

@@ -234,6 +234,39 @@ static int set_err(char *err, const char *what, const char *detail)
     return CAIRN_ERR_IO;
 }
 
+/* A RocksDB error string as a cairn error (and freed): a failed checksum
+ * ("Corruption: block checksum mismatch ...") is CORRUPT, the rest IO. */
+static int rocks_status(char *err)
+{
+    if (err == NULL)
+        return 0;
+    int rc = strncmp(err, "Corruption", 10) == 0 ? CAIRN_ERR_CORRUPT
+                                                 : CAIRN_ERR_IO;
+    free(err);
+    return rc;
+}
+
+/* Read every record once, checksums on: a corrupt block anywhere in the
+ * log would fail a later load or compaction - and a failed compaction
+ * stops every write of the node - so it is found before anything runs. */
+static int verify_all(raftlog *l, char *err)
+{
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+    rocksdb_readoptions_set_verify_checksums(ro, 1);
+    rocksdb_readoptions_set_fill_cache(ro, 0);
+    rocksdb_iterator_t *it = rocksdb_create_iterator(l->db, ro);
+    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it);
+         rocksdb_iter_next(it))
+        ;
+    char *e = NULL;
+    rocksdb_iter_get_error(it, &e);
+    rocksdb_iter_destroy(it);
+    rocksdb_readoptions_destroy(ro);
+    if (e)
+        set_err(err, "the Raft log fails its check", e);
+    return rocks_status(e);
+}
+
 static void free_parts(raftlog *l)
 {
     if (l->db)
@@ -290,9 +323,13 @@ int raftlog_open(uv_loop_t *loop, const char *path, raftlog **out, char *err)
     l->db = rocksdb_open(l->opts, path, &rerr);
     if (l->db == NULL) {
         set_err(err, "cannot open the Raft log", rerr);
-        free(rerr);
         free_parts(l);
-        return CAIRN_ERR_IO;
+        return rocks_status(rerr);
+    }
+    int rc = verify_all(l, err);
+    if (rc != 0) {
+        free_parts(l);
+        return rc;
     }
     l->fill.id = 1;
     pthread_mutex_init(&l->mu, NULL);
@@ -378,11 +415,7 @@ static int get_record(raftlog *l, uint8_t tag, uint64_t range, char **val,
     make_key(k, tag, range, 0);
     *val = rocksdb_get(l->db, l->ropts, (const char *)k, key_len(tag), len,
                        &err);
-    if (err) {
-        free(err);
-        return CAIRN_ERR_IO;
-    }
-    return 0;
+    return rocks_status(err);
 }
 
 static int load_hard(raftlog *l, uint64_t range, raftlog_state *st)
@@ -468,10 +501,8 @@ static int load_entries(raftlog *l, uint64_t range, raftlog_state *st)
     }
     char *err = NULL;
     rocksdb_iter_get_error(it, &err);
-    if (err) {
-        free(err);
-        rc = CAIRN_ERR_IO;
-    }
+    if (err)
+        rc = rocks_status(err);
     uint8_t *data = NULL;
     if (rc == 0 && n > 0) {
         data = raft_malloc(total ? total : 8);
@@ -552,10 +583,8 @@ int raftlog_list_ranges(raftlog *l, uint64_t **ids, size_t *n)
     }
     char *err = NULL;
     rocksdb_iter_get_error(it, &err);
-    if (err) {
-        free(err);
-        rc = CAIRN_ERR_IO;
-    }
+    if (err)
+        rc = rocks_status(err);
     rocksdb_iter_destroy(it);
     rocksdb_readoptions_destroy(ro);
     if (rc != 0) {

@@ -63,8 +63,11 @@ typedef struct raftlog raftlog;
 /* Durable (status 0) or failed (a cairn error). */
 typedef void (*raftlog_cb)(void *arg, int status);
 
-/* Open (create) the log at `path` on `loop`. `err` (256 bytes, may be
- * NULL) says why not. */
+/* Open (create) the log at `path` on `loop`, and read it all once with
+ * checksums on. `err` (256 bytes, may be NULL) says why not:
+ * CAIRN_ERR_CORRUPT if a record or block fails its check (the log is
+ * shared by every range of the node: the node must not start on it),
+ * else CAIRN_ERR_IO. */
 int raftlog_open(uv_loop_t *loop, const char *path, raftlog **out,
                  char *err);
 

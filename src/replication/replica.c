@@ -516,8 +516,11 @@ static int bootstrap(replica *r, char *err)
         rv = raft_bootstrap(&r->raft, &conf);
     raft_configuration_close(&conf);
     if (rv != 0 && rv != RAFT_CANTBOOTSTRAP) /* CANTBOOTSTRAP: has state */
-        return set_err(err, CAIRN_ERR_IO, "bootstrap: %.200s",
-                       raft_errmsg(&r->raft));
+        return set_err(err, rv == RAFT_CORRUPT ? CAIRN_ERR_CORRUPT
+                                               : CAIRN_ERR_IO,
+                       "bootstrap: %.200s",
+                       raft_errmsg(&r->raft)[0] ? raft_errmsg(&r->raft)
+                                                : raft_strerror(rv));
     return 0;
 }
 

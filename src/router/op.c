@@ -2,6 +2,8 @@
  * op.c - one routed RPC: find the range and its leader, send, and decide
  * what a rejection means (DESIGN.md, "cairn router"; issue 4):
  *  - NOT_LEADER with a hint: remember the hint and go there at once;
+ *  - NO_QUORUM, CORRUPT (a replica refusing its corrupt copy): forget
+ *    that leader, ask around after a backoff;
  *  - STALE_EPOCH, RANGE_NOT_FOUND, KEY_OUT_OF_RANGE, TRYAGAIN, no range in
  *    the cache, no address, a connection that failed before the request
  *    was sent: re-read the metadata and retry after a backoff that doubles
@@ -405,8 +407,11 @@ void router_op_reply(struct rop *op, const rpc_reply *rep)
         follow_hint(op, rep);
         return;
     case CAIRN_ERR_NO_QUORUM:
-        /* No leader known there (an election): ask around after a backoff
-         * - or, if no majority comes back, TRYAGAIN at the deadline. */
+    case CAIRN_ERR_CORRUPT:
+        /* No leader known there (an election), or a replica that refuses
+         * its corrupt copy (it served and applied nothing): ask around
+         * after a backoff - or, if no majority comes back, TRYAGAIN at the
+         * deadline. */
         forget_leader(op);
         node_msg(msg, sizeof msg, op, rep);
         retry_later(op, rep->status, msg, true);

@@ -187,7 +187,8 @@ int engine_applied_index(engine *e, engine_view *view, uint64_t range_id,
 int engine_get_meta(engine *e, engine_view *view, uint64_t range_id,
                     buf *out);
 
-/* Ids of every range that has an applied index or meta, ascending. The
+/* Ids of every range that has an applied index or meta (or a range record
+ * that fails its check: engine_verify tells), ascending. The
  * caller frees *ids_out with free(). */
 int engine_list_ranges(engine *e, uint64_t **ids_out, size_t *count_out);
 

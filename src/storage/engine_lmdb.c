@@ -672,10 +672,12 @@ static int lm_list_ranges(engine *eng, uint64_t **ids_out, size_t *count_out)
     for (mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST); mrc == 0 && rc == 0;
          mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
         engine_range_rec r;
-        if (k.mv_size != 8 || engine_range_rec_decode(v.mv_data, v.mv_size,
-                                                      &r) != 0)
+        if (k.mv_size != 8)
             continue;
-        if (r.flags & (ENGINE_RANGE_HAS_APPLIED | ENGINE_RANGE_HAS_META)) {
+        /* A record that fails its check is listed: its range is there,
+         * and whoever opens it must find out that it is corrupt. */
+        if (engine_range_rec_decode(v.mv_data, v.mv_size, &r) != 0 ||
+            (r.flags & (ENGINE_RANGE_HAS_APPLIED | ENGINE_RANGE_HAS_META))) {
             uint64_t id = be_get_u64(k.mv_data);
             rc = buf_append(&ids, &id, sizeof id);
         }

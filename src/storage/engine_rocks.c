@@ -328,8 +328,15 @@ static int rk_drop_range(engine *eng, uint64_t range_id)
     rk_forget(e, range_id);
     int rc = rk_apply(e, wb);
     if (rc == 0) {
-        /* Let compaction reclaim the space soon rather than eventually. */
+        /* SST files that hold nothing but this range go at once, unread:
+         * the space comes back now, and a corrupt block in such a file
+         * (a replica dropped to be rebuilt) is never read again. Let
+         * compaction reclaim the rest soon rather than eventually. */
         char *err = NULL;
+        rocksdb_delete_file_in_range(e->db, (const char *)slo, 8,
+                                     (const char *)shi, shi_len, &err);
+        rocksdb_free(err);
+        err = NULL;
         rocksdb_suggest_compact_range(e->db, (const char *)slo, 8,
                                       (const char *)shi, shi_len, &err);
         rocksdb_free(err);
@@ -404,8 +411,10 @@ static int rk_list_ranges(engine *eng, uint64_t **ids_out, size_t *count_out)
         }
         uint64_t id = be_get_u64(key);
         engine_range_rec r;
-        if (klen == 8 && engine_range_rec_decode(val, vlen, &r) == 0 &&
-            (r.flags & (ENGINE_RANGE_HAS_APPLIED | ENGINE_RANGE_HAS_META)))
+        /* one that fails its check is listed: its opener must find out */
+        if (klen == 8 && (engine_range_rec_decode(val, vlen, &r) != 0 ||
+                          (r.flags & (ENGINE_RANGE_HAS_APPLIED |
+                                      ENGINE_RANGE_HAS_META))))
             rc = buf_append(&ids, &id, sizeof id);
         if (id == UINT64_MAX)
             break;
