@@ -224,8 +224,10 @@ static void quarantine_tick(uv_timer_t *t)
         if (!s->corrupt || !s->r || s->quarantining || s->dropping)
             continue;
         quarantine *q = malloc(sizeof *q);
-        if (q == NULL)
-            return; /* refused meanwhile; tried again at the next find */
+        if (q == NULL) { /* refused meanwhile; closed at the next try */
+            uv_timer_start(&n->quarantine_timer, quarantine_tick, 100, 0);
+            return;
+        }
         *q = (quarantine){n, s};
         s->quarantining = true;
         replica_close(s->r, quarantined, q);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "../common/err.h"
+#include "../common/grow.h"
 #include "../common/log.h"
 #include "raftio.h"
 
@@ -24,13 +25,86 @@ void rep_options_default(rep_options *o)
     o->node_heartbeat_ms = 200;
 }
 
+/* ---- messages for a range not hosted yet (rep_env_deliver_early) ------ */
+
+#define EARLY_MAX 256
+#define EARLY_BYTES (1u << 20)
+#define EARLY_MS 2000
+
+typedef struct early_msg {
+    uint64_t range, from, at_ms;
+    char *addr;
+    int kind;
+    uint8_t *p;
+    size_t len;
+} early_msg;
+
+static void early_free(rep_env *env, size_t i)
+{
+    early_msg *m = &env->early[i];
+    env->early_bytes -= m->len;
+    free(m->addr);
+    free(m->p);
+    memmove(m, m + 1, (env->n_early - i - 1) * sizeof *m);
+    env->n_early--;
+}
+
+/* Drop what is older than EARLY_MS: the oldest come first. */
+static void early_expire(rep_env *env)
+{
+    uint64_t now = uv_now(env->loop);
+    while (env->n_early > 0 && now - env->early[0].at_ms > EARLY_MS)
+        early_free(env, 0);
+}
+
+static void early_keep(rep_env *env, uint64_t from, const char *addr,
+                       int kind, uint64_t range, const uint8_t *p, size_t len)
+{
+    early_expire(env);
+    if (env->n_early >= EARLY_MAX || env->early_bytes + len > EARLY_BYTES ||
+        grow_array((void **)&env->early, env->n_early, &env->cap_early,
+                   sizeof *env->early, 16) != 0)
+        return; /* not kept: Raft resends */
+    early_msg m = {.range = range, .from = from, .at_ms = uv_now(env->loop),
+                   .addr = strdup(addr ? addr : ""), .kind = kind,
+                   .p = malloc(len ? len : 1), .len = len};
+    if (m.addr == NULL || m.p == NULL) {
+        free(m.addr);
+        free(m.p);
+        return;
+    }
+    memcpy(m.p, p, len);
+    env->early[env->n_early++] = m;
+    env->early_bytes += len;
+    env->n_early_kept++;
+}
+
+void rep_env_deliver_early(rep_env *env, uint64_t range)
+{
+    early_expire(env);
+    rio *r = u64map_get(&env->rios, range);
+    for (size_t i = 0; r && i < env->n_early;) {
+        early_msg *m = &env->early[i];
+        if (m->range != range) {
+            i++;
+            continue;
+        }
+        rio_deliver(r, m->from, m->addr, m->kind, m->p, m->len);
+        env->n_early_used++;
+        early_free(env, i);
+        r = u64map_get(&env->rios, range); /* delivery may close it */
+    }
+}
+
 static void deliver(void *arg, uint64_t from, const char *addr, int kind,
                     uint64_t range, const uint8_t *p, size_t len)
 {
     rep_env *env = arg;
     rio *r = u64map_get(&env->rios, range);
-    if (r) /* a range not hosted (yet, or any more): Raft will resend */
+    if (r)
         rio_deliver(r, from, addr, kind, p, len);
+    else /* not hosted yet (a split applying here), or any more */
+        early_keep(env, from, addr, kind, range, p, len);
 }
 
 static void peer_event(void *arg, uint64_t id, int event)
@@ -98,6 +172,11 @@ void rep_env_stop(rep_env *env)
     uv_close((uv_handle_t *)&env->ticker, NULL);
     uv_close((uv_handle_t *)&env->later_idle, NULL);
     u64map_free(&env->rios);
+    while (env->n_early > 0)
+        early_free(env, env->n_early - 1);
+    free(env->early);
+    env->early = NULL;
+    env->cap_early = 0;
 }
 
 void rep_env_accept(rep_env *env, const rpc_hello *hello, uv_tcp_t *tcp,
@@ -118,13 +197,16 @@ int rep_env_metrics(rep_env *env, buf *out)
         "\"log_sync_us\":%llu,\"net_frames_out\":%llu,\"net_writes\":%llu,"
         "\"net_bytes_out\":%llu,\"net_frames_in\":%llu,"
         "\"net_dropped\":%llu,\"ranges\":%zu,\"ranges_awake\":%zu,"
-        "\"wakes\":%llu,\"sleeps\":%llu,\"peers\":",
+        "\"wakes\":%llu,\"sleeps\":%llu,\"early_kept\":%llu,"
+        "\"early_used\":%llu,\"peers\":",
         (unsigned long long)ls.batches, (unsigned long long)ls.entries,
         (unsigned long long)ls.bytes, (unsigned long long)ls.sync_us,
         (unsigned long long)ns.frames_out, (unsigned long long)ns.writes,
         (unsigned long long)ns.bytes_out, (unsigned long long)ns.frames_in,
         (unsigned long long)ns.dropped, env->rios.n, env->n_awake,
-        (unsigned long long)env->n_wakes, (unsigned long long)env->n_sleeps);
+        (unsigned long long)env->n_wakes, (unsigned long long)env->n_sleeps,
+        (unsigned long long)env->n_early_kept,
+        (unsigned long long)env->n_early_used);
     if (rc == 0)
         rc = net_peers_json(env->net, out);
     diskguard_stats ds;

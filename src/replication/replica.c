@@ -561,5 +561,6 @@ int replica_open(rep_env *env, engine *eng, const range_meta *meta,
     if (boot && r->meta.n_peers > 0 && r->meta.peers[0].id == env->node_id)
         rio_expire_election(r->io, true);
     *out = r;
+    rep_env_deliver_early(env, meta->range_id);
     return 0;
 }

@@ -42,6 +42,9 @@ def cl():
         os.environ.get("CAIRN_KEEP_TMP")))
     try:
         yield c.start()
+        status = c.stop()  # graceful: ASan's leak check runs at exit
+        assert not c.sanitizer_reports(), c.sanitizer_reports()
+        assert all(v == 0 for v in status.values()), status
     finally:
         c.close()
 
