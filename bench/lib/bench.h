@@ -49,6 +49,7 @@ typedef struct bench_config {
     int port;
     char workload[2];     /* "A", "B", "C", "W" or "E" */
     uint64_t records;     /* records loaded / picked from */
+    uint64_t load_from;   /* the load phase inserts load_from..records-1 */
     size_t value_size;    /* bytes per value */
     unsigned clients;     /* connections */
     unsigned pipeline;    /* requests in flight per connection */

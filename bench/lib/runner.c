@@ -137,7 +137,7 @@ static int append_request(runner *r, conn *c, bench_op op)
     char key[BENCH_KEY_LEN + 1];
     uint64_t rec;
     if (r->phase == BENCH_PHASE_LOAD)
-        rec = r->issued;
+        rec = cfg->load_from + r->issued;
     else if (op == BENCH_OP_INSERT)
         rec = bench_keys_insert(&r->keys);
     else
@@ -579,7 +579,8 @@ static int runner_prepare(runner *r)
     for (size_t i = 0; i < cfg->value_size; i++)
         r->value[i] = (char)('a' + bench_rng_below(&vr, 26));
     r->value[cfg->value_size] = '\0';
-    r->target = r->phase == BENCH_PHASE_LOAD ? cfg->records : cfg->ops;
+    r->target = r->phase == BENCH_PHASE_LOAD ? cfg->records - cfg->load_from
+                                             : cfg->ops;
     return CAIRN_OK;
 }
 

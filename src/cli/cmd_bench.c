@@ -27,6 +27,8 @@ static void bench_usage(FILE *out)
             "                     W 100%% update, E 95%% scan/5%% insert (A)\n"
             "  --phase P          load, run or both (both)\n"
             "  --records N        records loaded and picked from (100000)\n"
+            "  --load-from N      load only records N..records-1 (0): a big\n"
+            "                     load in parts, each part reported\n"
             "  --value-size N     bytes per value (100)\n"
             "  --clients N        connections (50)\n"
             "  --pipeline N       requests in flight per connection (1)\n"
@@ -60,6 +62,7 @@ enum {
     OPT_SCAN_CMD,
     OPT_MAX_SCAN,
     OPT_SEED,
+    OPT_LOAD_FROM,
     OPT_JSON,
     OPT_PROGRESS,
     OPT_NO_PROGRESS,
@@ -82,6 +85,7 @@ static const struct option long_opts[] = {
     {"scan-cmd", required_argument, NULL, OPT_SCAN_CMD},
     {"max-scan", required_argument, NULL, OPT_MAX_SCAN},
     {"seed", required_argument, NULL, OPT_SEED},
+    {"load-from", required_argument, NULL, OPT_LOAD_FROM},
     {"json", no_argument, NULL, OPT_JSON},
     {"progress", no_argument, NULL, OPT_PROGRESS},
     {"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
@@ -121,6 +125,10 @@ static int parse_number_opt(int opt, const char *arg, bench_config *cfg)
         break;
     case OPT_RECORDS:
         rc = parse_u64("records", arg, 1, 1000000000000ull, &cfg->records);
+        break;
+    case OPT_LOAD_FROM:
+        rc = parse_u64("load-from", arg, 0, 1000000000000ull,
+                       &cfg->load_from);
         break;
     case OPT_VALUE_SIZE:
         rc = parse_u64("value-size", arg, 0, 1024 * 1024, &v);
@@ -225,6 +233,10 @@ static int parse_args(int argc, char **argv, bench_cli *cli)
     if (optind < argc) {
         fprintf(stderr, "cairn bench: unexpected argument '%s'\n",
                 argv[optind]);
+        return 2;
+    }
+    if (cli->cfg.load_from >= cli->cfg.records) {
+        fprintf(stderr, "cairn bench: --load-from must be below --records\n");
         return 2;
     }
     return 0;

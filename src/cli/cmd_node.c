@@ -52,6 +52,8 @@ static int usage(FILE *out)
             "  --heartbeat-ms N        heartbeat interval (default 100)\n"
             "  --snapshot-threshold N  entries between snapshots (4096)\n"
             "  --snapshot-trailing N   entries kept after a snapshot (1024)\n"
+            "  --snapshot-bytes BYTES  also snapshot every BYTES of log,\n"
+            "                          keeping a quarter (64 MiB; 0 = off)\n"
             "  --snapshot-cap BYTES    largest range/snapshot (256 MiB)\n"
             "  --quiesce-ticks N       idle heartbeats before a range sleeps\n"
             "                          (default 5; 0: ranges never sleep)\n"
@@ -89,6 +91,7 @@ int cmd_node(int argc, char **argv)
         {"heartbeat-ms", required_argument, NULL, 'H'},
         {"snapshot-threshold", required_argument, NULL, 'T'},
         {"snapshot-trailing", required_argument, NULL, 'R'},
+        {"snapshot-bytes", required_argument, NULL, 'Y'},
         {"quiesce-ticks", required_argument, NULL, 'Q'},
         {"node-heartbeat-ms", required_argument, NULL, 'N'},
         {"snapshot-cap", required_argument, NULL, 'C'},
@@ -135,6 +138,7 @@ int cmd_node(int argc, char **argv)
         case 'H': o.rep.heartbeat_ms = (unsigned)atoi(optarg); break;
         case 'T': o.rep.snapshot_threshold = (unsigned)atoi(optarg); break;
         case 'R': o.rep.snapshot_trailing = (unsigned)atoi(optarg); break;
+        case 'Y': o.rep.snapshot_bytes = strtoull(optarg, NULL, 10); break;
         case 'Q': o.rep.quiesce_ticks = (unsigned)atoi(optarg); break;
         case 'N': o.rep.node_heartbeat_ms = (unsigned)atoi(optarg); break;
         case 'C': o.rep.snapshot_cap = strtoull(optarg, NULL, 10); break;

@@ -87,6 +87,33 @@ static void apply_epoch(replica *r, uint64_t index, uint64_t nonce,
     r->applied = index;
 }
 
+/* Snapshot by bytes too (rep_options.snapshot_bytes): from a running
+ * mean of entry sizes, the counts libraft goes by are lowered so that the
+ * log since the last snapshot holds about snapshot_bytes, and the tail
+ * kept after it about a quarter of that. libraft checks them after each
+ * apply, so a change takes effect at once. */
+static void size_snapshots(replica *r, size_t len)
+{
+    const rep_options *o = &r->env->opts;
+    if (o->snapshot_bytes == 0)
+        return;
+    r->entry_bytes = r->entry_bytes ? (r->entry_bytes * 15 + len) / 16 : len;
+    uint64_t per = r->entry_bytes ? r->entry_bytes : 1;
+    uint64_t every = o->snapshot_bytes / per, keep = every / 4;
+    every = every < 16 ? 16 : every > o->snapshot_threshold
+                                  ? o->snapshot_threshold : every;
+    keep = keep < 4 ? 4 : keep > o->snapshot_trailing ? o->snapshot_trailing
+                                                       : keep;
+    if (every != r->snap_every) {
+        r->snap_every = (unsigned)every;
+        raft_set_snapshot_threshold(&r->raft, r->snap_every);
+    }
+    if (keep != r->snap_keep) {
+        r->snap_keep = (unsigned)keep;
+        raft_set_snapshot_trailing(&r->raft, r->snap_keep);
+    }
+}
+
 static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *b,
                      void **result)
 {
@@ -94,6 +121,7 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *b,
     uint64_t index = r->raft.last_applied + 1;
     uint64_t nonce, id, epoch;
     *result = NULL;
+    size_snapshots(r, b->len);
     if (index <= r->applied) {
         observe_only(r, b->base, b->len);
         return 0;

@@ -83,6 +83,8 @@ struct replica {
     engine *eng;
     entry_applier *applier; /* committed entries not yet written */
     uint64_t applied;       /* the index store's applied index */
+    uint64_t entry_bytes;   /* a running mean of entry sizes (fsm.c) */
+    unsigned snap_every, snap_keep; /* libraft's counts as last set */
     rio *io;
     struct raft raft;
     struct raft_fsm fsm;

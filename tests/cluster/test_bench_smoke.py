@@ -89,6 +89,22 @@ def test_bench_load_and_run_without_errors(redis_port):
     assert redis.Redis(port=redis_port).dbsize() == 500
 
 
+def test_bench_load_in_parts(redis_port):
+    """--load-from loads a part of the records: two parts are the whole,
+    each key once; a part past the end is a usage error."""
+    for first, last in ((0, 300), (300, 700)):
+        r = bench("--port", str(redis_port), "--records", str(last),
+                  "--load-from", str(first), "--phase", "load",
+                  "--clients", "3", "--json")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert json.loads(r.stdout)["ops"] == last - first
+    c = redis.Redis(port=redis_port)
+    assert c.dbsize() == 700
+    r = bench("--port", str(redis_port), "--records", "5", "--load-from",
+              "5")
+    assert r.returncode == 2 and "--load-from" in r.stderr
+
+
 def test_bench_text_report(redis_port):
     r = bench("--port", str(redis_port), "--records", "100", "--ops", "300",
               "--clients", "2", "--workload", "C", "--no-progress")

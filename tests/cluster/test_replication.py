@@ -462,6 +462,28 @@ def test_far_behind_follower_catches_up_from_the_log():
             assert all(v == k[1:] + b"x" * 10000 for k, v, _ in rows)
 
 
+def test_snapshots_by_bytes_bound_the_log():
+    """With big entries the log is compacted by its bytes, not only every
+    4096 entries (--snapshot-bytes): 3 MB of 10 KB writes against a 1 MB
+    budget leave about a megabyte of log, and the data whole."""
+    args = ["--snapshot-bytes", "1000000"]
+    with Cluster(3, node_args=args) as cl:
+        ld = cl.create_range(R)
+        with ld.client() as c:
+            for i in range(300):
+                c.put(R, EPOCH, b"k%03d" % i, b"%03d" % i + b"x" * 10000)
+        wait_converged(cl)
+        for nd in cl.nodes:
+            m = nd.metrics(R)
+            assert m["snapshot_index"] > 0, m
+            # since the last snapshot (~1 MB) plus the tail kept (~1/4)
+            assert m["log_bytes"] < 1_600_000, m
+        with ld.client() as c:
+            rows = c.scan_all(R, EPOCH)
+            assert len(rows) == 300
+            assert all(v == k[1:] + b"x" * 10000 for k, v, _ in rows)
+
+
 def test_full_restart_replays_only_the_log_tail():
     with Cluster(3) as cl:
         ld = cl.create_range(R)
