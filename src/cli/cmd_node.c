@@ -53,7 +53,7 @@ static int usage(FILE *out)
             "  --snapshot-threshold N  entries between snapshots (4096)\n"
             "  --snapshot-trailing N   entries kept after a snapshot (1024)\n"
             "  --snapshot-bytes BYTES  also snapshot every BYTES of log,\n"
-            "                          keeping a quarter (64 MiB; 0 = off)\n"
+            "                          keeping a quarter (16 MiB; 0 = off)\n"
             "  --snapshot-cap BYTES    largest range/snapshot (256 MiB)\n"
             "  --quiesce-ticks N       idle heartbeats before a range sleeps\n"
             "                          (default 5; 0: ranges never sleep)\n"

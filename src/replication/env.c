@@ -19,7 +19,7 @@ void rep_options_default(rep_options *o)
     o->heartbeat_ms = 100;
     o->snapshot_threshold = 4096;
     o->snapshot_trailing = 1024;
-    o->snapshot_bytes = 64u << 20;
+    o->snapshot_bytes = 16u << 20;
     o->snapshot_cap = 256u << 20;
     o->entry_max = 1u << 20;
     o->quiesce_ticks = 5;

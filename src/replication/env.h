@@ -31,9 +31,11 @@ typedef struct rep_options {
     unsigned snapshot_threshold; /* entries between snapshots */
     unsigned snapshot_trailing;  /* entries kept after a snapshot */
     /* ... and by bytes: with big entries (1 MiB of 20 KB values each), 4096
-     * entries are 4 GiB of log per range; fsm.c lowers both counts so that
-     * the log since the last snapshot stays near snapshot_bytes and the
-     * tail kept near snapshot_bytes / 4. 0: by count only. */
+     * entries are 4 GiB of log per range - on disk and in libraft's memory
+     * (a capacity run's node died of it, 8 GiB resident); fsm.c lowers both
+     * counts so that the log since the last snapshot stays near
+     * snapshot_bytes and the tail kept near a quarter of it (at least 16
+     * entries). 0: by count only. */
     size_t snapshot_bytes;
     size_t snapshot_cap;         /* largest snapshot = largest range, bytes */
     size_t entry_max;            /* ops bytes packed into one entry */
@@ -42,7 +44,7 @@ typedef struct rep_options {
 } rep_options;
 
 /* Defaults: election 1000 ms, heartbeat 100 ms, snapshot every 4096 entries
- * or 64 MiB of them, keeping 1024 (or 16 MiB), 256 MiB snapshot cap, 1 MiB entries, sleep after 5 idle
+ * or 16 MiB of them, keeping 1024 (or 4 MiB), 256 MiB snapshot cap, 1 MiB entries, sleep after 5 idle
  * ticks, node heartbeat 200 ms. */
 void rep_options_default(rep_options *o);
 

@@ -90,7 +90,8 @@ static void apply_epoch(replica *r, uint64_t index, uint64_t nonce,
 /* Snapshot by bytes too (rep_options.snapshot_bytes): from a running
  * mean of entry sizes, the counts libraft goes by are lowered so that the
  * log since the last snapshot holds about snapshot_bytes, and the tail
- * kept after it about a quarter of that. libraft checks them after each
+ * kept after it about a quarter of that (at least 16 entries). libraft
+ * keeps the log in memory too: this bounds both. libraft checks them after each
  * apply, so a change takes effect at once. */
 static void size_snapshots(replica *r, size_t len)
 {
@@ -102,8 +103,10 @@ static void size_snapshots(replica *r, size_t len)
     uint64_t every = o->snapshot_bytes / per, keep = every / 4;
     every = every < 16 ? 16 : every > o->snapshot_threshold
                                   ? o->snapshot_threshold : every;
-    keep = keep < 4 ? 4 : keep > o->snapshot_trailing ? o->snapshot_trailing
-                                                       : keep;
+    /* a follower a few big entries behind still catches up from the log,
+     * not by a whole-range snapshot */
+    keep = keep < 16 ? 16 : keep > o->snapshot_trailing ? o->snapshot_trailing
+                                                         : keep;
     if (every != r->snap_every) {
         r->snap_every = (unsigned)every;
         raft_set_snapshot_threshold(&r->raft, r->snap_every);
