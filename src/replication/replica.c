@@ -471,6 +471,8 @@ void replica_close(replica *r, void (*cb)(void *arg), void *arg)
     }
 }
 
+#define REPLICA_SNAPSHOT_TIMEOUT_MS 8000
+
 static int set_err(char *err, int rc, const char *fmt, const char *detail)
 {
     if (err)
@@ -500,6 +502,11 @@ static int init_raft(replica *r, char *err)
     raft_set_heartbeat_timeout(&r->raft, env->opts.heartbeat_ms);
     raft_set_snapshot_threshold(&r->raft, env->opts.snapshot_threshold);
     raft_set_snapshot_trailing(&r->raft, env->opts.snapshot_trailing);
+    /* A snapshot the follower dropped (its disk full, its link cut) is
+     * sent again only after this; libraft's 30 s default held a follower
+     * back that long once its disk had room again. Ranges are split at
+     * 64 MiB, which sends and installs well within it. */
+    raft_set_install_snapshot_timeout(&r->raft, REPLICA_SNAPSHOT_TIMEOUT_MS);
     raft_set_pre_vote(&r->raft, true);
     return 0;
 }
