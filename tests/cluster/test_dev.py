@@ -149,8 +149,15 @@ def test_dev_keeps_serving_heals_and_adds_a_node(dev):
     assert r.set("before", "1") is True
     st = dev_status(dev)
     assert st["summary"]["nodes"] == 4
-    holders = [n["id"] for n in st["nodes"] if n["replicas"] > 0]
-    assert len(holders) == 3
+
+    def holders_now():
+        return [n["id"] for n in dev_status(dev)["nodes"]
+                if n["replicas"] > 0]
+    # `default` gets REPLICAS 3 once three nodes are live (cmd_dev.c); the
+    # etcd records of its replicas may trail the first write a moment
+    wait_for(lambda: len(holders_now()) == 3, 30,
+             "the default range on three nodes", 0.2)
+    holders = holders_now()
     victim = holders[0]
     pids = dev.child_pids()
     os.kill(pids["node%d" % victim], signal.SIGKILL)
