@@ -173,24 +173,28 @@ int node_create_replica(node *n, const range_meta *m, bool boot, char *err)
 
 /* ---- corrupt ranges ---------------------------------------------------- */
 
-static void say_corrupt(uint64_t range_id, const char *why)
+/* Say so, and refuse slot `s` (of store `eng`) from now on. */
+static void mark_corrupt(slot *s, engine *eng, const char *why)
 {
-    log_range(LOG_ERROR, range_id, "range %" PRIu64 ": CORRUPT: %s; the "
+    log_range(LOG_ERROR, s->range_id, "range %" PRIu64 ": CORRUPT: %s; the "
               "range is refused here until the controller rebuilds it from "
-              "its peers", range_id, why);
+              "its peers", s->range_id, why);
+    s->corrupt = true;
+    s->eng = eng;
+    snprintf(s->why, sizeof s->why, "%s", why);
 }
 
 /* Host range `range_id` of store `eng` as corrupt, with no replica. */
 static void add_corrupt(node *n, uint64_t range_id, engine *eng,
                         const char *why)
 {
-    say_corrupt(range_id, why);
-    if (add_range(n, range_id, NULL) != 0)
-        return; /* out of memory: it stays unhosted, which refuses it too */
-    slot *s = node_find_slot(n, range_id);
-    s->corrupt = true;
-    s->eng = eng;
-    snprintf(s->why, sizeof s->why, "%s", why);
+    if (add_range(n, range_id, NULL) != 0) {
+        /* out of memory: it stays unhosted, which refuses it too */
+        log_range(LOG_ERROR, range_id, "range %" PRIu64 ": CORRUPT: %s",
+                  range_id, why);
+        return;
+    }
+    mark_corrupt(node_find_slot(n, range_id), eng, why);
 }
 
 static void replica_closed(void *arg);
@@ -239,10 +243,7 @@ void node_found_corrupt(node *n, uint64_t range_id, const char *why)
     slot *s = node_find_slot(n, range_id);
     if (s == NULL || s->corrupt || s->dropping)
         return;
-    say_corrupt(range_id, why);
-    s->corrupt = true;
-    s->eng = replica_engine(s->r);
-    snprintf(s->why, sizeof s->why, "%s", why);
+    mark_corrupt(s, replica_engine(s->r), why);
     uv_timer_start(&n->quarantine_timer, quarantine_tick, 0, 0);
 }
 
