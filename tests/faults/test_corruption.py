@@ -137,18 +137,17 @@ def holds_working(cl, nd, rid):
             mine.get("digest") == theirs.get("digest"))
 
 
-def restart_and_expect_rebuild(cl, r, table, nd, rids, acked, since):
-    """Restart `nd`; it must report CORRUPT, keep serving nothing wrong,
-    and get every range in `rids` rebuilt while writes go on."""
-    nd.start()
-    wait_for(lambda: log_has(nd, "CORRUPT", since), 30,
-             "the node to report CORRUPT")
-    more = {}
-    deadline = time.monotonic() + REBUILD_S
-    i = 0
-    while not all(holds_working(cl, nd, rid) for rid in rids):
+def expect_rebuild(cl, r, table, nd, rids, acked, waited, limit_s,
+                   logged):
+    """Writes go on until node `nd` holds every range in `waited` working
+    again (within `limit_s`); then every acknowledged value reads back,
+    the controller's log says `logged`, and `nd`, made leader of each of
+    `rids`, serves exactly what was acked."""
+    more, i = {}, 0
+    deadline = time.monotonic() + limit_s
+    while not all(holds_working(cl, nd, rid) for rid in waited):
         assert time.monotonic() < deadline, \
-            "not rebuilt in %d s: %s" % (REBUILD_S, nd.tail(1500))
+            "not rebuilt in %d s: %s" % (limit_s, nd.tail(1500))
         k, v = "during%04d" % i, marker(table + "-during", i)
         r.execute_command("KV.PUT", table, k, v)  # writes go on
         more[k] = v
@@ -157,12 +156,21 @@ def restart_and_expect_rebuild(cl, r, table, nd, rids, acked, since):
     acked.update(more)
     check_reads(r, table, acked)
     with open(cl.ctl.log, "rb") as f:
-        assert b"rebuilding it" in f.read()
-    # the rebuilt replica, made leader, serves exactly what was acked
+        assert logged in f.read()
     for rid in rids:
         assert cl.transfer_leader(rid, nd), "cannot make node %d leader" % \
             nd.id
     check_reads(r, table, acked)
+
+
+def restart_and_expect_rebuild(cl, r, table, nd, rids, acked, since):
+    """Restart `nd`; it must report CORRUPT, keep serving nothing wrong,
+    and get every range in `rids` rebuilt while writes go on."""
+    nd.start()
+    wait_for(lambda: log_has(nd, "CORRUPT", since), 30,
+             "the node to report CORRUPT")
+    expect_rebuild(cl, r, table, nd, rids, acked, rids, REBUILD_S,
+                   b"rebuilding it")
 
 
 def test_flipped_byte_in_a_stored_value_lmdb(cl):
@@ -236,20 +244,6 @@ def test_flipped_bytes_in_the_raft_log(cl):
     os.makedirs(nd.dir)
     os.chown(nd.dir, nd.uid, nd.uid)
     nd.start()
-    more, i = {}, 0
-    deadline = time.monotonic() + REBUILD_S + 30  # + the missing grace
-    while not all(holds_working(cl, nd, rid) for rid in hosted):
-        assert time.monotonic() < deadline, \
-            "not rebuilt: %s" % nd.tail(1500)
-        k, v = "during%04d" % i, marker(table + "-during", i)
-        r.execute_command("KV.PUT", table, k, v)  # writes go on
-        more[k] = v
-        i += 1
-        time.sleep(0.1)
-    acked.update(more)
-    check_reads(r, table, acked)
-    with open(cl.ctl.log, "rb") as f:
-        assert b"is missing: rebuilding it" in f.read()
-    for rid in rids:
-        assert cl.transfer_leader(rid, nd)
-    check_reads(r, table, acked)
+    # + the controller's grace for a missing replica
+    expect_rebuild(cl, r, table, nd, rids, acked, hosted, REBUILD_S + 30,
+                   b"is missing: rebuilding it")
