@@ -344,6 +344,35 @@ static bool is_node(const struct dev_child *c)
     return strncmp(c->name, "node", 4) == 0;
 }
 
+/* Print the last lines of a child's log, so that whoever reads cairn dev's
+ * output (a user, or CI that keeps nothing else) sees why it stopped. */
+static void dev_print_log_tail(const struct dev *d, const char *name)
+{
+    char path[PATH_MAX + 32], buf[2048];
+    snprintf(path, sizeof path, "%s/%s.log", d->dir, name);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return;
+    long start = 0;
+    if (fseek(f, 0, SEEK_END) == 0 && ftell(f) > (long)sizeof buf - 1)
+        start = ftell(f) - (long)sizeof buf + 1;
+    fseek(f, start, SEEK_SET);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* Drop a line cut in half by the window; keep the last 8 lines. */
+    char *p = start > 0 && strchr(buf, '\n') ? strchr(buf, '\n') + 1 : buf;
+    int lines = 0;
+    for (char *q = buf + n; q > p; q--)
+        if (q[-1] == '\n' && q != buf + n && ++lines == 8) {
+            p = q;
+            break;
+        }
+    fprintf(stderr, "cairn dev: the end of %s:\n", path);
+    for (char *line = strtok(p, "\n"); line; line = strtok(NULL, "\n"))
+        fprintf(stderr, "  | %s\n", line);
+}
+
 /* Reap children that exited; report each one. Returns how many died,
  * nodes not counted unless `nodes_count` (a node may die once the cluster
  * runs: it keeps serving, and heals). */
@@ -364,6 +393,7 @@ static int dev_reap(struct dev *d, bool nodes_count)
                 fprintf(stderr, "cairn dev: %s (pid %d) exited with status "
                         "%d; see %s/%s.log\n", c->name, (int)pid,
                         WEXITSTATUS(status), d->dir, c->name);
+            dev_print_log_tail(d, c->name);
             c->pid = 0;
             if (nodes_count || !is_node(c)) {
                 died++;

@@ -59,9 +59,13 @@ static int start_listener(node *n)
         return CAIRN_ERR_INVALID;
     uv_tcp_init(&n->loop, &n->listener);
     n->listener.data = n;
-    if (uv_tcp_bind(&n->listener, (struct sockaddr *)&sa, 0) != 0 ||
-        uv_listen((uv_stream_t *)&n->listener, 512, node_on_connection) != 0)
+    int rv = uv_tcp_bind(&n->listener, (struct sockaddr *)&sa, 0);
+    if (rv == 0)
+        rv = uv_listen((uv_stream_t *)&n->listener, 512, node_on_connection);
+    if (rv != 0) {
+        log_error("cannot listen on %s: %s", n->opts->listen, uv_strerror(rv));
         return CAIRN_ERR_IO;
+    }
     return 0;
 }
 
@@ -197,8 +201,8 @@ int node_run(const node_options *opts)
     }
     rc = start_listener(&n);
     if (rc != 0) {
-        if (rc != CAIRN_ERR_INVALID || strncmp(n.address, "0.0.0.0:", 8) != 0)
-            log_error("cannot listen on %s", opts->listen);
+        if (rc == CAIRN_ERR_INVALID && strncmp(n.address, "0.0.0.0:", 8) != 0)
+            log_error("cannot listen on %s: not HOST:PORT", opts->listen);
         node_free(&n);
         return 1;
     }

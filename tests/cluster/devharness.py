@@ -30,10 +30,23 @@ def port_free(port):
     return True
 
 
+def ephemeral_low():
+    """The lowest port the kernel hands out for outgoing connections."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def dev_port():
-    """A router port whose whole cairn dev port layout is free."""
+    """A router port whose whole cairn dev port layout is free, below the
+    kernel's ephemeral range: a port there that is free now can still be
+    taken by any process's outgoing connection (etcd's gateway dials
+    itself) before cairn dev's child binds it."""
+    top = max(ephemeral_low(), 20000 + 1000) - max(DEV_PORT_OFFSETS) - 1
     for _ in range(200):
-        base = random.randrange(20000, 60000)
+        base = random.randrange(20000, top)
         if all(port_free(base + off) for off in DEV_PORT_OFFSETS):
             return base
     raise RuntimeError("no free port layout for cairn dev")
