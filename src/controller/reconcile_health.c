@@ -12,10 +12,10 @@
  *            but serving, or one the controller cannot reach but whose
  *            lease is kept, is not written off.
  * A follower lags when its leader reports it --lag-entries or
- * --lag-seconds behind; it is to be replaced when it has stayed so for
- * --lag-seconds more - the time its leader has to catch it up, from the
- * log or, when the leader has compacted what it needs, with a snapshot
- * (libraft sends one by itself then).
+ * --lag-seconds behind. It is first given a snapshot: the leader is asked
+ * (CATCH_UP) to send one instead of the log it lacks, which a follower
+ * far behind takes in far less time than the entries one by one. It is to
+ * be replaced when it still lags --lag-seconds after that.
  *
  * The times live in this controller's memory; a successor starts from the
  * record's `since` (wall clock), so a failover does not restart the
@@ -26,9 +26,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/buf.h"
 #include "common/err.h"
 #include "common/grow.h"
 #include "controller/controller_int.h"
+#include "proto/rpc_sync.h"
 
 /* Rewrite a record whose state did not change at most this often (its
  * figures: bytes, lag). */
@@ -47,6 +49,7 @@ typedef struct node_track {
 typedef struct lag_track {
     uint64_t range, node;
     uint64_t since; /* mono ms: first seen behind */
+    uint64_t snap;  /* mono ms: its leader was asked for a snapshot, or 0 */
     uint64_t seen;  /* taken_ms of the last observation that showed it */
     uint64_t lag_entries;
     double lag_seconds;
@@ -143,11 +146,35 @@ static void update_lags(ctl *c, health_state *s, const ctl_obs *o)
             k++;
 }
 
+/* Ask the leader of `t`'s range to give the follower a snapshot. Asked
+ * once per lagging spell, whatever the answer: a leader that cannot (not
+ * reachable, or the follower is a few entries behind but silent) leaves
+ * the replacement to go ahead. */
+static void give_snapshot(ctl *c, lag_track *t, const meta_map *map,
+                          const ctl_obs *o)
+{
+    const ctl_replica *l = ctl_obs_leader(o, t->range);
+    const meta_node *nd = l ? meta_map_node(map, l->node) : NULL;
+    t->snap = ctl_now_ms();
+    if (nd == NULL)
+        return;
+    rpc_request q = {.type = RPC_CATCH_UP, .id = 1, .range_id = t->range,
+                     .node_id = t->node};
+    buf text = BUF_INIT;
+    int rc = rpc_sync_status(nd->addr, &q, CTL_RPC_TIMEOUT_MS, &text);
+    ctl_log(c, "range %" PRIu64 ": follower on node %" PRIu64 " lagging: "
+            "%s a snapshot from node %" PRIu64 ": %s%s%s", t->range, t->node,
+            rc == 0 ? "giving it" : "cannot give it", l->node,
+            rc == 0 ? "" : cairn_err_word(rc), rc == 0 ? "" : " ",
+            text.data ? (const char *)text.data : "");
+    buf_free(&text);
+}
+
 bool ctl_lagging(ctl *c, uint64_t range_id, uint64_t node_id)
 {
     health_state *s = c->health;
     lag_track *t = s ? find_lag(s, range_id, node_id) : NULL;
-    return t && ctl_now_ms() - t->since >=
+    return t && t->snap && ctl_now_ms() - t->snap >=
                     (uint64_t)(ctl_config(c)->lag_seconds * 1000);
 }
 
@@ -330,6 +357,9 @@ static void health_run(ctl *c, void *state, const meta_map *map)
         update_lags(c, s, o);
         s->last_obs = o->taken_ms;
     }
+    for (size_t i = 0; o && i < s->n_lags; i++)
+        if (s->lags[i].snap == 0 && ctl_active(c))
+            give_snapshot(c, &s->lags[i], map, o);
     for (size_t i = 0; i < n; i++) {
         const meta_node *nd = meta_map_node_at(map, i);
         const ctl_node_obs *ob = ctl_obs_node(o, nd->id);

@@ -687,6 +687,22 @@ static void handle_split(conn *c, const rpc_request *q)
     }
 }
 
+/* Give a lagging follower a snapshot (replica.h), answered at once. */
+static void handle_catch_up(conn *c, const rpc_request *q)
+{
+    replica *r = node_find_range(c->n, q->range_id);
+    if (r == NULL) {
+        reply_error(c, q->id, CAIRN_ERR_RANGE_NOT_FOUND, NULL);
+        return;
+    }
+    char msg[160];
+    int rc = replica_catch_up(r, q->node_id, msg, sizeof msg);
+    if (rc == 0)
+        rpc_reply_text(&c->out, q->id, msg, strlen(msg));
+    else
+        reply_status(c, q->id, rc, r, msg);
+}
+
 void node_dispatch(conn *c, const rpc_request *q)
 {
     if ((unsigned)q->type < RPC_TYPE_MAX_)
@@ -715,6 +731,9 @@ void node_dispatch(conn *c, const rpc_request *q)
         break;
     case RPC_SPLIT_RANGE:
         handle_split(c, q);
+        break;
+    case RPC_CATCH_UP:
+        handle_catch_up(c, q);
         break;
     default:
         handle_membership(c, q);

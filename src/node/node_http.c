@@ -47,6 +47,8 @@ static const char *const rpc_names[RPC_TYPE_MAX_] = {
     [RPC_METRICS] = "metrics",
     [RPC_DROP_REPLICA] = "drop_replica",
     [RPC_CREATE_REPLICAS] = "create_replicas",
+    [RPC_SPLIT_RANGE] = "split_range",
+    [RPC_CATCH_UP] = "catch_up",
 };
 
 static int cmp_replica(const void *a, const void *b)

@@ -284,6 +284,7 @@ static int encode_body(buf *b, const rpc_request *q)
     case RPC_ADD_REPLICA:
     case RPC_REMOVE_REPLICA:
     case RPC_TRANSFER_LEADER:
+    case RPC_CATCH_UP:
         rc = buf_append_u64(b, q->range_id);
         if (rc == 0)
             rc = buf_append_u64(b, q->node_id);
@@ -395,6 +396,7 @@ static void decode_body(rd *r, rpc_request *q)
     case RPC_ADD_REPLICA:
     case RPC_REMOVE_REPLICA:
     case RPC_TRANSFER_LEADER:
+    case RPC_CATCH_UP:
         q->range_id = rd_u64(r);
         q->node_id = rd_u64(r);
         if (q->type == RPC_ADD_REPLICA)

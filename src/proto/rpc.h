@@ -116,7 +116,8 @@ typedef enum rpc_type {
     RPC_DROP_REPLICA = 21,
     RPC_CREATE_REPLICAS = 22,
     RPC_SPLIT_RANGE = 23,
-    RPC_TYPE_MAX_ = 24
+    RPC_CATCH_UP = 24,
+    RPC_TYPE_MAX_ = 25
 } rpc_type;
 
 /* Condition of a put, checked when the write is applied (atomically). */
@@ -154,6 +155,8 @@ typedef struct rpc_peer {
  *   SPLIT_RANGE range_id epoch new_range key (empty: the leader picks the
  *            median by bytes); answered once applied on the leader with
  *            "split at <key hex> into range N: done, epoch E"
+ *   CATCH_UP range_id node_id: on the leader, give that follower a
+ *            snapshot now instead of the log it lacks (replica_catch_up)
  *   PING     nothing */
 typedef struct rpc_request {
     rpc_type type;

@@ -96,7 +96,7 @@ static void apply_epoch(replica *r, uint64_t index, uint64_t nonce,
 static void size_snapshots(replica *r, size_t len)
 {
     const rep_options *o = &r->env->opts;
-    if (o->snapshot_bytes == 0)
+    if (catchup_pending(r) || o->snapshot_bytes == 0)
         return;
     r->entry_bytes = r->entry_bytes ? (r->entry_bytes * 15 + len) / 16 : len;
     uint64_t per = r->entry_bytes ? r->entry_bytes : 1;
@@ -212,7 +212,11 @@ static int install_data(replica *r, const void *p, size_t len)
 
 static int hook_install(void *owner, const struct raft_buffer *data)
 {
-    return install_data(owner, data->base, data->len);
+    replica *r = owner;
+    int rc = install_data(r, data->base, data->len);
+    if (rc == 0)
+        r->n_installed++;
+    return rc;
 }
 
 /* libraft restores a snapshot at start (the marker of raftio.c: the data

@@ -229,7 +229,8 @@ int replica_metrics_aged(replica *r, buf *out, uint64_t size_age_ms)
         "\"range_bytes\":%llu,\"range_keys\":%llu,\"writes\":%llu,"
         "\"entries\":%llu,\"reads\":%llu,\"read_rounds\":%llu,"
         "\"barriers\":%llu,"
-        "\"snapshots\":%llu,\"asleep\":%s",
+        "\"snapshots\":%llu,\"snapshots_installed\":%llu,"
+        "\"catchups\":%llu,\"asleep\":%s",
         (unsigned long long)r->range_id,
         (unsigned long long)r->meta.table_id, engine_kind_name(r->meta.engine),
         (unsigned long long)r->meta.epoch, role_name(r->raft.state),
@@ -244,6 +245,7 @@ int replica_metrics_aged(replica *r, buf *out, uint64_t size_age_ms)
         (unsigned long long)r->n_entries, (unsigned long long)r->n_reads,
         (unsigned long long)r->n_readindex,
         (unsigned long long)r->n_barriers, (unsigned long long)r->n_snapshots,
+        (unsigned long long)r->n_installed, (unsigned long long)r->n_catchups,
         rio_asleep(r->io) ? "true" : "false");
     if (rc == 0)
         rc = metrics_bounds(r, out);

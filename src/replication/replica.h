@@ -147,6 +147,16 @@ int replica_load_key(replica *r, buf *out);
 /* Transfer leadership to voter `id` (0 = the most caught-up one). */
 int replica_transfer(replica *r, uint64_t id, rep_admin_cb cb, void *arg);
 
+/* On the leader: give the follower on node `id` a snapshot instead of the
+ * log it lacks (issue 9: a lagging follower is first caught up so, and
+ * replaced only if it still lags). Takes a snapshot at once, keeping fewer
+ * trailing entries than the follower lacks, so that libraft's next
+ * message to it is InstallSnapshot (catchup.c). `msg` says what was done,
+ * or why not. 0 once started; CAIRN_ERR_NOT_LEADER; CAIRN_ERR_NOT_FOUND
+ * (`id` is no follower); CAIRN_ERR_INVALID (fewer than 16 entries behind:
+ * the log serves it); CAIRN_ERR_TRYAGAIN (one is under way). */
+int replica_catch_up(replica *r, uint64_t id, char *msg, size_t msg_len);
+
 /* Append this replica's metrics as one JSON object: role, term, commit and
  * applied index, log size, range size, and on a leader each follower's lag
  * in entries and seconds. */

@@ -10,6 +10,7 @@
  *                   entry that follows a membership change
  *     quiesce.c     when an idle range sleeps and what wakes it
  *     metrics.c     metrics, follower lag, the data digest
+ *     catchup.c     a snapshot now for a lagging follower
  *     raftio.c      libraft's I/O on the node-wide log and links
  */
 #ifndef CAIRN_REP_REPLICA_INT_H
@@ -111,6 +112,13 @@ struct replica {
     lag_sample *lag; /* LAG_RING samples while leading with traffic */
     unsigned lag_pos;
     uint64_t n_writes, n_entries, n_reads, n_barriers, n_snapshots;
+    uint64_t n_installed; /* snapshots installed from a leader */
+
+    /* catchup.c: a snapshot taken for a lagging follower */
+    struct raft_barrier catchup_barrier;
+    bool catchup_barrier_busy;
+    raft_index catchup_index; /* until a snapshot reaches it, or 0 */
+    uint64_t n_catchups;
 
     /* readindex.c: one ReadIndex round at a time */
     wvec ri_reading;       /* reads waiting for the round */
@@ -177,6 +185,12 @@ void fsm_flush(replica *r);
 
 /* A fresh applier for the range at `applied`. */
 entry_applier *fsm_new_applier(replica *r, uint64_t applied);
+
+/* ---- catchup.c -------------------------------------------------------- */
+
+/* Whether catchup.c's snapshot counts hold (its snapshot is not taken
+ * yet); once it is, puts the configured counts back and says false. */
+bool catchup_pending(replica *r);
 
 /* ---- membership.c ----------------------------------------------------- */
 

@@ -131,6 +131,46 @@ def test_lagging_follower_replaced_then_cleaned_up():
         h.close()
 
 
+def test_lagging_follower_is_first_given_a_snapshot():
+    """A follower down past --lag-entries is first given a snapshot by its
+    leader (CATCH_UP), not fed the log entry by entry: once it runs again
+    it installs that snapshot and catches up, and it is not replaced (it
+    caught up within --lag-seconds)."""
+    h = Heal(3, ctl_args=["--lag-entries", "300", "--lag-seconds", "60",
+                          "--dead-after", "120"])
+    try:
+        r = make_table(h, splits=0)
+        w = Writer(h.router.port).start()
+        w.wait_more(50)
+        (rid, rg), = h.ranges().items()
+        lead = h.nodes.node(h.leaders()[rid])
+        victim = next(n for n in h.nodes.nodes if n is not lead)
+        # killed, not stopped: a stopped follower would find the entries
+        # it missed in its socket's buffer when it runs again
+        victim.kill()
+        wait_for(lambda: "follower on node %d lagging: giving it a snapshot"
+                 % victim.id in h.controller_log(), 60,
+                 "the controller to ask for a snapshot", 0.2)
+        assert lead.metrics(rid)["catchups"] >= 1
+        victim.start()
+        w.wait_more(50)
+
+        def caught_up():
+            m = victim.metrics(rid)
+            return (m["snapshots_installed"] >= 1 and
+                    m["applied_index"] >= lead.metrics(rid)["commit_index"]
+                    - 50)
+        wait_for(caught_up, 30, "the follower to install the snapshot", 0.2)
+        w.stop()
+        assert h.ranges()[rid]["replicas"] == rg["replicas"]
+        assert "lagging: adding node" not in h.controller_log()
+        assert w.check(r) > 100
+        errors = {k: v for k, v in w.errors.items() if k != "TIMEOUT"}
+        assert not errors, w.errors
+    finally:
+        h.close()
+
+
 def test_controller_killed_mid_replacement_is_finished_by_the_next():
     """The active controller dies right after a replacement's add (a test
     hook aborts it there); the standby takes over and finishes it."""

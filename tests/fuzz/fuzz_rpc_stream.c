@@ -40,7 +40,8 @@ static const rpc_type reply_types[] = {
     RPC_PING,           RPC_PUT,         RPC_DEL,
     RPC_GET,            RPC_SCAN,        RPC_CREATE_REPLICA,
     RPC_ADD_REPLICA,    RPC_REMOVE_REPLICA, RPC_TRANSFER_LEADER,
-    RPC_METRICS,        RPC_DROP_REPLICA,
+    RPC_METRICS,        RPC_DROP_REPLICA, RPC_SPLIT_RANGE,
+    RPC_CATCH_UP,
 };
 
 typedef struct trace {

@@ -374,6 +374,14 @@ static void test_admin_requests(void **state)
     assert_int_equal(rpc_decode_request(f.data, f.len, &d), 0);
     assert_int_equal(d.type, RPC_DROP_REPLICA);
     assert_int_equal(d.range_id, 12);
+    buf_reset(&f);
+    rpc_request u = {.type = RPC_CATCH_UP, .id = 7, .range_id = 13,
+                     .node_id = 3};
+    assert_int_equal(rpc_encode_request(&f, &u), 0);
+    assert_int_equal(rpc_decode_request(f.data, f.len, &d), 0);
+    assert_int_equal(d.type, RPC_CATCH_UP);
+    assert_int_equal(d.range_id, 13);
+    assert_int_equal(d.node_id, 3);
     buf_free(&f);
 }
 
