@@ -296,6 +296,11 @@ int ctl_move_start(ctl *c, const meta_map *map, const meta_move *mv,
 int ctl_transfer_start(ctl *c, const meta_map *map, uint64_t range_id,
                        uint64_t from, uint64_t to);
 
+/* Have the leader of `range_id` (`leader` asked first) apply an epoch
+ * above `epoch`, etcd's, which got ahead of it (BUMP_EPOCH). */
+int ctl_bump_start(ctl *c, const meta_map *map, uint64_t range_id,
+                   uint64_t leader, uint64_t epoch);
+
 /* Delete the replica of `range_id` on node `node` (DROP_REPLICA). */
 int ctl_drop_start(ctl *c, const meta_map *map, uint64_t range_id,
                    uint64_t node);

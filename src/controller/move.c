@@ -9,17 +9,21 @@
  *      (a successor controller resumes it; the orphan collector leaves X's
  *      new replica alone);
  *   1. CREATE_REPLICA on X without bootstrap (EXISTS: done before);
- *   2. ADD_REPLICA of X on the leader: X catches up as a standby (from the
- *      log, or a snapshot when the leader has compacted it), is promoted,
- *      and the answer names the new epoch (a node that is already a voter
- *      is answered at once: the step is idempotent);
+ *   2. ADD_REPLICA of X on the leader, with etcd's epoch: X catches up as
+ *      a standby (from the log, or a snapshot when the leader has
+ *      compacted it), is promoted, and the answer names the new epoch,
+ *      above etcd's (a node that is already a voter is answered at once:
+ *      the step is idempotent);
  *   3. the range in etcd gets X and that epoch (meta_range_update: a
- *      compare-and-swap on the range as read; the epoch is the node's, or
- *      one more than etcd's if that is higher, so etcd is never behind the
- *      nodes and routers never stay on a refused epoch);
+ *      compare-and-swap on the range as read). etcd records only epochs
+ *      a leader applied, never one of its own making: a replica serves
+ *      only its current epoch, so an epoch recorded above the replicas'
+ *      would be refused until they reached it (reconcile_repair.c's
+ *      adopt() has the leader move past one, should it happen);
  *   4. if Y leads the range, its leadership goes to another voter first
  *      (clients see a leadership change, not a leader that vanishes);
- *   5. REMOVE_REPLICA of Y on the leader (idempotent too), recorded as 3;
+ *   5. REMOVE_REPLICA of Y on the leader with etcd's epoch (idempotent
+ *      too), recorded as 3;
  *   6. DROP_REPLICA on Y: its data and log go, and it can never serve
  *      again (a dead Y is cleaned up by the orphan collector when it
  *      comes back);
@@ -58,6 +62,7 @@ typedef struct job {
     meta_engine engine;
     uint64_t leader; /* where to ask first */
     uint64_t to;     /* transfer: the new leader */
+    uint64_t epoch;  /* bump: etcd's, to move past */
     bool drop_removed; /* the removed node answers: drop its replica */
     node_addr addrs[MAX_ADDRS];
     int n_addrs;
@@ -228,9 +233,21 @@ static uint64_t epoch_in(const char *text)
 
 /* ---- recording in etcd -------------------------------------------------- */
 
-/* Make the range in etcd hold `add` and not `remove`, at an epoch no lower
- * than `epoch` (what the node answered): a compare-and-swap on the range
- * as read, read again and redone if somebody else wrote it first. */
+/* etcd's epoch for the job's range now (0 if it cannot be read: the
+ * leader's own epoch then bounds the change's). */
+static uint64_t meta_epoch(ctl *c, const job *j)
+{
+    meta_range rg;
+    if (meta_range_get(ctl_meta(c), j->mv.table_id, j->mv.range_id, &rg) != 0)
+        return 0;
+    uint64_t e = rg.epoch;
+    meta_range_clear(&rg);
+    return e;
+}
+
+/* Make the range in etcd hold `add` and not `remove`, at `epoch` (what
+ * the node answered) if that is above etcd's: a compare-and-swap on the
+ * range as read, read again and redone if somebody else wrote it first. */
 static int record(ctl *c, const job *j, uint64_t add, uint64_t remove,
                   uint64_t epoch)
 {
@@ -259,7 +276,7 @@ static int record(ctl *c, const job *j, uint64_t add, uint64_t remove,
             next.replicas[next.n_replicas++] = add;
             changed = true;
         }
-        next.epoch = cur.epoch + 1 > epoch ? cur.epoch + 1 : epoch;
+        next.epoch = cur.epoch > epoch ? cur.epoch : epoch;
         if (!changed && cur.epoch >= epoch)
             rc = 0; /* recorded already */
         else if (!ctl_active(c))
@@ -342,6 +359,7 @@ static int add_step(ctl *c, job *j)
     q.id = 1;
     q.range_id = j->mv.range_id;
     q.node_id = x;
+    q.epoch = meta_epoch(c, j);
     q.addr = (rpc_bytes){(const uint8_t *)xa, strlen(xa)};
     char text[300];
     rc = on_leader(c, j, &q, ADD_TIMEOUT_MS, text, sizeof text);
@@ -421,6 +439,7 @@ static int remove_step(ctl *c, job *j)
     q.id = 1;
     q.range_id = j->mv.range_id;
     q.node_id = y;
+    q.epoch = meta_epoch(c, j);
     char text[300];
     int rc = on_leader(c, j, &q, CHANGE_TIMEOUT_MS, text, sizeof text);
     if (rc != 0) {
@@ -570,6 +589,37 @@ int ctl_transfer_start(ctl *c, const meta_map *map, uint64_t range_id,
                                                  : 1;
     return ctl_task_start(c, range_id, CTL_TASK_LEADER, limit, transfer_run,
                           j, 0, 0);
+}
+
+static int bump_run(ctl *c, void *arg)
+{
+    job *j = arg;
+    if (!ctl_active(c))
+        return CAIRN_ERR_SHUTDOWN;
+    rpc_request q;
+    memset(&q, 0, sizeof q);
+    q.type = RPC_BUMP_EPOCH;
+    q.id = 1;
+    q.range_id = j->mv.range_id;
+    q.epoch = j->epoch;
+    char text[256];
+    int rc = on_leader(c, j, &q, CHANGE_TIMEOUT_MS, text, sizeof text);
+    ctl_log(c, "range %" PRIu64 ": etcd's epoch %" PRIu64 " is ahead of its "
+            "leader's: %s %s", j->mv.range_id, j->epoch,
+            rc == 0 ? "bumped:" : cairn_err_word(rc), text);
+    return rc;
+}
+
+int ctl_bump_start(ctl *c, const meta_map *map, uint64_t range_id,
+                   uint64_t leader, uint64_t epoch)
+{
+    job *j = job_new(map, range_id);
+    if (j == NULL)
+        return CAIRN_ERR_NOMEM;
+    j->mv.range_id = range_id;
+    j->leader = leader;
+    j->epoch = epoch;
+    return ctl_task_start(c, range_id, CTL_TASK_REPAIR, 4, bump_run, j, 0, 0);
 }
 
 static int drop_run(ctl *c, void *arg)

@@ -10,8 +10,11 @@
  *   - the etcd record differs from the configuration the range's leader
  *     reports (a change made but not recorded: a controller that died
  *     between the two, or `cairn admin add-replica`): record what Raft
- *     has, at an epoch no lower than the nodes' - Raft is the truth about
- *     membership, etcd its record;
+ *     has, at the leader's epoch - Raft is the truth about membership and
+ *     epochs, etcd its record. Should etcd's epoch be ahead of the
+ *     leader's (or equal, with other voters), the leader first applies
+ *     one above it (BUMP_EPOCH): replicas serve only their current epoch,
+ *     so etcd must never hold one they do not have;
  *   - a non-voter left in the configuration by an add nobody finishes
  *     (none under way for a minute): removed;
  *   - a replica on a dead node, or a follower that lags past the
@@ -50,11 +53,45 @@ typedef struct seen {
     uint64_t range, node, since, pass;
 } seen;
 
+/* (range, node) pairs noticed in a pass, with when first noticed. */
+typedef struct seen_set {
+    seen *v;
+    size_t n, cap;
+} seen_set;
+
+/* The entry of (range, node), added if new; marked seen in `pass`. NULL
+ * if out of memory. */
+static seen *seen_note(seen_set *s, uint64_t range, uint64_t node,
+                       uint64_t pass)
+{
+    seen *e = NULL;
+    for (size_t k = 0; k < s->n && !e; k++)
+        if (s->v[k].range == range && s->v[k].node == node)
+            e = &s->v[k];
+    if (e == NULL) {
+        if (grow_array((void **)&s->v, s->n, &s->cap, sizeof *s->v, 8) != 0)
+            return NULL;
+        e = &s->v[s->n++];
+        *e = (seen){.range = range, .node = node, .since = ctl_now_ms()};
+    }
+    e->pass = pass;
+    return e;
+}
+
+/* Forget the pairs not noticed in `pass` (gone, or put right). */
+static void seen_forget(seen_set *s, uint64_t pass)
+{
+    for (size_t k = 0; k < s->n;)
+        if (s->v[k].pass != pass)
+            s->v[k] = s->v[--s->n];
+        else
+            k++;
+}
+
 typedef struct repair_state {
-    seen *nonvoters;
-    size_t n_nv, cap_nv;
-    seen *missing; /* replicas a node that answers does not hold */
-    size_t n_miss, cap_miss;
+    seen_set nonvoters;
+    seen_set missing; /* replicas a node that answers does not hold */
+    seen_set ahead;   /* ranges whose etcd epoch is ahead of the leader's */
     uint64_t pass;
     uint64_t unplaced_logged_ms;
     ctl_place_node *pn; /* this pass's placement view */
@@ -70,8 +107,9 @@ static void repair_fini(void *state)
 {
     repair_state *s = state;
     if (s) {
-        free(s->nonvoters);
-        free(s->missing);
+        free(s->nonvoters.v);
+        free(s->missing.v);
+        free(s->ahead.v);
         free(s->pn);
     }
     free(s);
@@ -169,9 +207,22 @@ static void resume(ctl *c, const meta_map *map, const meta_move *snap)
 
 /* ---- etcd behind Raft --------------------------------------------------- */
 
+/* etcd's epoch is ahead of the leader's, or equal with other voters:
+ * have the leader apply one above it - once an observation taken after
+ * this was first noticed still shows it, since a change just recorded
+ * (a split, a move) may be newer than the observation. */
+static void move_past(ctl *c, repair_state *s, const meta_map *map,
+                      const meta_range *rg, const ctl_replica *l)
+{
+    seen *e = seen_note(&s->ahead, rg->id, 0, s->pass);
+    if (e && ctl_observed(c)->taken_ms > e->since)
+        ctl_bump_start(c, map, rg->id, l->node, rg->epoch);
+}
+
 /* Record the voters the leader reports if etcd says otherwise, or an
  * epoch the nodes are ahead of. true if it acted (or must wait). */
-static bool adopt(ctl *c, const meta_range *rg, const ctl_replica *l)
+static bool adopt(ctl *c, repair_state *s, const meta_map *map,
+                  const meta_range *rg, const ctl_replica *l)
 {
     uint64_t voters[META_MAX_REPLICAS];
     int n = 0;
@@ -182,7 +233,7 @@ static bool adopt(ctl *c, const meta_range *rg, const ctl_replica *l)
     bool same = n == rg->n_replicas;
     for (int i = 0; same && i < n; i++)
         same = member(rg, voters[i]);
-    if (same && l->epoch <= rg->epoch)
+    if (same && l->epoch == rg->epoch)
         return false;
     if (!ctl_obs_confirmed(ctl_observed(c), l))
         return true; /* not on the word of a leader nobody follows */
@@ -192,6 +243,10 @@ static bool adopt(ctl *c, const meta_range *rg, const ctl_replica *l)
     for (int k = 0; k < CTL_TASK_CLASSES; k++)
         if (o->taken_ms <= ctl_task_last_done(c, k))
             return true;
+    if (l->epoch <= rg->epoch) {
+        move_past(c, s, map, rg, l);
+        return true;
+    }
     meta_range next;
     if (meta_range_copy(&next, rg) != 0)
         return true;
@@ -203,7 +258,7 @@ static bool adopt(ctl *c, const meta_range *rg, const ctl_replica *l)
     for (int k = 0; k < n; k++)
         if (!member(rg, voters[k]))
             next.replicas[next.n_replicas++] = voters[k];
-    next.epoch = rg->epoch + 1 > l->epoch ? rg->epoch + 1 : l->epoch;
+    next.epoch = l->epoch;
     int rc = ctl_active(c) ? meta_range_update(ctl_meta(c), rg, &next)
                            : CAIRN_ERR_SHUTDOWN;
     if (rc == 0)
@@ -226,18 +281,9 @@ static bool stray_nonvoter(ctl *c, repair_state *s, const meta_map *map,
         const ctl_follower *f = &l->followers[i];
         if (f->role == CTL_VOTER)
             continue;
-        seen *e = NULL;
-        for (size_t k = 0; k < s->n_nv && !e; k++)
-            if (s->nonvoters[k].range == rg->id && s->nonvoters[k].node == f->id)
-                e = &s->nonvoters[k];
-        if (e == NULL) {
-            if (grow_array((void **)&s->nonvoters, s->n_nv, &s->cap_nv,
-                           sizeof *s->nonvoters, 8) != 0)
-                return false;
-            e = &s->nonvoters[s->n_nv++];
-            *e = (seen){.range = rg->id, .node = f->id, .since = ctl_now_ms()};
-        }
-        e->pass = s->pass;
+        seen *e = seen_note(&s->nonvoters, rg->id, f->id, s->pass);
+        if (e == NULL)
+            return false;
         if (ctl_now_ms() - e->since < NONVOTER_GRACE_MS)
             continue;
         ctl_log(c, "range %" PRIu64 ": node %" PRIu64 " has been a non-voter "
@@ -283,18 +329,9 @@ static uint64_t to_rebuild(ctl *c, repair_state *s, const meta_range *rg)
             continue;
         if (ctl_obs_corrupt(ctl_obs_node(ctl_observed(c), id), rg->id))
             return id;
-        seen *e = NULL;
-        for (size_t k = 0; k < s->n_miss && !e; k++)
-            if (s->missing[k].range == rg->id && s->missing[k].node == id)
-                e = &s->missing[k];
-        if (e == NULL) {
-            if (grow_array((void **)&s->missing, s->n_miss, &s->cap_miss,
-                           sizeof *s->missing, 8) != 0)
-                return 0;
-            e = &s->missing[s->n_miss++];
-            *e = (seen){.range = rg->id, .node = id, .since = ctl_now_ms()};
-        }
-        e->pass = s->pass;
+        seen *e = seen_note(&s->missing, rg->id, id, s->pass);
+        if (e == NULL)
+            return 0;
         if (ctl_now_ms() - e->since >= MISSING_GRACE_MS)
             return id;
     }
@@ -348,7 +385,7 @@ static void repair_range(ctl *c, repair_state *s, const meta_map *map,
     const ctl_replica *l = ctl_obs_leader(ctl_observed(c), rg->id);
     if (l == NULL)
         return; /* no leader: no change could commit */
-    if (adopt(c, rg, l) || stray_nonvoter(c, s, map, rg, l))
+    if (adopt(c, s, map, rg, l) || stray_nonvoter(c, s, map, rg, l))
         return;
     uint64_t bad = to_rebuild(c, s, rg);
     if (bad) {
@@ -445,16 +482,9 @@ static void repair_run(ctl *c, void *state, const meta_map *map)
         for (size_t k = 0; k < n && ctl_active(c); k++)
             repair_range(c, s, map, t, &rs[k]);
     }
-    for (size_t k = 0; k < s->n_nv;) /* forget non-voters gone */
-        if (s->nonvoters[k].pass != s->pass)
-            s->nonvoters[k] = s->nonvoters[--s->n_nv];
-        else
-            k++;
-    for (size_t k = 0; k < s->n_miss;) /* and replicas found again */
-        if (s->missing[k].pass != s->pass)
-            s->missing[k] = s->missing[--s->n_miss];
-        else
-            k++;
+    seen_forget(&s->nonvoters, s->pass);
+    seen_forget(&s->missing, s->pass);
+    seen_forget(&s->ahead, s->pass);
 }
 
 const ctl_reconciler ctl_reconcile_repair = {

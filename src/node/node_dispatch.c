@@ -254,16 +254,19 @@ static replica *route(conn *c, const rpc_request *q)
                     msg);
         return NULL;
     }
-    /* Older than the range's epoch: the sender's routing is stale. A newer
-     * one is accepted: the metadata may be ahead of this replica (the
-     * epoch entry of a membership change not applied here yet, a change the
-     * controller recorded first), and this replica's bounds, checked next,
-     * still hold. */
+    /* Only the range's current epoch is served (DESIGN.md). Older: the
+     * sender's routing is stale. Newer: the metadata records only epochs
+     * a leader applied, so this replica has not applied that change yet
+     * (a new leader still applying its log); it soon will, and the
+     * sender retries. */
     uint64_t epoch = replica_meta(r)->epoch;
-    if (q->epoch < epoch) {
-        snprintf(msg, sizeof msg, "epoch %" PRIu64 ", range is at %" PRIu64,
-                 q->epoch, epoch);
-        reply_error(c, q->id, CAIRN_ERR_STALE_EPOCH, msg);
+    if (q->epoch != epoch) {
+        snprintf(msg, sizeof msg, "epoch %" PRIu64 ", range is at %" PRIu64
+                 "%s", q->epoch, epoch,
+                 q->epoch > epoch ? " here (a change not applied here yet)"
+                                  : "");
+        reply_error(c, q->id, q->epoch < epoch ? CAIRN_ERR_STALE_EPOCH
+                                               : CAIRN_ERR_TRYAGAIN, msg);
         return NULL;
     }
     if (q->type == RPC_SCAN)
@@ -618,10 +621,14 @@ static void handle_membership(conn *c, const rpc_request *q)
         memcpy(addr, q->addr.p, q->addr.len);
     addr[q->addr.len] = '\0';
     int rc;
+    if (q->type == RPC_ADD_REPLICA || q->type == RPC_REMOVE_REPLICA)
+        replica_epoch_floor(r, q->epoch);
     if (q->type == RPC_ADD_REPLICA)
         rc = replica_add(r, q->node_id, addr, admin_done, o);
     else if (q->type == RPC_REMOVE_REPLICA)
         rc = replica_remove(r, q->node_id, admin_done, o);
+    else if (q->type == RPC_BUMP_EPOCH)
+        rc = replica_bump_epoch(r, q->epoch, admin_done, o);
     else
         rc = replica_transfer(r, q->node_id, admin_done, o);
     if (rc != 0) {

@@ -290,7 +290,13 @@ static int encode_body(buf *b, const rpc_request *q)
             rc = buf_append_u64(b, q->node_id);
         if (rc == 0 && q->type == RPC_ADD_REPLICA)
             rc = wr_bytes(b, q->addr);
+        if (rc == 0 && q->type != RPC_TRANSFER_LEADER &&
+            q->type != RPC_CATCH_UP)
+            rc = buf_append_u64(b, q->epoch);
         return rc;
+    case RPC_BUMP_EPOCH:
+        rc = buf_append_u64(b, q->range_id);
+        return rc ? rc : buf_append_u64(b, q->epoch);
     case RPC_METRICS:
     case RPC_DROP_REPLICA:
         return buf_append_u64(b, q->range_id);
@@ -401,6 +407,12 @@ static void decode_body(rd *r, rpc_request *q)
         q->node_id = rd_u64(r);
         if (q->type == RPC_ADD_REPLICA)
             q->addr = rd_str(r);
+        if (q->type != RPC_TRANSFER_LEADER && q->type != RPC_CATCH_UP)
+            q->epoch = rd_u64(r);
+        return;
+    case RPC_BUMP_EPOCH:
+        q->range_id = rd_u64(r);
+        q->epoch = rd_u64(r);
         return;
     case RPC_METRICS:
     case RPC_DROP_REPLICA:

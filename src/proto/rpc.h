@@ -117,7 +117,8 @@ typedef enum rpc_type {
     RPC_CREATE_REPLICAS = 22,
     RPC_SPLIT_RANGE = 23,
     RPC_CATCH_UP = 24,
-    RPC_TYPE_MAX_ = 25
+    RPC_BUMP_EPOCH = 25,
+    RPC_TYPE_MAX_ = 26
 } rpc_type;
 
 /* Condition of a put, checked when the write is applied (atomically). */
@@ -144,8 +145,9 @@ typedef struct rpc_peer {
  *   SCAN     range_id epoch key (start) end limit
  *   CREATE_REPLICA range_id epoch table_id engine key (start) end
  *            bootstrap peers
- *   ADD_REPLICA    range_id node_id addr
- *   REMOVE_REPLICA range_id node_id
+ *   ADD_REPLICA    range_id node_id addr epoch
+ *   REMOVE_REPLICA range_id node_id epoch
+ *            (epoch: the metadata's; the change's new epoch is above it)
  *   TRANSFER_LEADER range_id node_id (0 = any voter)
  *   METRICS  range_id (0 = every range; RPC_METRICS_POLL = every range,
  *            with range sizes up to RPC_METRICS_POLL_AGE_MS old)
@@ -157,6 +159,9 @@ typedef struct rpc_peer {
  *            "split at <key hex> into range N: done, epoch E"
  *   CATCH_UP range_id node_id: on the leader, give that follower a
  *            snapshot now instead of the log it lacks (replica_catch_up)
+ *   BUMP_EPOCH range_id epoch: on the leader, an epoch entry above both
+ *            the range's epoch and `epoch` (the metadata's, when it is
+ *            ahead); answered "epoch: done, epoch E" once applied there
  *   PING     nothing */
 typedef struct rpc_request {
     rpc_type type;

@@ -321,6 +321,32 @@ int replica_remove(replica *r, uint64_t id, rep_admin_cb cb, void *arg)
     return 0;
 }
 
+void replica_epoch_floor(replica *r, uint64_t epoch)
+{
+    if (epoch > r->epoch_proposed)
+        r->epoch_proposed = epoch;
+}
+
+int replica_bump_epoch(replica *r, uint64_t floor, rep_admin_cb cb,
+                       void *arg)
+{
+    quiesce_touch(r);
+    if (r->raft.state != RAFT_LEADER)
+        return CAIRN_ERR_NOT_LEADER;
+    /* As a split: not before this leader's first barrier, so that every
+     * epoch entry of earlier terms applied and this one is above them. */
+    if (r->ready_term != r->raft.current_term) {
+        replica_schedule_flush(r);
+        return CAIRN_ERR_TRYAGAIN;
+    }
+    admin_req *a = admin_new(r, 0, cb, arg);
+    if (a == NULL)
+        return CAIRN_ERR_NOMEM;
+    replica_epoch_floor(r, floor);
+    membership_changed(a, "epoch");
+    return 0;
+}
+
 static void transferred_cb(struct raft_transfer *req)
 {
     admin_req *a = req->data;

@@ -147,6 +147,20 @@ int replica_load_key(replica *r, buf *out);
 /* Transfer leadership to voter `id` (0 = the most caught-up one). */
 int replica_transfer(replica *r, uint64_t id, rep_admin_cb cb, void *arg);
 
+/* The metadata's epoch for this range, from a request of the controller:
+ * every epoch entry this leader proposes from now on carries a higher
+ * one, so that what the controller records after a change is never below
+ * what the metadata held (a replica serves only its current epoch). */
+void replica_epoch_floor(replica *r, uint64_t epoch);
+
+/* On the leader: propose an epoch entry above both the range's epoch and
+ * `floor` (the metadata's, when it got ahead of the replicas); answered
+ * "epoch: done, epoch E" once applied here. 0 (cb fires later),
+ * CAIRN_ERR_NOT_LEADER, CAIRN_ERR_TRYAGAIN (a new leader that has not
+ * applied the entries of earlier terms yet), CAIRN_ERR_NOMEM. */
+int replica_bump_epoch(replica *r, uint64_t floor, rep_admin_cb cb,
+                       void *arg);
+
 /* On the leader: give the follower on node `id` a snapshot instead of the
  * log it lacks (issue 9: a lagging follower is first caught up so, and
  * replaced only if it still lags). Takes a snapshot at once, keeping fewer

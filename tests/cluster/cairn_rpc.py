@@ -15,6 +15,7 @@ CREATE_REPLICA, ADD_REPLICA, REMOVE_REPLICA, TRANSFER_LEADER, METRICS = (
 DROP_REPLICA = 21
 CREATE_REPLICAS = 22
 SPLIT_RANGE = 23
+CATCH_UP, BUMP_EPOCH = 24, 25
 COND_NONE, COND_IFSEQ, COND_IFABSENT = 0, 1, 2
 BTREE, LSM = 1, 2
 
@@ -218,13 +219,19 @@ class Client:
             out.append((rng, word, r.str().decode(errors="replace")))
         return out
 
-    def add_replica(self, rng, node_id, addr):
+    def add_replica(self, rng, node_id, addr, epoch=0):
+        """`epoch`: the metadata's; the change's new epoch is above it."""
         return self.call(ADD_REPLICA, struct.pack(">QQ", rng, node_id) +
-                         _s(addr)).str().decode()
+                         _s(addr) + struct.pack(">Q", epoch)).str().decode()
 
-    def remove_replica(self, rng, node_id):
-        return self.call(REMOVE_REPLICA,
-                         struct.pack(">QQ", rng, node_id)).str().decode()
+    def remove_replica(self, rng, node_id, epoch=0):
+        return self.call(REMOVE_REPLICA, struct.pack(">QQQ", rng, node_id,
+                                                     epoch)).str().decode()
+
+    def bump_epoch(self, rng, epoch=0):
+        """An epoch entry above the range's and `epoch`; the answer text."""
+        return self.call(BUMP_EPOCH,
+                         struct.pack(">QQ", rng, epoch)).str().decode()
 
     def transfer_leader(self, rng, node_id=0):
         return self.call(TRANSFER_LEADER,

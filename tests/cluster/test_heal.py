@@ -171,6 +171,38 @@ def test_lagging_follower_is_first_given_a_snapshot():
         h.close()
 
 
+def test_etcd_epoch_ahead_of_the_leader_is_moved_past():
+    """Should etcd hold an epoch the replicas never applied, they refuse
+    it (a replica serves only its current epoch) and the controller has
+    the leader apply one above it (BUMP_EPOCH), then records that: writes
+    go on, every acknowledged one reads back."""
+    import json
+    h = Heal(3)
+    try:
+        r = make_table(h, splits=0)
+        w = Writer(h.router.port).start()
+        w.wait_more(50)
+        (key, val), = h.etcd.get_prefix(b"/cairn/ranges/").items()
+        rec = json.loads(val)
+        forced = rec["epoch"] + 5
+        rec["epoch"] = forced
+        h.etcd.put(key, json.dumps(rec).encode())
+        wait_for(lambda: h.ranges()[rec["id"]]["epoch"] > forced, 30,
+                 "etcd to record the leader's epoch past the forced one",
+                 0.1)
+        assert "ahead of its leader's: bumped" in h.controller_log()
+        lead = h.nodes.node(h.leaders()[rec["id"]])
+        assert lead.metrics(rec["id"])["epoch"] == \
+            h.ranges()[rec["id"]]["epoch"]
+        w.wait_more(100)
+        w.stop()
+        assert w.check(r) > 150
+        errors = {k: v for k, v in w.errors.items() if k != "TIMEOUT"}
+        assert not errors, w.errors
+    finally:
+        h.close()
+
+
 def test_controller_killed_mid_replacement_is_finished_by_the_next():
     """The active controller dies right after a replacement's add (a test
     hook aborts it there); the standby takes over and finishes it."""

@@ -58,3 +58,29 @@ def test_add_and_remove_again_and_a_late_joiner_takes_the_group_epoch():
             assert c.get(R, 5, b"k3")[0] == b"v3"
         with n4.client(20) as c:
             assert c.drop_replica(R) == "dropped"
+
+
+def test_changes_carry_an_epoch_above_the_metadatas():
+    """etcd records only epochs a leader applied, and a replica serves only
+    its current epoch: a change asked for with the metadata's epoch (which
+    got ahead) answers with one above it, and BUMP_EPOCH moves the range
+    past one without a membership change."""
+    with Cluster(4) as cl:
+        n1, n2, n3, n4 = cl.nodes
+        ld = cl.create_range(R, members=[n1, n2, n3])
+        with n4.client() as c:
+            c.create_replica(R, [(n.id, n.addr) for n in cl.nodes],
+                             bootstrap=False)
+        with ld.client(20) as c:
+            c.put(R, 1, b"k", b"v")
+            assert epoch_of(c.add_replica(R, n4.id, n4.addr, epoch=10)) == 11
+            # the metadata at 20, the range at 11: refused until it moves
+            with pytest.raises(RpcError) as e:
+                c.get(R, 20, b"k")
+            assert e.value.word == "TRYAGAIN"
+            assert epoch_of(c.bump_epoch(R, 20)) == 21
+            assert c.get(R, 21, b"k")[0] == b"v"
+            assert epoch_of(c.remove_replica(R, n4.id, epoch=30)) == 31
+            assert epoch_of(c.bump_epoch(R)) == 32  # no floor: one more
+        wait_for(lambda: {n.metrics(R)["epoch"] for n in (n1, n2, n3)} ==
+                 {32}, 20, "every replica at epoch 32")

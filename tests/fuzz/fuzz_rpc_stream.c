@@ -41,7 +41,7 @@ static const rpc_type reply_types[] = {
     RPC_GET,            RPC_SCAN,        RPC_CREATE_REPLICA,
     RPC_ADD_REPLICA,    RPC_REMOVE_REPLICA, RPC_TRANSFER_LEADER,
     RPC_METRICS,        RPC_DROP_REPLICA, RPC_SPLIT_RANGE,
-    RPC_CATCH_UP,
+    RPC_CATCH_UP,       RPC_BUMP_EPOCH,
 };
 
 typedef struct trace {

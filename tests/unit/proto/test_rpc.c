@@ -356,12 +356,13 @@ static void test_admin_requests(void **state)
     (void)state;
     buf f = BUF_INIT;
     rpc_request q = {.type = RPC_ADD_REPLICA, .id = 4, .range_id = 8,
-                     .node_id = 6};
+                     .node_id = 6, .epoch = 9};
     q.addr = B("127.0.0.1:9000");
     assert_int_equal(rpc_encode_request(&f, &q), 0);
     rpc_request d;
     assert_int_equal(rpc_decode_request(f.data, f.len, &d), 0);
     assert_int_equal(d.node_id, 6);
+    assert_int_equal(d.epoch, 9);
     assert_bytes(d.addr, "127.0.0.1:9000");
     buf_reset(&f);
     rpc_request m = {.type = RPC_METRICS, .id = 5, .range_id = 0};
@@ -382,6 +383,14 @@ static void test_admin_requests(void **state)
     assert_int_equal(d.type, RPC_CATCH_UP);
     assert_int_equal(d.range_id, 13);
     assert_int_equal(d.node_id, 3);
+    buf_reset(&f);
+    rpc_request e = {.type = RPC_BUMP_EPOCH, .id = 8, .range_id = 14,
+                     .epoch = 21};
+    assert_int_equal(rpc_encode_request(&f, &e), 0);
+    assert_int_equal(rpc_decode_request(f.data, f.len, &d), 0);
+    assert_int_equal(d.type, RPC_BUMP_EPOCH);
+    assert_int_equal(d.range_id, 14);
+    assert_int_equal(d.epoch, 21);
     buf_free(&f);
 }
 
