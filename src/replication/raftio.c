@@ -197,14 +197,24 @@ void rio_expire_election(rio *r, bool at_once)
         r->offset_ms -= (int64_t)(want - elapsed);
 }
 
+/* libraft draws every election timeout from [T, 2T) with this, and
+ * nothing else. The random part only has to keep the followers, which
+ * notice a silent leader at about the same moment, from splitting the
+ * vote: a spread of many round trips does that, and T more (another
+ * second by default) is time a range goes without a leader after its
+ * leader hangs. So the draw is from [T, T + ELECTION_SPREAD_MS). */
+#define ELECTION_SPREAD_MS 300
+
 static int io_random(struct raft_io *io, int min, int max)
 {
     rio *r = of(io);
-    /* xorshift64*: libraft only randomises election timeouts with it */
+    /* xorshift64* */
     r->rnd ^= r->rnd >> 12;
     r->rnd ^= r->rnd << 25;
     r->rnd ^= r->rnd >> 27;
     uint64_t v = r->rnd * 0x2545F4914F6CDD1Dull;
+    if (max - min > ELECTION_SPREAD_MS)
+        max = min + ELECTION_SPREAD_MS;
     return max > min ? min + (int)(v % (uint64_t)(max - min)) : min;
 }
 
