@@ -96,14 +96,18 @@ class Setup:
                 for nd in self.nodes.nodes]
 
 
-def bench(binary, port, table, phase, args, duration=None, workload="W"):
-    """One `cairn bench` phase on `table` (args.records, args.clients,
-    100-byte values, uniform keys); its JSON, with "p99_ms" added."""
-    argv = [binary, "bench", "--port", str(port), "--table", table,
-            "--phase", phase, "--workload", workload,
-            "--distribution", "uniform",
-            "--records", str(args.records), "--clients", str(args.clients),
-            "--value-size", "100", "--json", "--no-progress"]
+def bench(binary, port, table, phase, args, duration=None, workload="W",
+          extra=()):
+    """One `cairn bench` phase on `table` (None: plain GET/SET, as to
+    Redis) (args.records, args.clients, 100-byte values, uniform keys, and
+    `extra` arguments); its JSON, with "p99_ms" added."""
+    argv = [binary, "bench", "--port", str(port)]
+    if table:
+        argv += ["--table", table]
+    argv += ["--phase", phase, "--workload", workload,
+             "--distribution", "uniform",
+             "--records", str(args.records), "--clients", str(args.clients),
+             "--value-size", "100", "--json", "--no-progress"] + list(extra)
     if duration:
         argv += ["--duration", str(duration)]
     out = subprocess.run(argv, capture_output=True, text=True,

@@ -14,8 +14,10 @@
  * maps these to the table `default`), or with a table name `KV.GET table
  * key` and `KV.PUT table key value`; scans by a template, by default
  * `KV.SCAN {table} {start} "" LIMIT {n}` ({table} is the table name or
- * `default`, {start} the first key, {n} the scan length, "" an empty
- * argument).
+ * `default`, {start} the first key - also inside a word, as in Redis's
+ * `ZRANGEBYLEX z [{start} + LIMIT 0 {n}` - {n} the scan length, "" an
+ * empty argument). Scan replies count the keys they hold: KV.SCAN's
+ * [cursor, [k, v, ...]] a key per pair, a flat array one per element.
  *
  * Honest reporting (the rules the report follows):
  *  1. Latency is measured per request from when it is queued for sending to
@@ -47,7 +49,7 @@ typedef enum bench_phase { BENCH_PHASE_LOAD, BENCH_PHASE_RUN } bench_phase;
 typedef struct bench_config {
     const char *host;
     int port;
-    char workload[2];     /* "A", "B", "C", "W" or "E" */
+    char workload[2];     /* "A", "B", "C", "W", "E" or "S" */
     uint64_t records;     /* records loaded / picked from */
     uint64_t load_from;   /* the load phase inserts load_from..records-1 */
     size_t value_size;    /* bytes per value */
@@ -75,6 +77,7 @@ typedef struct bench_op_stats {
     bench_hist *hist; /* latencies of successful replies, microseconds */
     uint64_t errors;
     uint64_t misses;
+    uint64_t items; /* SCAN: keys the replies held */
 } bench_op_stats;
 
 typedef struct bench_result {

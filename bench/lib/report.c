@@ -83,6 +83,10 @@ void bench_report_text(FILE *f, const bench_config *cfg,
     if (total_misses(res))
         fprintf(f, "  reads of loaded keys that found nothing: %llu\n",
                 (unsigned long long)total_misses(res));
+    if (res->ops[BENCH_OP_SCAN].items)
+        fprintf(f, "  keys scanned: %llu = %.0f keys/s\n",
+                (unsigned long long)res->ops[BENCH_OP_SCAN].items,
+                rate(res->ops[BENCH_OP_SCAN].items, secs));
     if (res->n_err_words) {
         fprintf(f, "  errors by kind:");
         for (size_t i = 0; i < res->n_err_words; i++)
@@ -134,7 +138,8 @@ void bench_report_json(FILE *f, const bench_config *cfg,
             "\"workload\":\"%s\",\"distribution\":\"%s\",\"records\":%llu,"
             "\"value_size\":%zu,\"clients\":%u,\"pipeline\":%u,"
             "\"elapsed_s\":%.3f,\"ops\":%llu,\"ops_per_s\":%.1f,"
-            "\"errors\":%llu,\"misses\":%llu,\"aborted\":%s,",
+            "\"errors\":%llu,\"misses\":%llu,\"scan_keys\":%llu,"
+            "\"scan_keys_per_s\":%.1f,\"aborted\":%s,",
             cfg->host, cfg->port, phase_name(res->phase),
             res->phase == BENCH_PHASE_LOAD ? "load" : res->workload,
             cfg->zipfian ? "zipfian" : "uniform",
@@ -143,6 +148,8 @@ void bench_report_json(FILE *f, const bench_config *cfg,
             rate(res->done, secs),
             (unsigned long long)bench_result_errors(res),
             (unsigned long long)total_misses(res),
+            (unsigned long long)res->ops[BENCH_OP_SCAN].items,
+            rate(res->ops[BENCH_OP_SCAN].items, secs),
             res->aborted ? "true" : "false");
     fprintf(f, "\"error_words\":{");
     for (size_t i = 0; i < res->n_err_words; i++) {

@@ -114,14 +114,19 @@ static void count_error(runner *r, bench_op op, const char *word, size_t len)
 
 static int append_scan(runner *r, buf *b, const char *key, unsigned n)
 {
-    char num[16];
+    char num[16], glued[MAX_SCAN_ARGS][64];
     snprintf(num, sizeof num, "%u", n);
     const char *argv[MAX_SCAN_ARGS];
     for (size_t i = 0; i < r->scan_argc; i++) {
         const char *w = r->scan_words[i];
-        if (strcmp(w, "{start}") == 0)
+        const char *at = strstr(w, "{start}");
+        if (strcmp(w, "{start}") == 0) {
             argv[i] = key;
-        else if (strcmp(w, "{n}") == 0)
+        } else if (at && strlen(w) < 32) { /* "[{start}": Redis's BYLEX */
+            snprintf(glued[i], sizeof glued[i], "%.*s%s%s", (int)(at - w), w,
+                     key, at + strlen("{start}"));
+            argv[i] = glued[i];
+        } else if (strcmp(w, "{n}") == 0)
             argv[i] = num;
         else if (strcmp(w, "{table}") == 0)
             argv[i] = r->cfg->table ? r->cfg->table : "default";
@@ -151,10 +156,12 @@ static int append_request(runner *r, conn *c, bench_op op)
         return kv ? resp_write_command(&c->out, 3, argv, NULL)
                   : resp_write_command(&c->out, 2, argv, NULL);
     }
-    case BENCH_OP_SCAN:
+    case BENCH_OP_SCAN: /* S: every page full length (workload.h) */
         return append_scan(r, &c->out, key,
-                           1 + (unsigned)bench_rng_below(&c->rng,
-                                                         cfg->max_scan));
+                           cfg->workload[0] == 'S' || cfg->workload[0] == 's'
+                               ? cfg->max_scan
+                               : 1 + (unsigned)bench_rng_below(
+                                         &c->rng, cfg->max_scan));
     default: {
         const char *argv[] = {kv ? "KV.PUT" : "SET", kv ? cfg->table : key,
                               key, r->value};
@@ -241,6 +248,19 @@ static void on_write(uv_write_t *req, int status)
 
 /* ---- replies ---------------------------------------------------------- */
 
+/* Keys a scan reply holds: KV.SCAN's [cursor, [k, v, ...]] has pairs; a
+ * flat array (Redis's ZRANGEBYLEX, SCAN's keys) one key per element. */
+static uint64_t scanned_keys(const resp_reply *rep)
+{
+    const resp_node *n = rep->nodes;
+    if (n[0].type != RESP_ARRAY)
+        return 0;
+    if (n[0].count == 2 && rep->nnodes >= 3 && n[1].type == RESP_BULK &&
+        n[2].type == RESP_ARRAY)
+        return n[2].count / 2;
+    return n[0].count;
+}
+
 static void handle_reply(conn *c, const resp_reply *rep, uint64_t now_ns)
 {
     runner *r = c->r;
@@ -262,6 +282,8 @@ static void handle_reply(conn *c, const resp_reply *rep, uint64_t now_ns)
     }
     if (f.op == BENCH_OP_READ && top->type == RESP_NIL)
         r->res->ops[f.op].misses++;
+    if (f.op == BENCH_OP_SCAN)
+        r->res->ops[f.op].items += scanned_keys(rep);
     uint64_t us = (now_ns - f.t0_ns) / 1000;
     bench_hist_record(r->res->ops[f.op].hist, us);
     r->res->done++;

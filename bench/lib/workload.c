@@ -21,7 +21,7 @@ const char *bench_op_name(bench_op op)
 static const bench_mix mixes[] = {
     {'A', {500, 500, 0, 0}}, {'B', {950, 50, 0, 0}},
     {'C', {1000, 0, 0, 0}},  {'W', {0, 1000, 0, 0}},
-    {'E', {0, 0, 50, 950}},
+    {'E', {0, 0, 50, 950}},  {'S', {0, 0, 0, 1000}},
 };
 
 int bench_mix_get(const char *name, bench_mix *out)

@@ -8,10 +8,11 @@
  *     C  100 % read                    (read only)
  *     W  100 % update                  (write only; not in YCSB)
  *     E  95 % scan,  5 % insert        (short ranges)
+ *     S  100 % scan of max_scan keys   (scan throughput; not in YCSB)
  * Reads, updates and scan starts pick a loaded record, uniformly or by
  * YCSB's scrambled zipfian (zipf.h); inserts append new records after the
  * loaded ones, so they never overwrite one. Scan lengths are uniform in
- * 1..max_scan, YCSB's default (max 100).
+ * 1..max_scan, YCSB's default (max 100), except in S: always max_scan.
  *
  * Keys are "user" followed by the record number in 12 zero-padded digits,
  * so key order is record order and a scan from a key returns the records

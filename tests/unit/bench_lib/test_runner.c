@@ -31,7 +31,7 @@
 
 /* The fake server: SET and KV.PUT answer +OK, GET answers a value unless
  * the key ends in '7' (nil), a well-formed `KV.SCAN table start "" LIMIT n`
- * answers an empty page, anything else "-WRONG no such command". */
+ * answers a last page of n keys, anything else "-WRONG no such command". */
 typedef struct fake {
     int listen_fd;
     int stop_pipe[2];
@@ -45,18 +45,18 @@ static bool arg_is(const resp_arg *a, const char *s)
     return a->len == strlen(s) && memcmp(a->p, s, a->len) == 0;
 }
 
-/* KV.SCAN <default or t> user... "" LIMIT 1..100 */
-static bool scan_ok(const resp_cmd *cmd)
+/* KV.SCAN <default or t> user... "" LIMIT 1..100: the limit, else 0 */
+static int scan_ok(const resp_cmd *cmd)
 {
     const resp_arg *a = cmd->argv;
     if (cmd->argc != 6 || !arg_is(&a[0], "KV.SCAN") ||
         !(arg_is(&a[1], "default") || arg_is(&a[1], "t")) ||
         a[2].len != BENCH_KEY_LEN || a[3].len != 0 ||
         !arg_is(&a[4], "LIMIT"))
-        return false;
+        return 0;
     char n[8] = {0};
     memcpy(n, a[5].p, a[5].len < 7 ? a[5].len : 7);
-    return atoi(n) >= 1 && atoi(n) <= 100;
+    return atoi(n) >= 1 && atoi(n) <= 100 ? atoi(n) : 0;
 }
 
 static void answer(buf *out, const resp_cmd *cmd)
@@ -70,10 +70,13 @@ static void answer(buf *out, const resp_cmd *cmd)
         resp_write_error(out, word, "made up");
         return;
     }
-    if (scan_ok(cmd)) {
+    int limit = scan_ok(cmd);
+    if (limit > 0) {
         resp_write_array(out, 2);
         resp_write_bulk_str(out, "");
-        resp_write_array(out, 0);
+        resp_write_array(out, 2 * (size_t)limit);
+        for (int i = 0; i < 2 * limit; i++)
+            resp_write_bulk_str(out, i % 2 ? "v" : "k");
         return;
     }
     if ((a[0].len == 3 && memcmp(a[0].p, "SET", 3) == 0) ||
@@ -254,8 +257,29 @@ static void test_scans(void **state)
         assert_int_equal(bench_hist_count(res->ops[BENCH_OP_SCAN].hist) +
                              bench_hist_count(res->ops[BENCH_OP_INSERT].hist),
                          1000);
+        /* lengths uniform in 1..100: a mean near 50 keys a scan */
+        uint64_t scans = bench_hist_count(res->ops[BENCH_OP_SCAN].hist);
+        uint64_t keys = res->ops[BENCH_OP_SCAN].items;
+        assert_true(keys > scans * 40 && keys < scans * 60);
         bench_result_free(res);
     }
+}
+
+/* Workload S: scans only, every one asking for --max-scan keys; the keys
+ * the replies hold are counted. */
+static void test_scan_workload_counts_keys(void **state)
+{
+    fake *f = *state;
+    bench_config cfg;
+    config(&cfg, f, "S");
+    cfg.ops = 500;
+    cfg.max_scan = 100;
+    bench_result *res;
+    assert_int_equal(bench_run(&cfg, BENCH_PHASE_RUN, &res), 0);
+    assert_int_equal(bench_result_errors(res), 0);
+    assert_int_equal(bench_hist_count(res->ops[BENCH_OP_SCAN].hist), 500);
+    assert_int_equal(res->ops[BENCH_OP_SCAN].items, 500 * 100);
+    bench_result_free(res);
 }
 
 /* A scan command the server does not know: every scan is an error under
@@ -399,6 +423,7 @@ int main(void)
         cmocka_unit_test(test_load_phase),
         cmocka_unit_test(test_run_workload_a),
         cmocka_unit_test(test_scans),
+        cmocka_unit_test(test_scan_workload_counts_keys),
         cmocka_unit_test(test_errors_counted_by_word),
         cmocka_unit_test(test_error_words_bounded),
         cmocka_unit_test(test_duration_run),

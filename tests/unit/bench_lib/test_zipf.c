@@ -152,10 +152,10 @@ static void test_mixes(void **state)
     bench_mix m;
     assert_int_equal(bench_mix_get("Q", &m), CAIRN_ERR_INVALID);
     assert_int_equal(bench_mix_get("AB", &m), CAIRN_ERR_INVALID);
-    const char *names[] = {"a", "B", "C", "W", "e"};
+    const char *names[] = {"a", "B", "C", "W", "e", "S"};
     bench_rng r;
     bench_rng_seed(&r, 3);
-    for (size_t w = 0; w < 5; w++) {
+    for (size_t w = 0; w < 6; w++) {
         assert_int_equal(bench_mix_get(names[w], &m), 0);
         uint64_t counts[BENCH_OP_COUNT_] = {0};
         for (int i = 0; i < 100000; i++)
