@@ -17,13 +17,6 @@
 #include "common/log.h"
 #include "router/router_int.h"
 
-void router_reply_status(struct rreq *q, int status, const char *msg)
-{
-    if (msg == NULL || msg[0] == '\0')
-        msg = cairn_err_message(status);
-    resp_write_error(&q->out, cairn_err_word(status), "%s", msg);
-}
-
 /* The error of a node reply (its message if it has one). */
 static void reply_rep_error(struct rreq *q, int status, const rpc_reply *rep)
 {

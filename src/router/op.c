@@ -20,6 +20,7 @@
  * Every op ends in exactly one call of op->done.
  */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,8 @@
 
 static void op_attempt(struct rop *op);
 static void forget_leader(struct rop *op);
+static void op_replied(struct rop *op, const rpc_reply *rep);
+static void op_conn_failed(struct rop *op, int err);
 
 static void ticker_cb(uv_timer_t *t)
 {
@@ -145,8 +148,8 @@ static void op_unlink(struct rop *op)
 
 static void op_finish(struct rop *op, int status, const rpc_reply *rep)
 {
-    if (op->conn)
-        router_pool_detach(op);
+    if (op->pr.conn)
+        router_pool_detach(&op->pr);
     op_unlink(op);
     if (op->req)
         op->req->pending--;
@@ -260,7 +263,8 @@ static bool must_wait(const struct rop *op, const struct nconn *target)
         if (e->req == op->req && op->req->cmd.kind == RCMD_DEL)
             continue;
         bool going = op->is_write && e->is_write && e->attempts == 0 &&
-                     e->conn != NULL && (e->sent || e->conn == target);
+                     e->pr.conn != NULL &&
+                     (e->pr.sent || e->pr.conn == target);
         if (!going)
             return true;
     }
@@ -290,6 +294,49 @@ static void wait_turn(struct rop *op)
     }
     op->retry_at = now + 1;
     ticker_ensure(r);
+}
+
+/* The RPC request of an attempt (request id `id`). */
+static void fill_request(const struct rop *op, uint64_t id, rpc_request *req)
+{
+    memset(req, 0, sizeof *req);
+    req->type = op->type;
+    req->id = id;
+    req->range_id = op->range_id;
+    req->epoch = op->epoch;
+    req->key.p = op->key;
+    req->key.len = op->key_len;
+    req->value.p = op->value;
+    req->value.len = op->value_len;
+    req->end.p = op->end;
+    req->end.len = op->end_len;
+    /* A scan stops at the end of the range it is sent to. */
+    if (op->type == RPC_SCAN && op->rend_len > 0 &&
+        (op->end_len == 0 || key_cmp(op->rend, op->rend_len, op->end,
+                                            op->end_len) < 0)) {
+        req->end.p = op->rend;
+        req->end.len = op->rend_len;
+    }
+    req->cond = op->cond;
+    req->cond_seq = op->cond_seq;
+    req->limit = op->limit;
+}
+
+
+/* The pool's callbacks (pool_req, router_int.h): the rop around it. */
+static struct rop *op_of(pool_req *pr)
+{
+    return (struct rop *)((char *)pr - offsetof(struct rop, pr));
+}
+
+static void pool_replied(pool_req *pr, const rpc_reply *rep)
+{
+    op_replied(op_of(pr), rep);
+}
+
+static void pool_failed(pool_req *pr, int err)
+{
+    op_conn_failed(op_of(pr), err);
 }
 
 static void op_attempt(struct rop *op)
@@ -325,9 +372,11 @@ static void op_attempt(struct rop *op)
     op->epoch = rg->epoch;
     op->node_id = node;
     op->sent_ms = router_now(r);
-    op->rpc_id = ++r->next_rpc_id;
-    op->sent = false;
-    int rc = router_pool_send(r, addr, op);
+    rpc_request req;
+    fill_request(op, ++r->next_rpc_id, &req);
+    op->pr.on_reply = pool_replied;
+    op->pr.on_failed = pool_failed;
+    int rc = router_pool_send(r, addr, &op->pr, &req);
     if (rc != 0) {
         forget_leader(op);
         retry_later(op, rc, "cannot reach the node", true);
@@ -344,8 +393,8 @@ void router_op_cancel_req(struct router *r, struct rreq *q)
     for (struct rop *op = r->ops; op != NULL; op = op->next) {
         if (op->req != q || op->dead)
             continue;
-        if (op->conn)
-            router_pool_detach(op);
+        if (op->pr.conn)
+            router_pool_detach(&op->pr);
         order_leave(op);
         op->dead = true;
         op->req = NULL;
@@ -399,7 +448,7 @@ static void node_msg(char *msg, size_t cap, const struct rop *op,
 /* What a node's answer means for the op (the node's contract: rejections
  * below are given before a write is proposed to Raft, so nothing was
  * applied; a proposal whose fate is unknown is answered TIMEOUT). */
-void router_op_reply(struct rop *op, const rpc_reply *rep)
+static void op_replied(struct rop *op, const rpc_reply *rep)
 {
     char msg[96];
     switch (rep->status) {
@@ -452,10 +501,10 @@ static void forget_leader(struct rop *op)
         rg->leader = 0;
 }
 
-void router_op_conn_failed(struct rop *op, int err)
+static void op_conn_failed(struct rop *op, int err)
 {
     forget_leader(op);
-    if (op->sent && op->is_write) {
+    if (op->pr.sent && op->is_write) {
         op_fail(op, CAIRN_ERR_TIMEOUT,
                 "connection to node %llu lost after the write was sent; "
                 "outcome unknown",
@@ -483,9 +532,9 @@ void router_op_conn_failed(struct rop *op, int err)
  * sooner, so that the client can decide. Returns whether it acted. */
 static bool abandon_stale(struct rop *op, uint64_t now)
 {
-    if (op->conn == NULL)
+    if (op->pr.conn == NULL)
         return false;
-    bool sent_write = op->sent && op->is_write;
+    bool sent_write = op->pr.sent && op->is_write;
     uint64_t after = sent_write ? ROUTER_ABANDON_WRITE_MS
                                 : ROUTER_ABANDON_READ_MS;
     if (now - op->sent_ms < after)
@@ -501,7 +550,7 @@ static bool abandon_stale(struct rop *op, uint64_t now)
                 (unsigned long long)rg->leader, ROUTER_ABANDON_WRITE_MS);
         return true;
     }
-    router_pool_detach(op);
+    router_pool_detach(&op->pr);
     op->last_err = CAIRN_ERR_NOT_LEADER;
     snprintf(op->last_msg, sizeof op->last_msg,
              "node %llu did not answer and no longer leads",
@@ -529,9 +578,9 @@ void router_op_tick(struct router *r)
         } else if (now < op->deadline && abandon_stale(op, now)) {
             /* routed again, or finished */
         } else if (now >= op->deadline) {
-            if (op->conn)
+            if (op->pr.conn)
                 forget_leader(op); /* it did not answer in time */
-            if (op->conn && op->sent && op->is_write)
+            if (op->pr.conn && op->pr.sent && op->is_write)
                 op_fail(op, CAIRN_ERR_TIMEOUT,
                         "write sent to node %llu not answered within %d "
                         "ms; outcome unknown",
@@ -552,8 +601,8 @@ void router_op_free_all(struct router *r)
 {
     while (r->ops != NULL) {
         struct rop *op = r->ops;
-        if (op->conn)
-            router_pool_detach(op);
+        if (op->pr.conn)
+            router_pool_detach(&op->pr);
         order_leave(op);
         op_unlink(op);
         free(op->rend);

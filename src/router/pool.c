@@ -4,14 +4,16 @@
  * One connection per node address, shared by every client: requests are
  * framed with a request id (proto/rpc.h) and written back to back; replies
  * are matched by id, so a node may answer them in any order. Writes are
- * batched: while one write is on the socket, new ops queue with their
+ * batched: while one write is on the socket, new requests queue with their
  * frames and go together when it completes.
  *
- * An op counts as sent once the write carrying its frame was handed to the
- * socket; if the connection then dies or the deadline passes, a sent
- * write's outcome is unknown (op.c answers -TIMEOUT), while an unsent op's
- * frame is still its own: detaching it drops the frame, so it is safely
- * retried or answered -TRYAGAIN.
+ * The pool knows requests (pool_req), not ops: their outcome goes back
+ * through the request's callbacks, set by op.c, which sits above.
+ * A request counts as sent once the write carrying its frame was handed to
+ * the socket; if the connection then dies or the deadline passes, a sent
+ * write's outcome is unknown (op.c answers -TIMEOUT), while an unsent
+ * request's frame is still its own: detaching it drops the frame, so it is
+ * safely retried or answered -TRYAGAIN.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,27 +33,27 @@ struct nwrite {
 static void conn_fail(struct nconn *n, int err);
 static void on_write(uv_write_t *req, int status);
 
-/* Unsent ops are always the tail of the in-flight list: ops are appended
- * unsent and a flush sends every one of them. */
-static struct rop *first_unsent(struct nconn *n)
+/* Unsent requests are always the tail of the in-flight list: they are
+ * appended unsent and a flush sends every one of them. */
+static pool_req *first_unsent(struct nconn *n)
 {
-    struct rop *first = NULL;
-    for (struct rop *op = n->tail; op != NULL && !op->sent; op = op->cprev)
-        first = op;
+    pool_req *first = NULL;
+    for (pool_req *pr = n->tail; pr != NULL && !pr->sent; pr = pr->cprev)
+        first = pr;
     return first;
 }
 
-/* Hand the hello (if not yet written) and every unsent op's frame to the
- * socket in one write. Until then a frame belongs to its op, so an op that
- * finishes or is cancelled first takes its frame with it and the node
- * never sees it (why -TRYAGAIN may promise that nothing was written). */
+/* Hand the hello (if not yet written) and every unsent request's frame to
+ * the socket in one write. Until then a frame belongs to its request, so
+ * one detached first takes its frame with it and the node never sees it
+ * (why -TRYAGAIN may promise that nothing was written). */
 static void conn_flush(struct nconn *n)
 {
     if (!n->connected || n->writing || n->closing)
         return;
-    struct rop *first = first_unsent(n);
+    pool_req *first = first_unsent(n);
     size_t nb = n->out.len > 0 ? 1 : 0;
-    for (struct rop *op = first; op != NULL; op = op->cnext)
+    for (pool_req *pr = first; pr != NULL; pr = pr->cnext)
         nb++;
     if (nb == 0)
         return;
@@ -70,12 +72,12 @@ static void conn_flush(struct nconn *n)
         w->data[w->n++] = n->out.data;
         n->out = (buf)BUF_INIT;
     }
-    for (struct rop *op = first; op != NULL; op = op->cnext) {
-        bufs[w->n] = uv_buf_init((char *)op->frame.data,
-                                 (unsigned)op->frame.len);
-        w->data[w->n++] = op->frame.data;
-        op->frame = (buf)BUF_INIT;
-        op->sent = true;
+    for (pool_req *pr = first; pr != NULL; pr = pr->cnext) {
+        bufs[w->n] = uv_buf_init((char *)pr->frame.data,
+                                 (unsigned)pr->frame.len);
+        w->data[w->n++] = pr->frame.data;
+        pr->frame = (buf)BUF_INIT;
+        pr->sent = true;
     }
     n->writing = true;
     int rc = uv_write(&w->req, (uv_stream_t *)&n->tcp, bufs,
@@ -113,8 +115,9 @@ static void on_conn_closed(uv_handle_t *h)
     free(n);
 }
 
-/* The connection is gone: every op on it is retried or, for a sent write,
- * answered -TIMEOUT. New sends to the address open a new connection. */
+/* The connection is gone: every request on it fails (op.c retries it or,
+ * for a sent write, answers -TIMEOUT). New sends to the address open a
+ * new connection. */
 static void conn_fail(struct nconn *n, int err)
 {
     if (n->closing)
@@ -128,23 +131,23 @@ static void conn_fail(struct nconn *n, int err)
         }
     uv_close((uv_handle_t *)&n->tcp, on_conn_closed);
     while (n->head != NULL) {
-        struct rop *op = n->head;
-        router_pool_detach(op);
-        router_op_conn_failed(op, err);
+        pool_req *pr = n->head;
+        router_pool_detach(pr);
+        pr->on_failed(pr, err);
     }
 }
 
-static struct rop *find_op(struct nconn *n, uint64_t id)
+static pool_req *find_req(struct nconn *n, uint64_t id)
 {
-    for (struct rop *op = n->head; op != NULL; op = op->cnext)
-        if (op->rpc_id == id)
-            return op;
+    for (pool_req *pr = n->head; pr != NULL; pr = pr->cnext)
+        if (pr->rpc_id == id)
+            return pr;
     return NULL;
 }
 
 /* The node refused the connection (request id 0: a wrong or missing
- * cluster secret). It read nothing after the handshake, so no op on this
- * connection was applied, sent or not: every one may be retried. */
+ * cluster secret). It read nothing after the handshake, so no request on
+ * this connection was applied, sent or not: every one may be retried. */
 static void conn_refused(struct nconn *n, const uint8_t *p, size_t len)
 {
     rpc_reply rep;
@@ -157,8 +160,8 @@ static void conn_refused(struct nconn *n, const uint8_t *p, size_t len)
                  cairn_err_word(rep.status), (int)rep.message.len,
                  (const char *)rep.message.p);
     }
-    for (struct rop *op = n->head; op != NULL; op = op->cnext)
-        op->sent = false;
+    for (pool_req *pr = n->head; pr != NULL; pr = pr->cnext)
+        pr->sent = false;
     conn_fail(n, CAIRN_ERR_NOAUTH);
 }
 
@@ -168,16 +171,16 @@ static void handle_frame(struct nconn *n, const uint8_t *p, size_t len)
         conn_refused(n, p, len);
         return;
     }
-    struct rop *op = find_op(n, be_get_u64(p + 5));
-    if (op == NULL)
-        return; /* its op timed out or was cancelled: drop the reply */
+    pool_req *pr = find_req(n, be_get_u64(p + 5));
+    if (pr == NULL)
+        return; /* it timed out or was cancelled: drop the reply */
     rpc_reply rep;
-    if (rpc_decode_reply(p, len, op->type, &rep) != 0) {
+    if (rpc_decode_reply(p, len, pr->type, &rep) != 0) {
         conn_fail(n, CAIRN_ERR_PROTO);
         return;
     }
-    router_pool_detach(op);
-    router_op_reply(op, &rep);
+    router_pool_detach(pr);
+    pr->on_reply(pr, &rep);
 }
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *out)
@@ -287,31 +290,6 @@ static struct nconn *conn_open(struct router *r, const char *addr)
     return n;
 }
 
-static void fill_request(const struct rop *op, rpc_request *req)
-{
-    memset(req, 0, sizeof *req);
-    req->type = op->type;
-    req->id = op->rpc_id;
-    req->range_id = op->range_id;
-    req->epoch = op->epoch;
-    req->key.p = op->key;
-    req->key.len = op->key_len;
-    req->value.p = op->value;
-    req->value.len = op->value_len;
-    req->end.p = op->end;
-    req->end.len = op->end_len;
-    /* A scan stops at the end of the range it is sent to. */
-    if (op->type == RPC_SCAN && op->rend_len > 0 &&
-        (op->end_len == 0 || key_cmp(op->rend, op->rend_len, op->end,
-                                            op->end_len) < 0)) {
-        req->end.p = op->rend;
-        req->end.len = op->rend_len;
-    }
-    req->cond = op->cond;
-    req->cond_seq = op->cond_seq;
-    req->limit = op->limit;
-}
-
 struct nconn *router_pool_find(struct router *r, const char *addr)
 {
     struct nconn *n = r->conns;
@@ -320,49 +298,51 @@ struct nconn *router_pool_find(struct router *r, const char *addr)
     return n;
 }
 
-int router_pool_send(struct router *r, const char *addr, struct rop *op)
+int router_pool_send(struct router *r, const char *addr, pool_req *pr,
+                     const rpc_request *req)
 {
     struct nconn *n = router_pool_find(r, addr);
     if (n == NULL && (n = conn_open(r, addr)) == NULL)
         return CAIRN_ERR_IO;
-    rpc_request req;
-    fill_request(op, &req);
-    buf_free(&op->frame);
-    int rc = rpc_encode_request(&op->frame, &req);
+    buf_free(&pr->frame);
+    int rc = rpc_encode_request(&pr->frame, req);
     if (rc != 0) {
-        buf_free(&op->frame);
+        buf_free(&pr->frame);
         return rc;
     }
-    op->conn = n;
-    op->cnext = NULL;
-    op->cprev = n->tail;
+    pr->rpc_id = req->id;
+    pr->type = req->type;
+    pr->sent = false;
+    pr->conn = n;
+    pr->cnext = NULL;
+    pr->cprev = n->tail;
     if (n->tail)
-        n->tail->cnext = op;
+        n->tail->cnext = pr;
     else
-        n->head = op;
-    n->tail = op;
+        n->head = pr;
+    n->tail = pr;
     n->ninflight++;
     conn_flush(n);
     return 0;
 }
 
-void router_pool_detach(struct rop *op)
+void router_pool_detach(pool_req *pr)
 {
-    struct nconn *n = op->conn;
+    struct nconn *n = pr->conn;
     if (n == NULL)
         return;
-    if (op->cprev)
-        op->cprev->cnext = op->cnext;
+    if (pr->cprev)
+        pr->cprev->cnext = pr->cnext;
     else
-        n->head = op->cnext;
-    if (op->cnext)
-        op->cnext->cprev = op->cprev;
+        n->head = pr->cnext;
+    if (pr->cnext)
+        pr->cnext->cprev = pr->cprev;
     else
-        n->tail = op->cprev;
+        n->tail = pr->cprev;
     n->ninflight--;
-    buf_free(&op->frame); /* not handed to the socket: never sent */
-    op->conn = NULL;
-    op->cnext = op->cprev = NULL;
+    buf_free(&pr->frame); /* not handed to the socket: never sent */
+    pr->conn = NULL;
+    pr->cnext = pr->cprev = NULL;
 }
 
 void router_pool_close_all(struct router *r)

@@ -6,9 +6,15 @@
  *   exec.c     executing parsed commands, formatting replies
  *   scan.c     KV.SCAN paging across ranges
  *   tables.c   TABLE.* commands (metadata on worker threads)
+ *   req.c      a command's reply: error replies, the end of a command
  *   op.c       one routed RPC: route, send, retry, deadline
  *   pool.c     pooled, pipelined connections to nodes
  *   view.c     the routing cache built from metadata snapshots
+ *
+ * Calls go one way, server -> exec (scan, tables) -> op -> pool; results
+ * come back through callbacks: a pool request's on_reply/on_failed (set
+ * by op.c), an op's `done` (set by exec.c, scan.c), a req's `finish` (set
+ * by server.c).
  *
  * Object lifetimes, all on the loop thread:
  *   client  owns its queue of reqs; freed after its handle closed and no
@@ -68,10 +74,27 @@ struct nconn;
 
 typedef void (*rop_done_fn)(struct rop *op, int status, const rpc_reply *rep);
 
+/* What the pool knows of one request (pool.c): its place in a node
+ * connection's in-flight list, its frame until sent, and where the
+ * outcome goes - exactly one of on_reply (a reply to it arrived) or
+ * on_failed (the connection died; `sent` says whether the node may have
+ * read it), after the pool has detached it. */
+typedef struct pool_req pool_req;
+struct pool_req {
+    pool_req *cnext, *cprev;
+    struct nconn *conn;        /* NULL: not in flight */
+    uint64_t rpc_id;
+    rpc_type type;             /* to decode the reply */
+    buf frame;                 /* its request while attached, unsent */
+    bool sent;                 /* its frame was handed to the socket */
+    void (*on_reply)(pool_req *pr, const rpc_reply *rep);
+    void (*on_failed)(pool_req *pr, int err);
+};
+
 /* One routed RPC. */
 struct rop {
     struct rop *next, *prev;   /* router's list of live ops */
-    struct rop *cnext, *cprev; /* the node connection's in-flight list */
+    pool_req pr;               /* in flight to a node (pool.c) */
     struct rop *wnext, *wprev; /* its client's ordered ops (op.c) */
     struct rclient *wc;        /* that client; NULL: not ordered */
     struct router *r;
@@ -95,10 +118,6 @@ struct rop {
     uint64_t range_id;         /* filled when routed */
     uint64_t epoch;
 
-    struct nconn *conn;        /* in this connection's in-flight list */
-    uint64_t rpc_id;
-    buf frame;                 /* its request while attached, unsent */
-    bool sent;                 /* its frame was handed to the socket */
     bool is_write;
     bool dead;                 /* cancelled: freed by the next tick */
     uint64_t node_id;          /* where it was sent */
@@ -120,7 +139,7 @@ struct nconn {
     bool connected, closing, writing;
     buf out;                   /* the hello, until handed to the socket */
     buf in;
-    struct rop *head, *tail;   /* in flight, in send order */
+    pool_req *head, *tail;     /* in flight, in send order */
     size_t ninflight;
 };
 
@@ -148,6 +167,7 @@ struct rreq {
     struct router *r;          /* set for commands (metrics) */
     uint64_t start_ns;         /* uv_hrtime() when the command arrived */
     int mkind;                 /* metrics: router_cmd_kind + 1; 0 = none */
+    void (*finish)(struct rreq *q); /* the reply is complete (server.c) */
 };
 
 /* One part of a fan-out reply (MGET). */
@@ -224,9 +244,14 @@ struct router {
     size_t nops;
 };
 
-/* ---- server.c ---- */
-/* A req's reply is complete: write what can be written, in order. */
+/* ---- req.c ---- */
+/* A req's reply is complete: hand it to whoever made the req (q->finish:
+ * the server writes what can be written, in order). */
 void router_req_finish(struct rreq *q);
+/* Write the error reply of a failed op to a req. */
+void router_reply_status(struct rreq *q, int status, const char *msg);
+
+/* ---- server.c ---- */
 /* Free a req that is no longer queued (client gone). */
 void router_req_free(struct rreq *q);
 int router_server_start(struct router *r);
@@ -235,8 +260,6 @@ void router_server_stop(struct router *r);
 /* ---- exec.c ---- */
 /* Execute a parsed command; the reply arrives via router_req_finish. */
 void router_exec(struct router *r, struct rreq *q);
-/* Write the error reply of a failed op to a req. */
-void router_reply_status(struct rreq *q, int status, const char *msg);
 
 /* ---- scan.c ---- */
 void router_scan_start(struct router *r, struct rreq *q,
@@ -267,22 +290,20 @@ void router_op_take_place(struct rop *op, struct rop *probe);
 void router_op_cancel_req(struct router *r, struct rreq *q);
 /* The loop ticker: retries that are due, deadlines that passed. */
 void router_op_tick(struct router *r);
-/* A reply for `op` arrived on its connection (pool.c). */
-void router_op_reply(struct rop *op, const rpc_reply *rep);
-/* Its connection died: retry, or -TIMEOUT for a sent write. */
-void router_op_conn_failed(struct rop *op, int err);
 void router_op_free_all(struct router *r);
 
 /* ---- pool.c ---- */
-/* Queue op's frame on the connection to `addr`. 0 or an error (the op
- * was not sent). */
-int router_pool_send(struct router *r, const char *addr, struct rop *op);
+/* Encode `req` (its id and type become pr's) and queue it on the
+ * connection to `addr`; pr's callbacks must be set. 0 or an error (nothing
+ * was queued). */
+int router_pool_send(struct router *r, const char *addr, pool_req *pr,
+                     const rpc_request *req);
 /* The open connection to `addr`, or NULL. */
 struct nconn *router_pool_find(struct router *r, const char *addr);
-/* Remove an op from its connection's in-flight list (reply ignored). An
- * op not yet handed to the socket takes its frame with it: the node never
- * receives it. */
-void router_pool_detach(struct rop *op);
+/* Remove a request from its connection's in-flight list (a reply is then
+ * ignored). One not yet handed to the socket takes its frame with it: the
+ * node never receives it. */
+void router_pool_detach(pool_req *pr);
 void router_pool_close_all(struct router *r);
 
 /* ---- view.c ---- */

@@ -45,6 +45,8 @@ void router_req_free(struct rreq *q)
     free(q);
 }
 
+static void req_finish(struct rreq *q);
+
 /* A req owns a copy of its arguments: the input buffer moves on as soon as
  * the command is parsed, while the req may wait for nodes. */
 static struct rreq *req_new(struct rclient *c, const resp_cmd *cmd)
@@ -52,6 +54,7 @@ static struct rreq *req_new(struct rclient *c, const resp_cmd *cmd)
     struct rreq *q = calloc(1, sizeof *q);
     if (q == NULL)
         return NULL;
+    q->finish = req_finish;
     size_t total = 0;
     for (size_t i = 0; i < cmd->argc; i++)
         total += cmd->argv[i].len;
@@ -152,7 +155,9 @@ static void client_flush(struct rclient *c)
     }
 }
 
-void router_req_finish(struct rreq *q)
+/* A req's reply is complete (its `finish`): write what can be written,
+ * in order. */
+static void req_finish(struct rreq *q)
 {
     q->done = true;
     if (q->mkind)
@@ -199,7 +204,7 @@ static void proto_error(struct rclient *c)
     c->stop_input = true;
     enqueue(c, q);
     c->r->stat_errors++;
-    router_req_finish(q);
+    req_finish(q);
 }
 
 /* Parse and start every complete command in the input, as far as the
