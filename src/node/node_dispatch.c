@@ -136,19 +136,21 @@ static void serve_get(op *o)
 {
     seq s;
     bool tomb = false;
-    buf v = BUF_INIT;
+    buf rec = BUF_INIT;
+    const uint8_t *v = NULL;
+    size_t n = 0;
     const range_meta *m = replica_meta(o->r);
-    int rc = engine_get(replica_engine(o->r), NULL, m->range_id, o->key.data,
-                        o->key.len, &s, &tomb, &v);
+    int rc = engine_get_ref(replica_engine(o->r), NULL, m->range_id,
+                            o->key.data, o->key.len, &s, &tomb, &rec, &v, &n);
     if (rc == 0 && tomb)
         rc = CAIRN_ERR_NOT_FOUND;
     if (rc == 0)
-        rpc_reply_value(&o->c->out, o->id, &s, v.data, v.len);
+        rpc_reply_value(&o->c->out, o->id, &s, v, n);
     else if (rc == CAIRN_ERR_CORRUPT)
         read_corrupt(o);
     else
         reply_error(o->c, o->id, rc, NULL);
-    buf_free(&v);
+    buf_free(&rec);
 }
 
 static int cmp_bytes(const void *a, size_t an, const void *b, size_t bn)

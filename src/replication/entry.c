@@ -378,8 +378,10 @@ static int current_seq(entry_applier *a, const entry_op *op, seq *s,
             return 1;
         }
     }
-    int rc = engine_get(a->b->e, NULL, a->range_id, op->key, op->key_len, s,
-                        tombstone, &a->scratch);
+    const uint8_t *v; /* only the sequencer is wanted: no move */
+    size_t n;
+    int rc = engine_get_ref(a->b->e, NULL, a->range_id, op->key, op->key_len,
+                            s, tombstone, &a->scratch, &v, &n);
     if (rc == CAIRN_ERR_NOT_FOUND)
         return 0;
     return rc == 0 ? 1 : rc;

@@ -422,25 +422,39 @@ void engine_view_close(engine_view *v)
         v->e->ops->view_close(v);
 }
 
-int engine_get(engine *e, engine_view *view, uint64_t range_id,
-               const void *key, size_t key_len, seq *seq_out,
-               bool *tombstone_out, buf *value_out)
+int engine_get_ref(engine *e, engine_view *view, uint64_t range_id,
+                   const void *key, size_t key_len, seq *seq_out,
+                   bool *tombstone_out, buf *rec, const uint8_t **value,
+                   size_t *value_len)
 {
     int rc = check_key(key_len);
     if (rc != 0)
         return rc;
-    rc = e->ops->get(e, view, range_id, key, key_len, value_out);
+    rc = e->ops->get(e, view, range_id, key, key_len, rec);
     if (rc == 0)
-        rc = rec_check(range_id, key, key_len, value_out->data,
-                       value_out->len);
+        rc = rec_check(range_id, key, key_len, rec->data, rec->len);
     if (rc != 0)
         return rc;
     if (seq_out != NULL)
-        memcpy(seq_out->bytes, value_out->data, SEQ_LEN);
+        memcpy(seq_out->bytes, rec->data, SEQ_LEN);
     if (tombstone_out != NULL)
-        *tombstone_out = (value_out->data[SEQ_LEN] & ENGINE_FLAG_TOMBSTONE);
-    buf_consume(value_out, ENGINE_REC_HDR);
+        *tombstone_out = (rec->data[SEQ_LEN] & ENGINE_FLAG_TOMBSTONE);
+    *value = rec->data + ENGINE_REC_HDR;
+    *value_len = rec->len - ENGINE_REC_HDR;
     return 0;
+}
+
+int engine_get(engine *e, engine_view *view, uint64_t range_id,
+               const void *key, size_t key_len, seq *seq_out,
+               bool *tombstone_out, buf *value_out)
+{
+    const uint8_t *v;
+    size_t n;
+    int rc = engine_get_ref(e, view, range_id, key, key_len, seq_out,
+                            tombstone_out, value_out, &v, &n);
+    if (rc == 0)
+        buf_consume(value_out, ENGINE_REC_HDR);
+    return rc;
 }
 
 /* Decode the range record of `range_id` into *r, with its bytes in `tmp`. */

@@ -172,6 +172,16 @@ int engine_drop_range(engine *e, uint64_t range_id);
 int engine_view_open(engine *e, engine_view **out);
 void engine_view_close(engine_view *v);
 
+/* Point read, the value left where the store copied it: `rec` receives
+ * the whole stored record and *value / *value_len point at the value
+ * inside it (valid until `rec` changes). For large values this saves
+ * engine_get's move of the value to the front of its buffer. Otherwise as
+ * engine_get. */
+int engine_get_ref(engine *e, engine_view *view, uint64_t range_id,
+                   const void *key, size_t key_len, seq *seq_out,
+                   bool *tombstone_out, buf *rec, const uint8_t **value,
+                   size_t *value_len);
+
 /* Point read. Fills *seq_out, *tombstone_out and copies the value into
  * `value_out` (replacing its contents). CAIRN_ERR_NOT_FOUND if the key has no
  * record at all; a tombstone is returned as found with *tombstone_out set. */

@@ -47,6 +47,27 @@ static void test_lengths_alignments_and_parts(void **state)
         }
 }
 
+/* Buffers long enough for the three-way interleaved path (blocks of 4 KiB,
+ * three at a time), at every alignment and around each block boundary,
+ * whole and in parts, against the bit-at-a-time reference. */
+static void test_long_buffers_three_way(void **state)
+{
+    static uint8_t big[40000];
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = (uint8_t)(i * 2654435761u >> 13);
+    size_t lens[] = {12287, 12288, 12289, 12288 + 8, 24576, 24583,
+                     36864, 39990};
+    for (size_t off = 0; off < 8; off += 3)
+        for (size_t k = 0; k < sizeof lens / sizeof lens[0]; k++) {
+            size_t len = lens[k];
+            uint32_t want = ref(big + off, len);
+            assert_int_equal(crc32c(big + off, len), want);
+            uint32_t c = crc32c_extend(0, big + off, 5000);
+            assert_int_equal(crc32c_extend(c, big + off + 5000, len - 5000),
+                             want);
+        }
+}
+
 static void test_one_flipped_bit_changes_it(void **state)
 {
     uint8_t buf[64] = "a record that must not change silently..";
@@ -63,6 +84,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_check_value),
         cmocka_unit_test(test_lengths_alignments_and_parts),
+        cmocka_unit_test(test_long_buffers_three_way),
         cmocka_unit_test(test_one_flipped_bit_changes_it),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -185,6 +185,21 @@ static void test_empty_and_max_values(void **state)
                      0);
     assert_int_equal(val.len, CAIRN_VALUE_MAX);
     assert_memory_equal(val.data, big, CAIRN_VALUE_MAX);
+    /* the same read, the value left in place in the record */
+    buf rec = BUF_INIT;
+    const uint8_t *v = NULL;
+    size_t vlen = 0;
+    tomb = true;
+    assert_int_equal(engine_get_ref(f->e, NULL, 1, "max", 3, &s, &tomb, &rec,
+                                    &v, &vlen), 0);
+    assert_false(tomb);
+    assert_int_equal(seq_time(&s), 2);
+    assert_int_equal(vlen, CAIRN_VALUE_MAX);
+    assert_true(v > rec.data && v + vlen == rec.data + rec.len);
+    assert_memory_equal(v, big, CAIRN_VALUE_MAX);
+    assert_int_equal(engine_get_ref(f->e, NULL, 1, "none", 4, &s, &tomb,
+                                    &rec, &v, &vlen), CAIRN_ERR_NOT_FOUND);
+    buf_free(&rec);
     engine_iter *it;
     engine_entry en;
     assert_int_equal(engine_iter_open(f->e, NULL, 1, NULL, 0, NULL, 0, 0, 0,
