@@ -42,6 +42,21 @@ int buf_append_str(buf *b, const char *s)
     return buf_append(b, s, strlen(s));
 }
 
+int buf_append_json_str(buf *b, const char *s)
+{
+    int rc = buf_append(b, "\"", 1);
+    for (; rc == 0 && *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            rc = buf_appendf(b, "\\%c", ch);
+        else if (ch < 0x20 || ch == 0x7f)
+            rc = buf_appendf(b, "\\u%04x", ch);
+        else
+            rc = buf_append(b, s, 1);
+    }
+    return rc ? rc : buf_append(b, "\"", 1);
+}
+
 int buf_appendf(buf *b, const char *fmt, ...)
 {
     va_list ap;

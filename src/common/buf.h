@@ -28,6 +28,11 @@ int buf_append(buf *b, const void *p, size_t n);
 /* Append a NUL-terminated string (without the NUL). */
 int buf_append_str(buf *b, const char *s);
 
+/* Append `s` as a JSON string: quoted, with '"' and '\\' escaped and
+ * control characters as \u00XX (bytes of 0x80 and up pass as they are:
+ * UTF-8 stays UTF-8). 0 or CAIRN_ERR_NOMEM. */
+int buf_append_json_str(buf *b, const char *s);
+
 /* printf-style append. 0 or CAIRN_ERR_NOMEM. */
 int buf_appendf(buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -257,16 +257,12 @@ int node_corrupt_json(node *n, buf *j)
         slot *s = v;
         if (!s->corrupt || s->dropping)
             continue;
-        char why[2 * sizeof s->why];
-        size_t w = 0;
-        for (const char *p = s->why; *p && w + 2 < sizeof why; p++) {
-            if (*p == '"' || *p == '\\')
-                why[w++] = '\\';
-            why[w++] = (*p >= 0x20 && *p < 0x7f) ? *p : '?';
-        }
-        why[w] = '\0';
-        rc = buf_appendf(j, "%s{\"range\":%" PRIu64 ",\"why\":\"%s\"}",
-                         k++ ? "," : "", id, why);
+        rc = buf_appendf(j, "%s{\"range\":%" PRIu64 ",\"why\":",
+                         k++ ? "," : "", id);
+        if (rc == 0)
+            rc = buf_append_json_str(j, s->why);
+        if (rc == 0)
+            rc = buf_append_str(j, "}");
     }
     return rc ? rc : buf_append_str(j, "]");
 }

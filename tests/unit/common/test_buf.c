@@ -41,6 +41,22 @@ static void test_grows_past_many_doublings(void **state)
     buf_free(&b);
 }
 
+static void test_json_strings(void **state)
+{
+    (void)state;
+    buf b = BUF_INIT;
+    assert_int_equal(buf_append_json_str(&b, "a \"q\" \\ \n\x01 \xc3\xa9"),
+                     0);
+    const char *want = "\"a \\\"q\\\" \\\\ \\u000a\\u0001 \xc3\xa9\"";
+    assert_int_equal(b.len, strlen(want));
+    assert_memory_equal(b.data, want, b.len);
+    buf_reset(&b);
+    assert_int_equal(buf_append_json_str(&b, ""), 0);
+    assert_int_equal(b.len, 2);
+    assert_memory_equal(b.data, "\"\"", 2);
+    buf_free(&b);
+}
+
 static void test_big_endian_helpers(void **state)
 {
     (void)state;
@@ -82,6 +98,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_append_and_consume),
         cmocka_unit_test(test_grows_past_many_doublings),
+        cmocka_unit_test(test_json_strings),
         cmocka_unit_test(test_big_endian_helpers),
         cmocka_unit_test(test_error_words_are_stable),
     };

@@ -1,6 +1,7 @@
 /*
  * engine_fixture.h - helpers shared by the index-store tests: a temporary
- * directory per test, removed afterwards, and small write helpers.
+ * directory per test, removed afterwards, one open store per test (after
+ * cmocka.h, fx_setup/fx_teardown), and small write helpers.
  */
 #ifndef CAIRN_TEST_ENGINE_FIXTURE_H
 #define CAIRN_TEST_ENGINE_FIXTURE_H
@@ -52,6 +53,38 @@ static inline int fx_put(engine *e, uint64_t range, const void *key,
     engine_batch_free(b);
     return rc;
 }
+
+#ifdef cmocka_unit_test
+/* One open store per test, in a directory of its own; the kind is the
+ * test's prestate (cmocka_unit_test_prestate_setup_teardown with a pointer
+ * to an engine_kind). */
+typedef struct fixture {
+    engine_kind kind;
+    char dir[256];
+    engine *e;
+} fixture;
+
+static inline int fx_setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    f->kind = *(engine_kind *)*state;
+    fx_tmpdir(f->dir, engine_kind_name(f->kind));
+    assert_int_equal(engine_open(f->kind, f->dir, NULL, &f->e), 0);
+    assert_int_equal(engine_get_kind(f->e), f->kind);
+    *state = f;
+    return 0;
+}
+
+static inline int fx_teardown(void **state)
+{
+    fixture *f = *state;
+    if (f->e)
+        engine_close(f->e);
+    fx_rmtree(f->dir);
+    free(f);
+    return 0;
+}
+#endif
 
 static inline int fx_put_str(engine *e, uint64_t range, const char *key,
                              const char *val, uint64_t seqn)

@@ -18,32 +18,6 @@
 #include "engine_fixture.h"
 #include "storage/engine_int.h" /* ENGINE_REC_HDR */
 
-typedef struct fixture {
-    engine_kind kind;
-    char dir[256];
-    engine *e;
-} fixture;
-
-static int setup(void **state)
-{
-    fixture *f = calloc(1, sizeof *f);
-    f->kind = *(engine_kind *)*state;
-    fx_tmpdir(f->dir, engine_kind_name(f->kind));
-    assert_int_equal(engine_open(f->kind, f->dir, NULL, &f->e), 0);
-    assert_int_equal(engine_get_kind(f->e), f->kind);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    engine_close(f->e);
-    fx_rmtree(f->dir);
-    free(f);
-    return 0;
-}
-
 static void reopen(fixture *f)
 {
     engine_close(f->e);
@@ -961,9 +935,9 @@ static void test_lmdb_map_full_fails_whole(void **state)
 
 static engine_kind btree = ENGINE_BTREE, lsm = ENGINE_LSM;
 
-#define BOTH(fn)                                                              \
-    cmocka_unit_test_prestate_setup_teardown(fn, setup, teardown, &btree),    \
-        cmocka_unit_test_prestate_setup_teardown(fn, setup, teardown, &lsm)
+#define ONE(fn, kind)                                                         \
+    cmocka_unit_test_prestate_setup_teardown(fn, fx_setup, fx_teardown, &kind)
+#define BOTH(fn) ONE(fn, btree), ONE(fn, lsm)
 
 int main(void)
 {

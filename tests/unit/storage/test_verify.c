@@ -24,32 +24,6 @@
 
 #define MARKER "MARKER-7f3a9c-a-value-nothing-else-holds"
 
-typedef struct fixture {
-    engine_kind kind;
-    char dir[256];
-    engine *e;
-} fixture;
-
-static int setup(void **state)
-{
-    fixture *f = calloc(1, sizeof *f);
-    f->kind = *(engine_kind *)*state;
-    fx_tmpdir(f->dir, "verify");
-    assert_int_equal(engine_open(f->kind, f->dir, NULL, &f->e), 0);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    if (f->e)
-        engine_close(f->e);
-    fx_rmtree(f->dir);
-    free(f);
-    return 0;
-}
-
 /* Range 7: 300 records with short and 1,024-byte keys, a few tombstones,
  * an interval deleted, an applied index; range 8: one record. */
 static void fill(engine *e)
@@ -235,8 +209,8 @@ static void test_rocks_flipped_sst_byte(void **state)
 
 static engine_kind btree = ENGINE_BTREE, lsm = ENGINE_LSM;
 
-#define ONE(fn, kind) cmocka_unit_test_prestate_setup_teardown(fn, setup, \
-                                                               teardown, &kind)
+#define ONE(fn, kind) cmocka_unit_test_prestate_setup_teardown(fn, fx_setup, \
+                                                               fx_teardown, &kind)
 
 int main(void)
 {
