@@ -96,11 +96,11 @@ class Setup:
                 for nd in self.nodes.nodes]
 
 
-def bench(binary, port, table, phase, args, duration=None, workload="W",
-          extra=()):
-    """One `cairn bench` phase on `table` (None: plain GET/SET, as to
-    Redis) (args.records, args.clients, 100-byte values, uniform keys, and
-    `extra` arguments); its JSON, with "p99_ms" added."""
+def bench_argv(binary, port, table, phase, args, duration=None,
+               workload="W", extra=()):
+    """The command line of one `cairn bench` phase on `table` (None: plain
+    GET/SET, as to Redis): args.records, args.clients, 100-byte values,
+    uniform keys, JSON out, and `extra` arguments."""
     argv = [binary, "bench", "--port", str(port)]
     if table:
         argv += ["--table", table]
@@ -110,13 +110,26 @@ def bench(binary, port, table, phase, args, duration=None, workload="W",
              "--value-size", "100", "--json", "--no-progress"] + list(extra)
     if duration:
         argv += ["--duration", str(duration)]
+    return argv
+
+
+def bench_result(stdout, stderr):
+    """The last JSON result a `cairn bench` run printed."""
+    lines = [json.loads(x) for x in stdout.splitlines() if x.startswith("{")]
+    if not lines:
+        raise RuntimeError("cairn bench failed: " + stderr[-500:])
+    return lines[-1]
+
+
+def bench(binary, port, table, phase, args, duration=None, workload="W",
+          extra=()):
+    """One `cairn bench` phase (bench_argv); its JSON, with "p99_ms"
+    added."""
+    argv = bench_argv(binary, port, table, phase, args, duration, workload,
+                      extra)
     out = subprocess.run(argv, capture_output=True, text=True,
                          timeout=(duration or 0) + 600)
-    lines = [json.loads(x) for x in out.stdout.splitlines()
-             if x.startswith("{")]
-    if not lines:
-        raise RuntimeError("cairn bench failed: " + out.stderr[-500:])
-    res = lines[-1]
+    res = bench_result(out.stdout, out.stderr)
     total = res.get("TOTAL") or {}
     res["p99_ms"] = total.get("p99_us", 0) / 1000.0
     return res
