@@ -10,9 +10,13 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "err.h"
+
+/* diskguard_room answers from a look at the disk at most this old. */
+#define DISKGUARD_FRESH_MS 50
 
 struct diskguard {
     char dir[4096];
@@ -20,8 +24,17 @@ struct diskguard {
     uint64_t reserve;
     pthread_mutex_t mu; /* turning full or not full */
     atomic_bool full;
-    atomic_uint_fast64_t free_bytes, times_full;
+    atomic_uint_fast64_t free_bytes, times_full, looks;
+    atomic_uint_fast64_t looked_ms; /* monotonic, of the last statvfs */
+    atomic_uint_fast64_t granted;   /* bytes room() let through since */
 };
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
 bool diskguard_rule(bool full, uint64_t free_bytes, uint64_t reserve)
 {
@@ -111,9 +124,12 @@ bool diskguard_check(diskguard *g)
     if (g == NULL || g->reserve == 0)
         return false;
     uint64_t free_bytes;
+    atomic_fetch_add(&g->looks, 1);
     if (free_space(g->dir, &free_bytes, NULL) != 0)
         return atomic_load(&g->full);
     atomic_store(&g->free_bytes, free_bytes);
+    atomic_store(&g->granted, 0);
+    atomic_store(&g->looked_ms, mono_ms());
     if (atomic_load(&g->full) || !diskguard_rule(false, free_bytes, g->reserve))
         return atomic_load(&g->full);
     /* The headroom for what the node already accepted: give it back now,
@@ -128,15 +144,31 @@ bool diskguard_check(diskguard *g)
     return true;
 }
 
+/* A follower asks this for every AppendEntries of every range: a statvfs
+ * each time was a system call per message. The free space seen at most
+ * DISKGUARD_FRESH_MS ago, less what this let through since, answers
+ * instead while it stays above the reserve; near it, or older, the disk is
+ * looked at now. What is let through on an estimate is still written only
+ * after the log writer's own look at the disk (raftlog.c), and the reserve
+ * covers what was accepted. */
 bool diskguard_room(diskguard *g, uint64_t bytes)
 {
     if (g == NULL || g->reserve == 0)
         return true;
-    if (diskguard_check(g))
+    if (atomic_load(&g->full))
         return false;
     uint64_t free_bytes = atomic_load(&g->free_bytes);
-    return free_bytes >= bytes &&
-           !diskguard_rule(false, free_bytes - bytes, g->reserve);
+    uint64_t used = atomic_load(&g->granted) + bytes;
+    if (mono_ms() - atomic_load(&g->looked_ms) >= DISKGUARD_FRESH_MS ||
+        free_bytes < used + g->reserve) {
+        if (diskguard_check(g))
+            return false;
+        free_bytes = atomic_load(&g->free_bytes);
+        used = bytes;
+    }
+    atomic_fetch_add(&g->granted, bytes);
+    return free_bytes >= used &&
+           !diskguard_rule(false, free_bytes - used, g->reserve);
 }
 
 bool diskguard_poll(diskguard *g)
@@ -166,5 +198,6 @@ void diskguard_get_stats(const diskguard *g, diskguard_stats *out)
     out->free_bytes = atomic_load(&g->free_bytes);
     out->reserve = g->reserve;
     out->times_full = atomic_load(&g->times_full);
+    out->looks = atomic_load(&g->looks);
     out->full = atomic_load(&g->full);
 }

@@ -23,7 +23,9 @@
  *
  * The check is one statvfs call: the node makes it before every Raft log
  * write (the writer thread) and on a timer, so a disk filled at once by
- * another process is seen before the node's next write.
+ * another process is seen before the node's next write. A follower's
+ * question before taking entries (diskguard_room) is answered from a look
+ * at most 50 ms old when the disk is far from the reserve.
  *
  * Thread-safe: diskguard_check and diskguard_full may be called from any
  * thread; the rest from the one that opened the guard.
@@ -56,7 +58,9 @@ void diskguard_close(diskguard *g);
 bool diskguard_check(diskguard *g);
 
 /* Whether `bytes` more can be written without the free space falling
- * below half the reserve - looking at the disk now. False while full.
+ * below half the reserve - from a look at the disk at most 50 ms old, less
+ * what it let through since, when that leaves more than the reserve;
+ * looking now otherwise. False while full.
  * For data the node may still refuse (a follower's new entries): what it
  * accepts it must later apply, from the reserve at worst. NULL or no
  * guard: always. */
@@ -74,6 +78,7 @@ bool diskguard_poll(diskguard *g);
  * cap), and how many times it turned full. */
 typedef struct diskguard_stats {
     uint64_t free_bytes, reserve, times_full;
+    uint64_t looks; /* statvfs calls made */
     bool full;
 } diskguard_stats;
 void diskguard_get_stats(const diskguard *g, diskguard_stats *out);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -68,11 +69,48 @@ static void test_reserve_file(void **state)
     rmdir(dir);
 }
 
+/* A follower asks room() for every message: it answers from a look at
+ * the disk at most 50 ms old while far from the reserve, looks again when
+ * that look is older or a request comes near the reserve. */
+static void test_room_looks_at_the_disk_sparingly(void **state)
+{
+    (void)state;
+    char d[] = "/tmp/cairn-diskguard-room-XXXXXX", res[64];
+    assert_non_null(mkdtemp(d));
+    diskguard *g;
+    assert_int_equal(diskguard_open(d, 4 * MIB, &g), 0);
+    diskguard_stats st;
+    diskguard_get_stats(g, &st);
+    if (!st.full && st.free_bytes > 64 * MIB) { /* else: no room to test */
+        uint64_t looks = st.looks;
+        for (int i = 0; i < 1000; i++)
+            assert_true(diskguard_room(g, 4096));
+        diskguard_get_stats(g, &st);
+        assert_true(st.looks - looks <= 2);
+        /* more than the disk holds: looked at now, refused */
+        looks = st.looks;
+        assert_false(diskguard_room(g, st.free_bytes));
+        diskguard_get_stats(g, &st);
+        assert_int_equal(st.looks, looks + 1);
+        /* past the 50 ms: the next question looks again */
+        struct timespec pause = {0, 60 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+        assert_true(diskguard_room(g, 4096));
+        diskguard_get_stats(g, &st);
+        assert_int_equal(st.looks, looks + 2);
+    }
+    diskguard_close(g);
+    snprintf(res, sizeof res, "%s/reserve", d);
+    unlink(res);
+    rmdir(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rule_hysteresis),
         cmocka_unit_test(test_reserve_file),
+        cmocka_unit_test(test_room_looks_at_the_disk_sparingly),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
