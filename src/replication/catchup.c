@@ -49,7 +49,9 @@ int replica_catch_up(replica *r, uint64_t id, char *msg, size_t msg_len)
         snprintf(msg, msg_len, "node %" PRIu64 " is no follower", id);
         return CAIRN_ERR_NOT_FOUND;
     }
-    if (r->catchup_index || r->catchup_barrier_busy) {
+    /* (catchup_pending also clears a finished one: an idle range applies
+     * nothing after its barrier that would have) */
+    if (catchup_pending(r) || r->catchup_barrier_busy) {
         snprintf(msg, msg_len, "a snapshot for a follower is under way");
         return CAIRN_ERR_TRYAGAIN;
     }
