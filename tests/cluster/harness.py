@@ -26,7 +26,7 @@ def cairn_bin():
     env = os.environ.get("CAIRN_BIN")
     if env:
         return env
-    for d in ("build", "build-router", "build-asan"):
+    for d in ("build", "build-dev", "build-router", "build-asan"):
         p = os.path.join(ROOT, d, "cairn")
         if os.path.exists(p):
             return p
