@@ -17,7 +17,7 @@
  * the node `reserve` bytes of headroom for the entries it has already
  * accepted (their log writes, their applies, the stores' flushes), and the
  * node refuses new writes (`NOSPACE`, nothing applied) and stops accepting
- * new log entries as a follower (raftio.c). Once the free space is back
+ * new log entries as a follower (raftio_msg.c). Once the free space is back
  * to twice the reserve, the guard allocates the reserve file again and
  * turns not full: the node takes writes again, with no restart.
  *

@@ -81,7 +81,7 @@ typedef struct rep_env {
     rio *tick_next;       /* the ticker's cursor (removal-safe) */
     uv_timer_t ticker;
     bool ticker_on;
-    struct held *held;    /* messages waiting for the log (raftio.c) */
+    struct held *held;    /* messages waiting for the log (raftio_msg.c) */
     struct held *held_tail;
     struct later *later;  /* deferred callbacks (raftio.c) */
     uv_idle_t later_idle;

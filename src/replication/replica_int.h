@@ -12,6 +12,7 @@
  *     metrics.c     metrics, follower lag, the data digest
  *     catchup.c     a snapshot now for a lagging follower
  *     raftio.c      libraft's I/O on the node-wide log and links
+ *     raftio_msg.c  (its messages: send, hold until durable, deliver)
  */
 #ifndef CAIRN_REP_REPLICA_INT_H
 #define CAIRN_REP_REPLICA_INT_H
