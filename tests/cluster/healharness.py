@@ -167,10 +167,17 @@ class Writer:
                 word = str(e).split()[0]
                 with self.lock:
                     self.errors[word] = self.errors.get(word, 0) + 1
-            except redis.ConnectionError as e:
+            except redis.ConnectionError:
                 with self.lock:
                     self.errors["CONN"] = self.errors.get("CONN", 0) + 1
                 time.sleep(0.05)
+            except redis.RedisError as e:
+                # a client-side timeout, or anything else: counted by its
+                # class, and the writer goes on (a thread that died here
+                # showed only as "no more acknowledged writes")
+                word = type(e).__name__
+                with self.lock:
+                    self.errors[word] = self.errors.get(word, 0) + 1
             i += 1
 
     def wait_more(self, n, timeout=30):
