@@ -351,6 +351,17 @@ static void test_create_replicas_reply(void **state)
     buf_free(&f);
 }
 
+/* Encode `q` into `f` and decode it back (the result points into `f`). */
+static rpc_request roundtrip(buf *f, const rpc_request *q)
+{
+    rpc_request d;
+    buf_reset(f);
+    assert_int_equal(rpc_encode_request(f, q), 0);
+    assert_int_equal(rpc_decode_request(f->data, f->len, &d), 0);
+    assert_int_equal(d.type, q->type);
+    return d;
+}
+
 static void test_admin_requests(void **state)
 {
     (void)state;
@@ -358,37 +369,22 @@ static void test_admin_requests(void **state)
     rpc_request q = {.type = RPC_ADD_REPLICA, .id = 4, .range_id = 8,
                      .node_id = 6, .epoch = 9};
     q.addr = B("127.0.0.1:9000");
-    assert_int_equal(rpc_encode_request(&f, &q), 0);
-    rpc_request d;
-    assert_int_equal(rpc_decode_request(f.data, f.len, &d), 0);
+    rpc_request d = roundtrip(&f, &q);
     assert_int_equal(d.node_id, 6);
     assert_int_equal(d.epoch, 9);
     assert_bytes(d.addr, "127.0.0.1:9000");
-    buf_reset(&f);
     rpc_request m = {.type = RPC_METRICS, .id = 5, .range_id = 0};
-    assert_int_equal(rpc_encode_request(&f, &m), 0);
-    assert_int_equal(rpc_decode_request(f.data, f.len, &d), 0);
-    assert_int_equal(d.type, RPC_METRICS);
-    buf_reset(&f);
+    roundtrip(&f, &m);
     rpc_request x = {.type = RPC_DROP_REPLICA, .id = 6, .range_id = 12};
-    assert_int_equal(rpc_encode_request(&f, &x), 0);
-    assert_int_equal(rpc_decode_request(f.data, f.len, &d), 0);
-    assert_int_equal(d.type, RPC_DROP_REPLICA);
-    assert_int_equal(d.range_id, 12);
-    buf_reset(&f);
+    assert_int_equal(roundtrip(&f, &x).range_id, 12);
     rpc_request u = {.type = RPC_CATCH_UP, .id = 7, .range_id = 13,
                      .node_id = 3};
-    assert_int_equal(rpc_encode_request(&f, &u), 0);
-    assert_int_equal(rpc_decode_request(f.data, f.len, &d), 0);
-    assert_int_equal(d.type, RPC_CATCH_UP);
+    d = roundtrip(&f, &u);
     assert_int_equal(d.range_id, 13);
     assert_int_equal(d.node_id, 3);
-    buf_reset(&f);
     rpc_request e = {.type = RPC_BUMP_EPOCH, .id = 8, .range_id = 14,
                      .epoch = 21};
-    assert_int_equal(rpc_encode_request(&f, &e), 0);
-    assert_int_equal(rpc_decode_request(f.data, f.len, &d), 0);
-    assert_int_equal(d.type, RPC_BUMP_EPOCH);
+    d = roundtrip(&f, &e);
     assert_int_equal(d.range_id, 14);
     assert_int_equal(d.epoch, 21);
     buf_free(&f);
