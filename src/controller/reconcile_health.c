@@ -148,15 +148,17 @@ static void update_lags(ctl *c, health_state *s, const ctl_obs *o)
 
 /* Ask the leader of `t`'s range to give the follower a snapshot. Asked
  * once per lagging spell, whatever the answer: a leader that cannot (not
- * reachable, or the follower is a few entries behind but silent) leaves
- * the replacement to go ahead. */
+ * reachable) leaves the replacement to go ahead. Only a follower behind by
+ * --lag-entries is asked for: one behind in seconds only is silent, not
+ * slow (a node down, or paused), and a snapshot would not reach it - every
+ * range of a dead node would have its leader take one for nothing. */
 static void give_snapshot(ctl *c, lag_track *t, const meta_map *map,
                           const ctl_obs *o)
 {
     const ctl_replica *l = ctl_obs_leader(o, t->range);
     const meta_node *nd = l ? meta_map_node(map, l->node) : NULL;
     t->snap = ctl_now_ms();
-    if (nd == NULL)
+    if (nd == NULL || t->lag_entries < ctl_config(c)->lag_entries)
         return;
     rpc_request q = {.type = RPC_CATCH_UP, .id = 1, .range_id = t->range,
                      .node_id = t->node};
