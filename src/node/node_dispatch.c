@@ -604,13 +604,21 @@ static void handle_metrics(conn *c, const rpc_request *q)
     buf_free(&j);
 }
 
-static void handle_membership(conn *c, const rpc_request *q)
+/* The replica an admin request names, or NULL once RANGE_NOT_FOUND is
+ * answered. */
+static replica *admin_range(conn *c, const rpc_request *q)
 {
     replica *r = node_find_range(c->n, q->range_id);
-    if (r == NULL) {
+    if (r == NULL)
         reply_error(c, q->id, CAIRN_ERR_RANGE_NOT_FOUND, NULL);
+    return r;
+}
+
+static void handle_membership(conn *c, const rpc_request *q)
+{
+    replica *r = admin_range(c, q);
+    if (r == NULL)
         return;
-    }
     op *o = op_new(c, q, r);
     char addr[RPC_ADDR_MAX + 1];
     if (o == NULL || q->addr.len > RPC_ADDR_MAX) {
@@ -671,11 +679,9 @@ static void handle_drop(conn *c, const rpc_request *q)
 /* Split a range (replica.h): on its leader, at the request's epoch. */
 static void handle_split(conn *c, const rpc_request *q)
 {
-    replica *r = node_find_range(c->n, q->range_id);
-    if (r == NULL) {
-        reply_error(c, q->id, CAIRN_ERR_RANGE_NOT_FOUND, NULL);
+    replica *r = admin_range(c, q);
+    if (r == NULL)
         return;
-    }
     if (q->epoch != replica_meta(r)->epoch) {
         char msg[128];
         snprintf(msg, sizeof msg, "epoch %" PRIu64 ", range is at %" PRIu64,
@@ -699,11 +705,9 @@ static void handle_split(conn *c, const rpc_request *q)
 /* Give a lagging follower a snapshot (replica.h), answered at once. */
 static void handle_catch_up(conn *c, const rpc_request *q)
 {
-    replica *r = node_find_range(c->n, q->range_id);
-    if (r == NULL) {
-        reply_error(c, q->id, CAIRN_ERR_RANGE_NOT_FOUND, NULL);
+    replica *r = admin_range(c, q);
+    if (r == NULL)
         return;
-    }
     char msg[160];
     int rc = replica_catch_up(r, q->node_id, msg, sizeof msg);
     if (rc == 0)
