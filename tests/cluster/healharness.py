@@ -87,6 +87,21 @@ class Heal:
             self.procs.stop_all()
             self.wd.cleanup()
 
+    def wait_writes(self, w, n, timeout=30):
+        """w.wait_more(n), and on a timeout the tails of the controller's,
+        the router's and the live nodes' logs in the error, so that a
+        failure seen only in CI says what the cluster was doing."""
+        try:
+            w.wait_more(n, timeout)
+        except TimeoutError as e:
+            parts = [str(e), "--- controller", self.controller_log()[-3000:]]
+            with open(self.router.log, errors="replace") as f:
+                parts += ["--- router", f.read()[-2000:]]
+            for nd in self.nodes.nodes:
+                if nd.alive():
+                    parts += ["--- node %d" % nd.id, nd.tail(1500)]
+            raise TimeoutError("\n".join(parts)) from None
+
     # ---- what etcd says -------------------------------------------------
 
     def ranges(self):
@@ -181,9 +196,16 @@ class Writer:
             i += 1
 
     def wait_more(self, n, timeout=30):
-        start = self.n
-        wait_for(lambda: self.n >= start + n, timeout,
-                 "%d more acknowledged writes" % n, 0.05)
+        start, errs = self.n, dict(self.errors)
+        try:
+            wait_for(lambda: self.n >= start + n, timeout,
+                     "%d more acknowledged writes" % n, 0.05)
+        except TimeoutError as e:
+            # say what the writers got instead of acknowledgements
+            new = {k: v - errs.get(k, 0) for k, v in self.errors.items()
+                   if v != errs.get(k, 0)}
+            raise TimeoutError("%s; %d acknowledged, errors meanwhile: %r" %
+                               (e, self.n - start, new)) from None
 
     def stop(self):
         self.stop_ev.set()

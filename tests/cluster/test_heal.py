@@ -31,7 +31,7 @@ def test_dead_node_replaced_under_writes():
     try:
         r = make_table(h)
         w = Writer(h.router.port).start()
-        w.wait_more(200)
+        h.wait_writes(w, 200)
         victim = h.nodes.nodes[1]
         held = [rid for rid, rg in h.ranges().items()
                 if victim.id in rg["replicas"]]
@@ -48,7 +48,7 @@ def test_dead_node_replaced_under_writes():
         print("dead after %.1f s; %d ranges re-replicated %.1f s later" %
               (t_dead - t0, len(held), t_done - t_dead))
         assert t_done - t_dead < 30
-        w.wait_more(200)
+        h.wait_writes(w, 200)
         w.stop()
         # the replicas agree with etcd, at etcd's epoch
         for rid, rg in h.ranges().items():
@@ -100,7 +100,7 @@ def test_lagging_follower_replaced_then_cleaned_up():
     try:
         r = make_table(h, splits=1)
         w = Writer(h.router.port).start()
-        w.wait_more(100)
+        h.wait_writes(w, 100)
         victim = h.nodes.nodes[2]
         held = {rid for rid, rg in h.ranges().items()
                 if victim.id in rg["replicas"]}
@@ -112,7 +112,7 @@ def test_lagging_follower_replaced_then_cleaned_up():
         assert h.state_of(victim.id) != "dead"
         log = h.controller_log()
         assert "lagging: adding node" in log, log[-3000:]
-        w.wait_more(100)
+        h.wait_writes(w, 100)
         victim.resume()
         epochs = {rid: rg["epoch"] for rid, rg in h.ranges().items()}
         for rid in held:
@@ -141,7 +141,7 @@ def test_lagging_follower_is_first_given_a_snapshot():
     try:
         r = make_table(h, splits=0)
         w = Writer(h.router.port).start()
-        w.wait_more(50)
+        h.wait_writes(w, 50)
         (rid, rg), = h.ranges().items()
         lead = h.nodes.node(h.leaders()[rid])
         victim = next(n for n in h.nodes.nodes if n is not lead)
@@ -153,7 +153,7 @@ def test_lagging_follower_is_first_given_a_snapshot():
                  "the controller to ask for a snapshot", 0.2)
         assert lead.metrics(rid)["catchups"] >= 1
         victim.start()
-        w.wait_more(50)
+        h.wait_writes(w, 50)
 
         def caught_up():
             m = victim.metrics(rid)
@@ -181,7 +181,7 @@ def test_etcd_epoch_ahead_of_the_leader_is_moved_past():
     try:
         r = make_table(h, splits=0)
         w = Writer(h.router.port).start()
-        w.wait_more(50)
+        h.wait_writes(w, 50)
         (key, val), = h.etcd.get_prefix(b"/cairn/ranges/").items()
         rec = json.loads(val)
         forced = rec["epoch"] + 5
@@ -194,7 +194,7 @@ def test_etcd_epoch_ahead_of_the_leader_is_moved_past():
         lead = h.nodes.node(h.leaders()[rec["id"]])
         assert lead.metrics(rec["id"])["epoch"] == \
             h.ranges()[rec["id"]]["epoch"]
-        w.wait_more(100)
+        h.wait_writes(w, 100)
         w.stop()
         assert w.check(r) > 150
         errors = {k: v for k, v in w.errors.items() if k != "TIMEOUT"}
@@ -221,7 +221,7 @@ def test_controller_killed_mid_replacement_is_finished_by_the_next():
         second = h.start_controller("c1")
         h.ctls.append(second)
         w = Writer(h.router.port).start()
-        w.wait_more(100)
+        h.wait_writes(w, 100)
         victim = h.nodes.nodes[0]
         victim.kill()
         wait_for(lambda: first.poll() is not None, 30,
@@ -232,7 +232,7 @@ def test_controller_killed_mid_replacement_is_finished_by_the_next():
                  "c1 to finish every replacement", 0.1)
         with open(second.log, errors="replace") as f:
             assert "resuming replace" in f.read()
-        w.wait_more(50)
+        h.wait_writes(w, 50)
         w.stop()
         w.check(r)
         errors = {k: v for k, v in w.errors.items() if k != "TIMEOUT"}
@@ -263,7 +263,7 @@ def test_joining_node_receives_replicas_and_leaders():
         assert r.execute_command("TABLE.CREATE", "u", "SPLITS",
                                  *splits) == b"OK"
         w = Writer(h.router.port, table="u").start()
-        w.wait_more(50)
+        h.wait_writes(w, 50)
         nd = h.add_node()
         t0 = time.monotonic()
 
@@ -296,7 +296,7 @@ def test_drain_under_load_then_stop_the_node():
     try:
         r = make_table(h, splits=5)
         w = Writer(h.router.port).start()
-        w.wait_more(100)
+        h.wait_writes(w, 100)
         victim = h.nodes.nodes[3]
         out = subprocess.run([cairn_bin(), "admin", "--etcd", h.etcd.url,
                               "drain", str(victim.id)], capture_output=True,
@@ -319,12 +319,12 @@ def test_drain_under_load_then_stop_the_node():
         st = status_json(h)
         op = [o for o in st["operations"] if o["kind"] == "drain"]
         assert op and op[0]["done"] == op[0]["total"], st["operations"]
-        w.wait_more(100)
+        h.wait_writes(w, 100)
         assert not w.errors, w.errors
         victim.stop()
         live = [n.id for n in h.nodes.nodes if n is not victim]
         assert h.replicated(live, 3)
-        w.wait_more(100)
+        h.wait_writes(w, 100)
         w.stop()
         w.check(r)
         assert not w.errors, w.errors
@@ -352,7 +352,7 @@ def test_leaders_piled_on_one_node_are_spread():
         wait_for(lambda: set(h.leaders().values()) == {first.id}, 20,
                  "every leader on node 1", 0.1)
         w = Writer(h.router.port, threads=3).start()
-        w.wait_more(100)
+        h.wait_writes(w, 100)
         h.ctls.append(h.start_controller("c0"))
         t0 = time.monotonic()
 
@@ -363,7 +363,7 @@ def test_leaders_piled_on_one_node_are_spread():
         wait_for(even, 30, "leaders spread", 0.1)
         print("leaders spread in %.1f s: %s" % (time.monotonic() - t0,
                                                  counts(h)[1]))
-        w.wait_more(100)
+        h.wait_writes(w, 100)
         w.stop()
         w.check(r)
         assert not w.errors, w.errors
@@ -380,14 +380,14 @@ def test_rf5_two_dead_at_once_then_too_few_nodes():
     try:
         r = make_table(h, splits=2, replicas=5)
         w = Writer(h.router.port).start()
-        w.wait_more(100)
+        h.wait_writes(w, 100)
         a, b, c = h.nodes.nodes[0], h.nodes.nodes[1], h.nodes.nodes[2]
         a.kill()
         b.kill()
         live = [n.id for n in h.nodes.nodes if n not in (a, b)]
         wait_for(lambda: h.replicated(live, 5), 40,
                  "every range back to 5 live replicas", 0.1)
-        w.wait_more(50)
+        h.wait_writes(w, 50)
         c.kill()
         wait_for(lambda: h.state_of(c.id) == "dead", 20, "node 3 dead", 0.1)
         before = h.ranges()
@@ -398,11 +398,11 @@ def test_rf5_two_dead_at_once_then_too_few_nodes():
         bad = {u["range"] for u in st["unhealthy"]
                if "under-replicated" in u["problems"]}
         assert set(held) <= bad, (held, st["unhealthy"])
-        w.wait_more(100)  # 4 of 5 replicas: still a majority
+        h.wait_writes(w, 100)  # 4 of 5 replicas: still a majority
         # the controller looked at them and left them as they are
         wait_for(lambda: "no live node can take a replica" in
                  h.controller_log(), 20, "the controller to give up", 0.1)
-        w.wait_more(50)
+        h.wait_writes(w, 50)
         after = h.ranges()
         for rid in held:
             assert after[rid]["replicas"] == before[rid]["replicas"]
