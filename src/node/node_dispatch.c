@@ -639,6 +639,8 @@ static void handle_membership(conn *c, const rpc_request *q)
         rc = replica_remove(r, q->node_id, admin_done, o);
     else if (q->type == RPC_BUMP_EPOCH)
         rc = replica_bump_epoch(r, q->epoch, admin_done, o);
+    else if (q->type == RPC_FENCE)
+        rc = replica_fence(r, q->epoch, admin_done, o);
     else
         rc = replica_transfer(r, q->node_id, admin_done, o);
     if (rc != 0) {

@@ -50,6 +50,7 @@ static const char *const rpc_names[RPC_TYPE_MAX_] = {
     [RPC_SPLIT_RANGE] = "split_range",
     [RPC_CATCH_UP] = "catch_up",
     [RPC_BUMP_EPOCH] = "bump_epoch",
+    [RPC_FENCE] = "fence",
 };
 
 static int cmp_replica(const void *a, const void *b)

@@ -295,6 +295,7 @@ static int encode_body(buf *b, const rpc_request *q)
             rc = buf_append_u64(b, q->epoch);
         return rc;
     case RPC_BUMP_EPOCH:
+    case RPC_FENCE:
         rc = buf_append_u64(b, q->range_id);
         return rc ? rc : buf_append_u64(b, q->epoch);
     case RPC_METRICS:
@@ -411,6 +412,7 @@ static void decode_body(rd *r, rpc_request *q)
             q->epoch = rd_u64(r);
         return;
     case RPC_BUMP_EPOCH:
+    case RPC_FENCE:
         q->range_id = rd_u64(r);
         q->epoch = rd_u64(r);
         return;

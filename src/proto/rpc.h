@@ -118,7 +118,8 @@ typedef enum rpc_type {
     RPC_SPLIT_RANGE = 23,
     RPC_CATCH_UP = 24,
     RPC_BUMP_EPOCH = 25,
-    RPC_TYPE_MAX_ = 26
+    RPC_FENCE = 26,
+    RPC_TYPE_MAX_ = 27
 } rpc_type;
 
 /* Condition of a put, checked when the write is applied (atomically). */
@@ -162,6 +163,9 @@ typedef struct rpc_peer {
  *   BUMP_EPOCH range_id epoch: on the leader, an epoch entry above both
  *            the range's epoch and `epoch` (the metadata's, when it is
  *            ahead); answered "epoch: done, epoch E" once applied there
+ *   FENCE    range_id epoch: on the leader, fence the range for a move
+ *            (replica_fence): as BUMP_EPOCH, and from then on the range
+ *            takes no writes; answered "fence: done, epoch E, seq S"
  *   PING     nothing */
 typedef struct rpc_request {
     rpc_type type;

@@ -92,7 +92,7 @@ int entry_put_header(buf *out, uint64_t nonce, uint64_t proposal,
 static bool entry_padding_ok(const uint8_t *p, size_t end, size_t len);
 
 int entry_put_epoch(buf *out, uint64_t nonce, uint64_t proposal,
-                    uint64_t epoch)
+                    uint64_t epoch, uint8_t flags)
 {
     int rc = buf_append_u8(out, 2);
     if (rc == 0)
@@ -101,6 +101,8 @@ int entry_put_epoch(buf *out, uint64_t nonce, uint64_t proposal,
         rc = buf_append_u64(out, proposal);
     if (rc == 0 && epoch != 0)
         rc = buf_append_u64(out, epoch);
+    if (rc == 0 && epoch != 0 && flags != 0)
+        rc = buf_append_u8(out, flags);
     return rc ? rc : entry_pad(out);
 }
 
@@ -138,7 +140,7 @@ bool entry_is_split(const void *p, size_t len, uint64_t *nonce,
 }
 
 bool entry_is_epoch(const void *p, size_t len, uint64_t *nonce,
-                    uint64_t *proposal, uint64_t *epoch)
+                    uint64_t *proposal, uint64_t *epoch, uint8_t *flags)
 {
     rdr r = {p, len, 0, false};
     if (take_u8(&r) != 2)
@@ -147,6 +149,8 @@ bool entry_is_epoch(const void *p, size_t len, uint64_t *nonce,
     *proposal = take_u64(&r);
     /* 24 bytes: an entry of before the epoch was carried (+1). */
     *epoch = !r.bad && len >= r.pos + 8 ? take_u64(&r) : 0;
+    /* the flags byte, or the first byte of the padding (zero) */
+    *flags = !r.bad && *epoch != 0 && len > r.pos ? take_u8(&r) : 0;
     return !r.bad && entry_padding_ok(p, r.pos, len);
 }
 
@@ -174,7 +178,7 @@ static int read_op(rdr *r, entry_op *op)
     if (r->bad)
         return CAIRN_ERR_CORRUPT;
     if ((op->kind != ENTRY_OP_PUT && op->kind != ENTRY_OP_DEL) ||
-        op->cond > ENTRY_COND_IFABSENT || op->key_len < CAIRN_KEY_MIN ||
+        op->cond > ENTRY_COND_IFNEWER || op->key_len < CAIRN_KEY_MIN ||
         op->key_len > CAIRN_KEY_MAX || op->value_len > CAIRN_VALUE_MAX)
         return CAIRN_ERR_CORRUPT;
     return 0;
@@ -398,6 +402,10 @@ static int check_cond(entry_applier *a, const entry_op *op)
         return found;
     if (op->cond == ENTRY_COND_IFABSENT)
         return (found == 0 || tomb) ? 0 : CAIRN_ERR_CONDITION;
+    if (op->cond == ENTRY_COND_IFNEWER) /* a tombstone counts: it is newer */
+        return (found == 0 || seq_cmp(&cur, &op->seq) < 0)
+                   ? 0
+                   : CAIRN_ERR_CONDITION;
     return (found == 1 && seq_cmp(&cur, &op->cond_seq) == 0)
                ? 0
                : CAIRN_ERR_CONDITION;
@@ -436,8 +444,9 @@ int entry_applier_add(entry_applier *a, uint64_t index, const void *p,
     if (rc != 0)
         return rc;
     for (uint32_t i = 0; rc == 0 && entry_next(&er, &op) == 1; i++) {
-        int st = a->bounds && !range_meta_contains(a->bounds, op.key,
-                                                   op.key_len)
+        int st = a->bounds && ((a->bounds->flags & RANGE_META_FROZEN) ||
+                               !range_meta_contains(a->bounds, op.key,
+                                                    op.key_len))
                      ? CAIRN_ERR_KEY_OUT_OF_RANGE
                      : check_cond(a, &op);
         if (st != 0 && st != CAIRN_ERR_CONDITION &&

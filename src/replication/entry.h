@@ -20,12 +20,17 @@
  * range's epoch to the new one when it applies it, DESIGN.md "epoch"):
  *
  *     version (1) = 2 | proposer nonce (8) | proposal id (8) | epoch (8) |
- *     padding
+ *     flags (1) | padding
  *
  * The new epoch is carried, not implied, so that a replica that joined
  * later and replays the log from its start - whatever epoch it was created
  * with - ends at the group's epoch. An entry of 24 bytes (no epoch field,
- * written before it existed) means "one more than now".
+ * written before it existed) means "one more than now"; one of 32 bytes
+ * (no flags byte, written before it existed) reads as flags 0 - its
+ * padding. Flag ENTRY_EPOCH_FREEZE fences the range for a move (DESIGN.md
+ * "Split and move", step 2): from this entry on the range takes no writes
+ * (RANGE_META_FROZEN), so what it holds is final and a copy of it can be
+ * made while readers still read it.
  *
  * Split entry (the range splits at `key`; its upper part becomes range
  * `new id` with the same replicas, and both get the next epoch):
@@ -43,7 +48,8 @@
  * RANGE_META_BOOTSTRAP: the replica was created to bootstrap its group
  * with `peers` as the voters - a create or a split - so a start that finds
  * no Raft state for it (the log's first batch was lost with a crash) may
- * bootstrap it again with the same voters.
+ * bootstrap it again with the same voters. Flag RANGE_META_FROZEN: a
+ * fence applied (ENTRY_EPOCH_FREEZE); every later write is refused.
  *
  * Snapshot (produced from the index store, DESIGN.md "Storage on a node"):
  *
@@ -67,6 +73,13 @@
 #define ENTRY_COND_NONE 0
 #define ENTRY_COND_IFSEQ 1
 #define ENTRY_COND_IFABSENT 2
+/* The op lands only if the key holds nothing, or a record (tombstones
+ * included) with a lower sequencer than the op's own: a record copied from
+ * a range being moved (DESIGN.md "Split and move": a copied record lands
+ * only if its sequencer is higher than what the destination holds), so a
+ * copy never overwrites a newer write and copying twice changes nothing.
+ * A skipped op's result is CAIRN_ERR_CONDITION. */
+#define ENTRY_COND_IFNEWER 3
 
 #define ENTRY_HEADER_LEN 21
 #define ENTRY_OP_FIXED 42 /* op bytes besides key and value */
@@ -122,15 +135,18 @@ bool entry_is_split(const void *p, size_t len, uint64_t *nonce,
                     uint64_t *proposal, uint64_t *new_range, uint64_t *epoch,
                     const uint8_t **key, size_t *key_len);
 
-/* Append a whole epoch entry, padded, to `out`, carrying the new `epoch`
- * (0: none carried, the old form: one more than the replica's). */
-int entry_put_epoch(buf *out, uint64_t nonce, uint64_t proposal,
-                    uint64_t epoch);
+#define ENTRY_EPOCH_FREEZE 1
 
-/* Whether `p` is a well-formed epoch entry; its nonce, proposal id and
- * the epoch it carries (0 for the old form without one). */
+/* Append a whole epoch entry, padded, to `out`, carrying the new `epoch`
+ * (0: none carried, the old form: one more than the replica's) and
+ * `flags` (ENTRY_EPOCH_FREEZE; only with an epoch carried). */
+int entry_put_epoch(buf *out, uint64_t nonce, uint64_t proposal,
+                    uint64_t epoch, uint8_t flags);
+
+/* Whether `p` is a well-formed epoch entry; its nonce, proposal id, the
+ * epoch it carries (0 for the old form without one) and its flags. */
 bool entry_is_epoch(const void *p, size_t len, uint64_t *nonce,
-                    uint64_t *proposal, uint64_t *epoch);
+                    uint64_t *proposal, uint64_t *epoch, uint8_t *flags);
 
 /* Outcome of one applied op, for the proposer's waiter. */
 typedef struct entry_result {
@@ -195,8 +211,10 @@ int entry_applier_add_meta(entry_applier *a, uint64_t index,
 
 /* Ops of later entries whose key lies outside `bounds` (the range's meta
  * as of the entry: a split may have narrowed it after they were proposed)
- * are not applied; their result is CAIRN_ERR_KEY_OUT_OF_RANGE - a definite
- * "not written", the router retries against the new map. `bounds` must
+ * are not applied, nor any op once `bounds` is RANGE_META_FROZEN (a fence
+ * applied after they were proposed); their result is
+ * CAIRN_ERR_KEY_OUT_OF_RANGE - a definite "not written", the router
+ * retries against the new map. `bounds` must
  * outlive the applier; NULL checks nothing. */
 void entry_applier_set_bounds(entry_applier *a, const range_meta *bounds);
 
@@ -215,6 +233,7 @@ int entry_applier_flush(entry_applier *a);
 
 #define RANGE_MAX_PEERS 7
 #define RANGE_META_BOOTSTRAP 1
+#define RANGE_META_FROZEN 2
 
 typedef struct range_peer {
     uint64_t id;
@@ -230,7 +249,7 @@ struct range_meta {
     buf end; /* empty = unbounded */
     unsigned n_peers;
     range_peer peers[RANGE_MAX_PEERS];
-    uint8_t flags; /* RANGE_META_BOOTSTRAP */
+    uint8_t flags; /* RANGE_META_BOOTSTRAP, RANGE_META_FROZEN */
 };
 
 int range_meta_encode(const range_meta *m, buf *out);

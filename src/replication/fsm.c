@@ -64,7 +64,7 @@ entry_applier *fsm_new_applier(replica *r, uint64_t applied)
  * that joined later, was created with whatever epoch the metadata had, and
  * replays the log from its start. */
 static void apply_epoch(replica *r, uint64_t index, uint64_t nonce,
-                        uint64_t id, uint64_t epoch)
+                        uint64_t id, uint64_t epoch, uint8_t flags)
 {
     buf blob = BUF_INIT;
     /* The carried epoch, exactly (old entries without one: one more): the
@@ -74,6 +74,8 @@ static void apply_epoch(replica *r, uint64_t index, uint64_t nonce,
      * applied (a membership change commits first; a split waits for the
      * leader's first barrier), above every one it proposed itself. */
     r->meta.epoch = epoch ? epoch : r->meta.epoch + 1;
+    if (flags & ENTRY_EPOCH_FREEZE) /* the applier refuses every op now */
+        r->meta.flags |= RANGE_META_FROZEN;
     int rc = range_meta_encode(&r->meta, &blob);
     if (rc == 0)
         rc = entry_applier_add_meta(r->applier, index, blob.data, blob.len);
@@ -123,14 +125,15 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *b,
     replica *r = fsm->data;
     uint64_t index = r->raft.last_applied + 1;
     uint64_t nonce, id, epoch;
+    uint8_t flags;
     *result = NULL;
     size_snapshots(r, b->len);
     if (index <= r->applied) {
         observe_only(r, b->base, b->len);
         return 0;
     }
-    if (entry_is_epoch(b->base, b->len, &nonce, &id, &epoch)) {
-        apply_epoch(r, index, nonce, id, epoch);
+    if (entry_is_epoch(b->base, b->len, &nonce, &id, &epoch, &flags)) {
+        apply_epoch(r, index, nonce, id, epoch, flags);
         return 0;
     }
     uint64_t new_range;

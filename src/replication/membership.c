@@ -81,7 +81,15 @@ void membership_epoch_done(proposal *p, int st)
     if (st == 0 && p->status != 0) /* applied, but refused as it applied */
         snprintf(msg, sizeof msg, "%s: %s", a->what,
                  cairn_err_message(st = p->status));
-    else if (st == 0)
+    else if (st == 0 && a->fence) {
+        /* every sequencer the range holds was observed as it applied (or
+         * was restored): the next one is above them all */
+        char hex[SEQ_HEX_LEN + 1];
+        seq next = seq_next(a->r->env->clock);
+        seq_to_hex(&next, hex);
+        snprintf(msg, sizeof msg, "%s: done, epoch %llu, seq %s", a->what,
+                 (unsigned long long)p->epoch, hex);
+    } else if (st == 0)
         snprintf(msg, sizeof msg, "%s: done, epoch %llu", a->what,
                  (unsigned long long)p->epoch);
     else if (a->entry_is_change)
@@ -143,11 +151,12 @@ void admin_propose(admin_req *a, const char *what,
     }
 }
 
+/* `arg`: the entry's flags (ENTRY_EPOCH_FREEZE), or NULL for none. */
 static int build_epoch(buf *e, uint64_t nonce, uint64_t id, uint64_t epoch,
                        void *arg)
 {
-    (void)arg;
-    return entry_put_epoch(e, nonce, id, epoch);
+    return entry_put_epoch(e, nonce, id, epoch,
+                           arg ? *(const uint8_t *)arg : 0);
 }
 
 /* The membership change committed: propose the epoch entry that bumps the
@@ -344,6 +353,25 @@ int replica_bump_epoch(replica *r, uint64_t floor, rep_admin_cb cb,
         return CAIRN_ERR_NOMEM;
     replica_epoch_floor(r, floor);
     membership_changed(a, "epoch");
+    return 0;
+}
+
+int replica_fence(replica *r, uint64_t floor, rep_admin_cb cb, void *arg)
+{
+    static const uint8_t freeze = ENTRY_EPOCH_FREEZE;
+    quiesce_touch(r);
+    if (r->raft.state != RAFT_LEADER)
+        return CAIRN_ERR_NOT_LEADER;
+    if (r->ready_term != r->raft.current_term) { /* as replica_bump_epoch */
+        replica_schedule_flush(r);
+        return CAIRN_ERR_TRYAGAIN;
+    }
+    admin_req *a = admin_new(r, 0, cb, arg);
+    if (a == NULL)
+        return CAIRN_ERR_NOMEM;
+    a->fence = true;
+    replica_epoch_floor(r, floor);
+    admin_propose(a, "fence", build_epoch, (void *)&freeze);
     return 0;
 }
 

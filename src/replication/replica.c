@@ -335,6 +335,8 @@ int replica_write(replica *r, int kind, const void *key, size_t key_len,
         return CAIRN_ERR_NOT_LEADER;
     if (value_len > CAIRN_VALUE_MAX)
         return CAIRN_ERR_TOOBIG;
+    if (r->meta.flags & RANGE_META_FROZEN) /* fenced: the keys moved */
+        return CAIRN_ERR_KEY_OUT_OF_RANGE;
     if (diskguard_full(r->env->disk))
         return CAIRN_ERR_NOSPACE; /* deletes too: a tombstone is data */
     if (kind == ENTRY_OP_PUT) {

@@ -161,6 +161,18 @@ void replica_epoch_floor(replica *r, uint64_t epoch);
 int replica_bump_epoch(replica *r, uint64_t floor, rep_admin_cb cb,
                        void *arg);
 
+/* On the leader: fence the range for a move (DESIGN.md "Split and move",
+ * step 2) - an epoch entry with ENTRY_EPOCH_FREEZE, above both the range's
+ * epoch and `floor`. Once it applies, every replica refuses every write
+ * (CAIRN_ERR_KEY_OUT_OF_RANGE: not written, the router retries against the
+ * new map), also those proposed before it, and the range never splits
+ * again: what it holds is final. Answered "fence: done, epoch E, seq S"
+ * once applied here, S (hex) above every sequencer the range holds - the
+ * destination's clock moves past it, so every new write wins against
+ * anything copied. Idempotent (a frozen range is fenced again at a new
+ * epoch). Returns as replica_bump_epoch. */
+int replica_fence(replica *r, uint64_t floor, rep_admin_cb cb, void *arg);
+
 /* On the leader: give the follower on node `id` a snapshot instead of the
  * log it lacks (issue 9: a lagging follower is first caught up so, and
  * replaced only if it still lags). Takes a snapshot at once, keeping fewer

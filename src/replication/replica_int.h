@@ -52,6 +52,7 @@ typedef struct admin_req {
     const char *what;  /* the change, for the reply */
     char text[600];    /* a `what` built for this request (split) */
     bool entry_is_change; /* the proposed entry is the change itself */
+    bool fence;        /* a fence: the answer names the next sequencer */
     bool has_poll;     /* `poll` is initialised: closed before the free */
     uv_timer_t poll;   /* add: waits for the standby to catch up */
     uint64_t deadline_ms;

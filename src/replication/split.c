@@ -71,7 +71,8 @@ int replica_split(replica *r, const void *key, size_t key_len,
         return CAIRN_ERR_SHUTDOWN;
     if (r->raft.state != RAFT_LEADER)
         return CAIRN_ERR_NOT_LEADER;
-    if (new_range == 0 || new_range == r->range_id)
+    if (new_range == 0 || new_range == r->range_id ||
+        (r->meta.flags & RANGE_META_FROZEN))
         return CAIRN_ERR_INVALID;
     /* Not before this leader's first barrier: every entry of earlier terms
      * must have applied, so that the epoch it picks is above theirs. */
@@ -199,7 +200,9 @@ void split_apply(replica *r, uint64_t index, uint64_t nonce, uint64_t id,
     proposal *prop = replica_find_proposal(r, nonce, id);
     /* every entry before this one is in the store, with its index */
     fsm_flush(r);
-    bool ok = inside(&r->meta, key, key_len) && new_range != 0 &&
+    /* a fence applied before it: the range is final, it never splits */
+    bool ok = !(r->meta.flags & RANGE_META_FROZEN) &&
+              inside(&r->meta, key, key_len) && new_range != 0 &&
               new_range != r->range_id;
     range_meta child = {0};
     if (epoch == 0) /* as for epoch entries (fsm.c): carried exactly */

@@ -15,7 +15,7 @@ CREATE_REPLICA, ADD_REPLICA, REMOVE_REPLICA, TRANSFER_LEADER, METRICS = (
 DROP_REPLICA = 21
 CREATE_REPLICAS = 22
 SPLIT_RANGE = 23
-CATCH_UP, BUMP_EPOCH = 24, 25
+CATCH_UP, BUMP_EPOCH, FENCE = 24, 25, 26
 COND_NONE, COND_IFSEQ, COND_IFABSENT = 0, 1, 2
 BTREE, LSM = 1, 2
 
@@ -232,6 +232,11 @@ class Client:
         """An epoch entry above the range's and `epoch`; the answer text."""
         return self.call(BUMP_EPOCH,
                          struct.pack(">QQ", rng, epoch)).str().decode()
+
+    def fence(self, rng, epoch=0):
+        """Fence the range for a move; the answer text ("fence: done,
+        epoch E, seq S")."""
+        return self.call(FENCE, struct.pack(">QQ", rng, epoch)).str().decode()
 
     def transfer_leader(self, rng, node_id=0):
         return self.call(TRANSFER_LEADER,

@@ -387,6 +387,11 @@ static void test_admin_requests(void **state)
     d = roundtrip(&f, &e);
     assert_int_equal(d.range_id, 14);
     assert_int_equal(d.epoch, 21);
+    rpc_request n = {.type = RPC_FENCE, .id = 9, .range_id = 15, .epoch = 22};
+    d = roundtrip(&f, &n);
+    assert_int_equal(d.type, RPC_FENCE);
+    assert_int_equal(d.range_id, 15);
+    assert_int_equal(d.epoch, 22);
     buf_free(&f);
 }
 

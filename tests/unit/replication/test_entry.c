@@ -165,6 +165,59 @@ static void test_apply_sets_applied_index_and_conditions(void **state)
     buf_free(&e);
 }
 
+/* IFNEWER (a record copied by a move): it lands on an absent key and over
+ * an older record, never over a newer one - tombstones count both ways -
+ * and copying the same record twice changes nothing. */
+static void test_ifnewer_lands_only_over_older_records(void **state)
+{
+    fix *f = *state;
+    buf e = BUF_INIT;
+    entry_result res[5];
+    /* what the destination holds: a at 10, b at 30, c deleted at 30 */
+    entry_op have[3] = {put_op("a", "new-a", seq_make(10, 0, 1)),
+                        put_op("b", "new-b", seq_make(30, 0, 1)),
+                        {.kind = ENTRY_OP_DEL, .seq = seq_make(30, 0, 1),
+                         .key = (const uint8_t *)"c", .key_len = 1}};
+    encode(&e, have, 3);
+    assert_int_equal(entry_apply(f->e, f->b, 1, 1, e.data, e.len, res, NULL),
+                     0);
+    /* copies: a older than a's, b newer, c older than its tombstone, d new,
+     * and a tombstone newer than a */
+    entry_op copy[5] = {put_op("a", "old-a", seq_make(5, 0, 2)),
+                        put_op("b", "copy-b", seq_make(31, 0, 2)),
+                        put_op("c", "copy-c", seq_make(25, 0, 2)),
+                        put_op("d", "copy-d", seq_make(7, 0, 2)),
+                        {.kind = ENTRY_OP_DEL, .seq = seq_make(40, 0, 2),
+                         .key = (const uint8_t *)"b", .key_len = 1}};
+    for (int i = 0; i < 5; i++)
+        copy[i].cond = ENTRY_COND_IFNEWER;
+    encode(&e, copy, 5);
+    assert_int_equal(entry_apply(f->e, f->b, 1, 2, e.data, e.len, res, NULL),
+                     0);
+    assert_int_equal(res[0].status, CAIRN_ERR_CONDITION); /* 5 < 10 */
+    assert_int_equal(res[1].status, 0);                   /* 31 > 30 */
+    assert_int_equal(res[2].status, CAIRN_ERR_CONDITION); /* tombstone 30 */
+    assert_int_equal(res[3].status, 0);                   /* absent */
+    assert_int_equal(res[4].status, 0); /* sees op 1 of the same entry */
+    assert_value(f, "a", "new-a");
+    assert_value(f, "b", NULL);
+    assert_value(f, "c", NULL);
+    assert_value(f, "d", "copy-d");
+    /* the same copy again: every op is now as old as what is there */
+    assert_int_equal(entry_apply(f->e, f->b, 1, 3, e.data, e.len, res, NULL),
+                     0);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(res[i].status, CAIRN_ERR_CONDITION);
+    assert_value(f, "d", "copy-d");
+    assert_value(f, "b", NULL);
+    /* a condition word beyond IFNEWER is a corrupt entry */
+    copy[0].cond = ENTRY_COND_IFNEWER + 1;
+    encode(&e, copy, 1);
+    entry_reader r;
+    assert_int_equal(entry_parse(e.data, e.len, &r), CAIRN_ERR_CORRUPT);
+    buf_free(&e);
+}
+
 /* Ops whose key left the range (a split applied after they were proposed)
  * are refused as they apply, the others of the same entry applied; the
  * entry still moves the applied index. */
@@ -194,6 +247,16 @@ static void test_applier_refuses_keys_outside_its_bounds(void **state)
     uint64_t applied;
     assert_int_equal(engine_applied_index(f->e, NULL, 1, &applied), 0);
     assert_int_equal(applied, 4);
+    /* fenced (RANGE_META_FROZEN): no op lands, inside the bounds or not,
+     * and the entry still moves the applied index */
+    m.flags |= RANGE_META_FROZEN;
+    assert_int_equal(entry_applier_add(a, 5, e.data, e.len, res, NULL), 0);
+    assert_int_equal(entry_applier_flush(a), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(res[i].status, CAIRN_ERR_KEY_OUT_OF_RANGE);
+    assert_value(f, "c", "2");
+    assert_int_equal(engine_applied_index(f->e, NULL, 1, &applied), 0);
+    assert_int_equal(applied, 5);
     entry_applier_free(a);
     range_meta_free(&m);
     buf_free(&e);
@@ -219,7 +282,8 @@ static void test_split_entry_codec(void **state)
     assert_memory_equal(k, "key", 3);
     assert_false(entry_is_split(e.data, 20, &nonce, &id, &range, &epoch, &k,
                                 &kl));
-    assert_false(entry_is_epoch(e.data, e.len, &nonce, &id, &epoch));
+    uint8_t flags;
+    assert_false(entry_is_epoch(e.data, e.len, &nonce, &id, &epoch, &flags));
     buf_free(&e);
 }
 
@@ -284,24 +348,33 @@ static void test_epoch_entry_sets_meta_with_applied(void **state)
     fix *f = *state;
     buf e = BUF_INIT, blob = BUF_INIT, got = BUF_INIT;
     uint64_t nonce = 0, id = 0, applied = 0, epoch = 1;
+    uint8_t flags = 9;
     entry_reader er;
     /* The old form, without the epoch: 24 bytes, "one more". */
-    assert_int_equal(entry_put_epoch(&e, 77, 5, 0), 0);
+    assert_int_equal(entry_put_epoch(&e, 77, 5, 0, 0), 0);
     assert_int_equal(e.len, 24);
-    assert_true(entry_is_epoch(e.data, e.len, &nonce, &id, &epoch));
+    assert_true(entry_is_epoch(e.data, e.len, &nonce, &id, &epoch, &flags));
     assert_int_equal(epoch, 0);
     buf_reset(&e);
     /* The new epoch carried: 32 bytes. */
-    assert_int_equal(entry_put_epoch(&e, 77, 5, 9), 0);
+    assert_int_equal(entry_put_epoch(&e, 77, 5, 9, 0), 0);
     assert_int_equal(e.len, 32);
-    assert_true(entry_is_epoch(e.data, e.len, &nonce, &id, &epoch));
+    assert_true(entry_is_epoch(e.data, e.len, &nonce, &id, &epoch, &flags));
     assert_int_equal(nonce, 77);
     assert_int_equal(id, 5);
     assert_int_equal(epoch, 9);
+    assert_int_equal(flags, 0); /* the padding of an entry without flags */
+    /* A fence: the flags byte fits in the same 32 bytes. */
+    buf_reset(&e);
+    assert_int_equal(entry_put_epoch(&e, 77, 5, 9, ENTRY_EPOCH_FREEZE), 0);
+    assert_int_equal(e.len, 32);
+    assert_true(entry_is_epoch(e.data, e.len, &nonce, &id, &epoch, &flags));
+    assert_int_equal(epoch, 9);
+    assert_int_equal(flags, ENTRY_EPOCH_FREEZE);
     assert_int_equal(entry_parse(e.data, e.len, &er), CAIRN_ERR_CORRUPT);
-    assert_false(entry_is_epoch(e.data, 10, &nonce, &id, &epoch)); /* cut */
+    assert_false(entry_is_epoch(e.data, 10, &nonce, &id, &epoch, &flags)); /* cut */
     e.data[e.len - 1] = 1;                                 /* bad padding */
-    assert_false(entry_is_epoch(e.data, e.len, &nonce, &id, &epoch));
+    assert_false(entry_is_epoch(e.data, e.len, &nonce, &id, &epoch, &flags));
 
     range_meta m = {0}, back = {0};
     m.table_id = 3;
@@ -477,6 +550,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(
             test_epoch_entry_sets_meta_with_applied, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_ifnewer_lands_only_over_older_records, setup, teardown),
         cmocka_unit_test(test_meta_round_trip),
         cmocka_unit_test_setup_teardown(
             test_applier_refuses_keys_outside_its_bounds, setup, teardown),
