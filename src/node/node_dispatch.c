@@ -27,6 +27,9 @@ typedef struct op {
     uint32_t limit;
     uint64_t range_id; /* drop, admin: the range of the request */
     uint64_t epoch;    /* reads: checked again when served */
+    uint32_t copies, landed, skipped; /* COPY: outstanding, landed, not */
+    bool issuing;            /* COPY: records still being queued */
+    int copy_err;            /* COPY: the first failure */
 } op;
 
 /* ---- replies ---------------------------------------------------------- */
@@ -187,9 +190,11 @@ static void serve_scan(op *o)
     if (limit > SCAN_LIMIT_MAX)
         limit = SCAN_LIMIT_MAX;
     scan_bounds(m, o, &start, &end);
+    bool records = o->type == RPC_SCAN_RECORDS; /* a move's copy */
     int rc = engine_iter_open(replica_engine(o->r), NULL, m->range_id,
                               start.data, start.len, end.data, end.len,
-                              limit, 0, &it);
+                              limit, records ? ENGINE_ITER_TOMBSTONES : 0,
+                              &it);
     bool more = false;
     if (rc == 0)
         rc = rpc_reply_scan_begin(&o->c->out, o->id, &mark);
@@ -200,8 +205,11 @@ static void serve_scan(op *o)
             rc = 0;
             break;
         }
-        rc = rpc_reply_scan_add(&o->c->out, en.key, en.key_len, &en.seq,
-                                en.value, en.value_len);
+        rc = records ? rpc_record_put(&o->c->out, en.key, en.key_len,
+                                      &en.seq, en.tombstone, en.value,
+                                      en.value_len)
+                     : rpc_reply_scan_add(&o->c->out, en.key, en.key_len,
+                                          &en.seq, en.value, en.value_len);
         count++;
     }
     if (rc == 0) {
@@ -271,7 +279,8 @@ static replica *route(conn *c, const rpc_request *q)
                                                : CAIRN_ERR_TRYAGAIN, msg);
         return NULL;
     }
-    if (q->type == RPC_SCAN)
+    if (q->type == RPC_SCAN || q->type == RPC_SCAN_RECORDS ||
+        q->type == RPC_COPY) /* no one key to check */
         return r;
     int rc = replica_check_key(r, q->key.p, q->key.len);
     if (rc != 0) {
@@ -305,6 +314,65 @@ static void handle_data(conn *c, const rpc_request *q)
         reply_status(c, q->id, rc, r, NULL);
         op_done(o);
     }
+}
+
+/* COPY: every record queued as an IFNEWER write (replica_write), answered
+ * "copied N of M" once the last one applied, or with the first failure
+ * other than "already held as new or newer" (CAIRN_ERR_CONDITION). */
+static void copy_finish(op *o)
+{
+    if (!o->c->closing) {
+        char msg[64];
+        snprintf(msg, sizeof msg, "copied %u of %u", o->landed,
+                 o->landed + o->skipped);
+        if (o->copy_err)
+            reply_status(o->c, o->id, o->copy_err, o->r, NULL);
+        else
+            rpc_reply_text(&o->c->out, o->id, msg, strlen(msg));
+    }
+    op_done(o);
+}
+
+static void copy_done(void *arg, int status, const seq *s)
+{
+    op *o = arg;
+    (void)s;
+    if (status == 0)
+        o->landed++;
+    else if (status == CAIRN_ERR_CONDITION)
+        o->skipped++;
+    else if (o->copy_err == 0)
+        o->copy_err = status;
+    if (--o->copies == 0 && !o->issuing)
+        copy_finish(o);
+}
+
+static void handle_copy(conn *c, const rpc_request *q)
+{
+    replica *r = route(c, q);
+    op *o = r ? op_new(c, q, r) : NULL;
+    if (r && o == NULL)
+        reply_error(c, q->id, CAIRN_ERR_NOMEM, NULL);
+    if (o == NULL)
+        return;
+    o->issuing = true;
+    size_t pos = 0;
+    rpc_record rec;
+    while (o->copy_err == 0 && rpc_record_next(q->items, &pos, &rec) == 1) {
+        int rc = replica_check_key(r, rec.key.p, rec.key.len);
+        if (rc == 0)
+            rc = replica_write(r, rec.tombstone ? ENTRY_OP_DEL : ENTRY_OP_PUT,
+                               rec.key.p, rec.key.len, rec.value.p,
+                               rec.value.len, ENTRY_COND_IFNEWER, &rec.seq,
+                               copy_done, o);
+        if (rc == 0)
+            o->copies++;
+        else
+            o->copy_err = rc;
+    }
+    o->issuing = false;
+    if (o->copies == 0)
+        copy_finish(o);
 }
 
 /* ---- admin requests --------------------------------------------------- */
@@ -730,7 +798,11 @@ void node_dispatch(conn *c, const rpc_request *q)
     case RPC_DEL:
     case RPC_GET:
     case RPC_SCAN:
+    case RPC_SCAN_RECORDS:
         handle_data(c, q);
+        break;
+    case RPC_COPY:
+        handle_copy(c, q);
         break;
     case RPC_CREATE_REPLICA:
         handle_create(c, q);

@@ -51,6 +51,8 @@ static const char *const rpc_names[RPC_TYPE_MAX_] = {
     [RPC_CATCH_UP] = "catch_up",
     [RPC_BUMP_EPOCH] = "bump_epoch",
     [RPC_FENCE] = "fence",
+    [RPC_SCAN_RECORDS] = "scan_records",
+    [RPC_COPY] = "copy",
 };
 
 static int cmp_replica(const void *a, const void *b)

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../common/err.h"
+#include "../common/limits.h"
 
 /* ---- a bounds-checked reader ---------------------------------------- */
 
@@ -275,12 +276,22 @@ static int encode_body(buf *b, const rpc_request *q)
     case RPC_DEL:
     case RPC_GET:
     case RPC_SCAN:
+    case RPC_SCAN_RECORDS:
         rc = buf_append_u64(b, q->range_id);
         if (rc == 0)
             rc = buf_append_u64(b, q->epoch);
         if (rc == 0)
             rc = wr_bytes(b, q->key);
         break;
+    case RPC_COPY:
+        rc = buf_append_u64(b, q->range_id);
+        if (rc == 0)
+            rc = buf_append_u64(b, q->epoch);
+        if (rc == 0)
+            rc = buf_append_u32(b, q->count);
+        if (rc == 0 && q->items.len > 0)
+            rc = buf_append(b, q->items.p, q->items.len);
+        return rc;
     case RPC_ADD_REPLICA:
     case RPC_REMOVE_REPLICA:
     case RPC_TRANSFER_LEADER:
@@ -322,6 +333,7 @@ static int encode_body(buf *b, const rpc_request *q)
             rc = buf_append(b, q->cond_seq.bytes, SEQ_LEN);
         break;
     case RPC_SCAN:
+    case RPC_SCAN_RECORDS:
         rc = wr_bytes(b, q->end);
         if (rc == 0)
             rc = buf_append_u32(b, q->limit);
@@ -389,6 +401,31 @@ static void decode_creates(rd *r, rpc_request *q)
     r->pos = r->len;
 }
 
+/* COPY: every record is checked here (bounds, key and value limits), so
+ * that rpc_record_next never fails on an accepted request. */
+static void decode_copy(rd *r, rpc_request *q)
+{
+    q->range_id = rd_u64(r);
+    q->epoch = rd_u64(r);
+    q->count = rd_u32(r);
+    if (r->bad)
+        return;
+    q->items = (rpc_bytes){r->p + r->pos, r->len - r->pos};
+    size_t pos = 0;
+    rpc_record rec;
+    uint32_t n = 0;
+    int rc;
+    while ((rc = rpc_record_next(q->items, &pos, &rec)) == 1) {
+        if (rec.key.len < CAIRN_KEY_MIN || rec.key.len > CAIRN_KEY_MAX ||
+            rec.value.len > CAIRN_VALUE_MAX)
+            break;
+        n++;
+    }
+    if (rc != 0 || n != q->count)
+        r->bad = true;
+    r->pos = r->len;
+}
+
 static void decode_body(rd *r, rpc_request *q)
 {
     switch (q->type) {
@@ -426,6 +463,9 @@ static void decode_body(rd *r, rpc_request *q)
         q->new_range = rd_u64(r);
         q->key = rd_str(r);
         return;
+    case RPC_COPY:
+        decode_copy(r, q);
+        return;
     default:
         break;
     }
@@ -438,7 +478,7 @@ static void decode_body(rd *r, rpc_request *q)
         q->cond_seq = rd_seq(r);
         if (q->cond > RPC_COND_IFABSENT)
             r->bad = true;
-    } else if (q->type == RPC_SCAN) {
+    } else if (q->type == RPC_SCAN || q->type == RPC_SCAN_RECORDS) {
         q->end = rd_str(r);
         q->limit = rd_u32(r);
     }
@@ -610,6 +650,7 @@ static void decode_ok_body(rd *r, rpc_type for_type, rpc_reply *out)
         out->value = rd_str(r);
         break;
     case RPC_SCAN:
+    case RPC_SCAN_RECORDS:
         out->scan_count = rd_u32(r);
         out->scan_more = rd_u8(r) != 0;
         if (!r->bad) {
@@ -658,6 +699,40 @@ int rpc_scan_next(const rpc_reply *reply, size_t *pos, rpc_scan_entry *out)
     out->seq = rd_seq(&r);
     out->value = rd_str(&r);
     if (r.bad)
+        return CAIRN_ERR_PROTO;
+    *pos = r.pos;
+    return 1;
+}
+
+/* ---- records (SCAN_RECORDS, COPY) ------------------------------------- */
+
+int rpc_record_put(buf *out, const void *key, size_t key_len, const seq *s,
+                   bool tombstone, const void *value, size_t value_len)
+{
+    size_t mark = out->len;
+    int rc = wr_str(out, key, key_len);
+    if (rc == 0)
+        rc = buf_append(out, s->bytes, SEQ_LEN);
+    if (rc == 0)
+        rc = buf_append_u8(out, tombstone ? 1 : 0);
+    if (rc == 0)
+        rc = wr_str(out, value, tombstone ? 0 : value_len);
+    if (rc != 0)
+        out->len = mark;
+    return rc;
+}
+
+int rpc_record_next(rpc_bytes items, size_t *pos, rpc_record *out)
+{
+    if (*pos >= items.len)
+        return 0;
+    rd r = {items.p, items.len, *pos, false};
+    out->key = rd_str(&r);
+    out->seq = rd_seq(&r);
+    uint8_t flags = rd_u8(&r);
+    out->tombstone = (flags & 1) != 0;
+    out->value = rd_str(&r);
+    if (r.bad || flags > 1 || (out->tombstone && out->value.len))
         return CAIRN_ERR_PROTO;
     *pos = r.pos;
     return 1;

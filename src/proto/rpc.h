@@ -119,7 +119,9 @@ typedef enum rpc_type {
     RPC_CATCH_UP = 24,
     RPC_BUMP_EPOCH = 25,
     RPC_FENCE = 26,
-    RPC_TYPE_MAX_ = 27
+    RPC_SCAN_RECORDS = 27,
+    RPC_COPY = 28,
+    RPC_TYPE_MAX_ = 29
 } rpc_type;
 
 /* Condition of a put, checked when the write is applied (atomically). */
@@ -166,6 +168,12 @@ typedef struct rpc_peer {
  *   FENCE    range_id epoch: on the leader, fence the range for a move
  *            (replica_fence): as BUMP_EPOCH, and from then on the range
  *            takes no writes; answered "fence: done, epoch E, seq S"
+ *   SCAN_RECORDS as SCAN, tombstones included: the reply's entries are
+ *            records (rpc_record_next), what a move copies
+ *   COPY     range_id epoch count items: records (rpc_record_put) to land
+ *            on the leader, each only if newer than what the key holds
+ *            (ENTRY_COND_IFNEWER); answered "copied N of M" once applied
+ *            there (N landed, M - N already held as new or newer)
  *   PING     nothing */
 typedef struct rpc_request {
     rpc_type type;
@@ -186,8 +194,9 @@ typedef struct rpc_request {
     unsigned n_peers;
     rpc_peer peers[RPC_MAX_PEERS];
     uint64_t new_range; /* SPLIT_RANGE: the upper half's range id */
-    uint32_t count;  /* CREATE_REPLICAS: creations in `items` */
-    rpc_bytes items; /* CREATE_REPLICAS: the encoded creations */
+    uint32_t count;  /* CREATE_REPLICAS, COPY: items in `items` */
+    rpc_bytes items; /* CREATE_REPLICAS: the encoded creations; COPY: the
+                      * encoded records */
 } rpc_request;
 
 /* A decoded reply. `leader_*` only for NOT_LEADER; `seq` for PUT, DEL and a
@@ -213,6 +222,25 @@ typedef struct rpc_scan_entry {
     seq seq;
     rpc_bytes value;
 } rpc_scan_entry;
+
+/* A record as a move copies it (SCAN_RECORDS' entries, COPY's items):
+ * key str | seq (16) | flags (1, bit 0 = tombstone) | value str. */
+typedef struct rpc_record {
+    rpc_bytes key;
+    seq seq;
+    bool tombstone;
+    rpc_bytes value; /* empty for a tombstone */
+} rpc_record;
+
+/* Append one record to `out` (a COPY's items, or a SCAN_RECORDS reply
+ * between rpc_reply_scan_begin and _end). */
+int rpc_record_put(buf *out, const void *key, size_t key_len, const seq *s,
+                   bool tombstone, const void *value, size_t value_len);
+
+/* The record at *pos of `items` (a COPY's items, or a SCAN_RECORDS
+ * reply's `scan`): 1 and *pos moved past it, 0 at the end, or
+ * CAIRN_ERR_PROTO if malformed. */
+int rpc_record_next(rpc_bytes items, size_t *pos, rpc_record *out);
 
 /* ---- handshake -------------------------------------------------------- */
 

@@ -168,7 +168,10 @@ static void propose(replica *r, const wvec *q, const buf *stage, size_t from,
             const waiter *w = &q->v[from + i];
             entry_op op = {.kind = w->kind, .cond = w->cond,
                            .cond_seq = w->cond_seq,
-                           .seq = seq_next(r->env->clock),
+                           /* a copied record keeps its own */
+                           .seq = w->cond == ENTRY_COND_IFNEWER
+                                      ? w->cond_seq
+                                      : seq_next(r->env->clock),
                            .key = stage->data + w->off,
                            .key_len = w->key_len,
                            .value = stage->data + w->off + w->key_len,

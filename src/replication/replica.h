@@ -83,7 +83,9 @@ int replica_check_key(const replica *r, const void *key, size_t len);
 typedef void (*rep_write_cb)(void *arg, int status, const seq *s);
 
 /* Queue a put (ENTRY_OP_PUT) or delete (ENTRY_OP_DEL); key and value are
- * copied. Returns 0 (cb fires later) or an error now (NOT_LEADER if this
+ * copied. With `cond` ENTRY_COND_IFNEWER the op is a record copied by a
+ * move: `cond_seq` is its own sequencer, kept (not a new one), and it
+ * lands only over an older record (entry.h; CAIRN_ERR_CONDITION if not). Returns 0 (cb fires later) or an error now (NOT_LEADER if this
  * replica is not the leader, TOOBIG, SNAPSHOT_TOOBIG if the range is at its
  * size cap; cb does not fire). */
 int replica_write(replica *r, int kind, const void *key, size_t key_len,

@@ -15,7 +15,7 @@ CREATE_REPLICA, ADD_REPLICA, REMOVE_REPLICA, TRANSFER_LEADER, METRICS = (
 DROP_REPLICA = 21
 CREATE_REPLICAS = 22
 SPLIT_RANGE = 23
-CATCH_UP, BUMP_EPOCH, FENCE = 24, 25, 26
+CATCH_UP, BUMP_EPOCH, FENCE, SCAN_RECORDS, COPY = 24, 25, 26, 27, 28
 COND_NONE, COND_IFSEQ, COND_IFABSENT = 0, 1, 2
 BTREE, LSM = 1, 2
 
@@ -170,6 +170,28 @@ class Client:
             s = r.take(16)
             out.append((k, r.str(), s))
         return out, bool(more)
+
+    def scan_records(self, rng, epoch, start=b"", end=b"", limit=0):
+        """(list of (key, seq, tombstone, value), more): tombstones
+        included, as a move copies them."""
+        r = self.call(SCAN_RECORDS, struct.pack(">QQ", rng, epoch) +
+                      _s(start) + _s(end) + struct.pack(">I", limit))
+        count, more = r.u32(), r.u8()
+        out = []
+        for _ in range(count):
+            k = r.str()
+            s = r.take(16)
+            tomb = r.u8()
+            out.append((k, s, bool(tomb), r.str()))
+        return out, bool(more)
+
+    def copy(self, rng, epoch, records):
+        """Land records (key, seq, tombstone, value) on the leader, each
+        only if newer than what the key holds; the answer text."""
+        body = struct.pack(">QQI", rng, epoch, len(records))
+        for k, s, tomb, v in records:
+            body += _s(k) + s + bytes([1 if tomb else 0]) + _s(v)
+        return self.call(COPY, body).str().decode()
 
     def scan_all(self, rng, epoch):
         """Every live key of the range, paging with scan."""

@@ -121,3 +121,49 @@ def test_fence_is_leader_only_and_moves_past_a_floor():
             epoch, _ = fence_of(c.fence(R, 9))
             assert epoch == 10
             assert c.get(R, 10, b"k")[0] == b"v"
+
+
+def test_copy_lands_only_newer_records_from_a_fenced_source():
+    """SCAN_RECORDS of a fenced source (tombstones included) copied into a
+    destination that already took newer writes: the destination ends with
+    the newer of the two for every key, and copying again lands nothing."""
+    D = R + 100
+    with Cluster(3) as cl:
+        src = cl.create_range(R)
+        dst = cl.create_range(D)
+        with src.client(10) as c:
+            for i in range(50):
+                c.put(R, 1, b"k%02d" % i, b"old%d" % i)
+            for i in range(0, 50, 5):
+                c.delete(R, 1, b"k%02d" % i)
+            epoch, top = fence_of(c.fence(R, 0))
+        # after the fence: new writes (and a delete) on the destination
+        with dst.client(10) as c:
+            for i in range(0, 50, 7):
+                c.put(D, 1, b"k%02d" % i, b"new%d" % i)
+            c.put(D, 1, b"k03", b"gone")
+            c.delete(D, 1, b"k03")
+        with src.client(10) as c:
+            recs, more = c.scan_records(R, epoch, limit=1000)
+        assert not more and len(recs) == 50
+        assert sum(1 for r in recs if r[2]) == 10  # the tombstones
+        assert all(s < top for _, s, _, _ in recs)
+        with dst.client(10) as c:
+            landed = int(c.copy(D, 1, recs).split()[1])
+            # not over the 8 newer puts nor the newer delete of k03
+            assert landed == 50 - 8 - 1
+            assert c.copy(D, 1, recs) == "copied 0 of 50"
+            got = {k: v for k, v, _ in c.scan_all(D, 1)}
+        want = {}
+        for i in range(50):
+            k = b"k%02d" % i
+            if i % 7 == 0:
+                want[k] = b"new%d" % i
+            elif i % 5 != 0 and i != 3:
+                want[k] = b"old%d" % i
+        assert got == want
+        # a copy at an epoch the destination is not at is refused
+        with dst.client(10) as c:
+            with pytest.raises(RpcError) as e:
+                c.copy(D, 2, recs[:1])
+            assert e.value.word in ("STALE_EPOCH", "TRYAGAIN")

@@ -549,6 +549,67 @@ static void test_scan_reply(void **state)
     buf_free(&f);
 }
 
+/* Records (a move's SCAN_RECORDS entries and COPY items): tombstones
+ * round-trip; a COPY whose records are malformed, too many or too few for
+ * its count, or break the key and value limits, is refused whole. */
+static void test_copy_records(void **state)
+{
+    (void)state;
+    buf items = BUF_INIT, f = BUF_INIT;
+    seq s1 = seq_make(5, 0, 1), s2 = seq_make(6, 0, 2);
+    assert_int_equal(rpc_record_put(&items, "a", 1, &s1, false, "va", 2), 0);
+    assert_int_equal(rpc_record_put(&items, "b", 1, &s2, true, "x", 1), 0);
+    rpc_request q = {.type = RPC_COPY, .id = 3, .range_id = 9, .epoch = 4,
+                     .count = 2, .items = {items.data, items.len}};
+    rpc_request d = roundtrip(&f, &q);
+    assert_int_equal(d.range_id, 9);
+    assert_int_equal(d.epoch, 4);
+    assert_int_equal(d.count, 2);
+    size_t pos = 0;
+    rpc_record r;
+    assert_int_equal(rpc_record_next(d.items, &pos, &r), 1);
+    assert_bytes(r.key, "a");
+    assert_bytes(r.value, "va");
+    assert_false(r.tombstone);
+    assert_int_equal(seq_time(&r.seq), 5);
+    assert_int_equal(rpc_record_next(d.items, &pos, &r), 1);
+    assert_bytes(r.key, "b");
+    assert_true(r.tombstone);
+    assert_int_equal(r.value.len, 0); /* a tombstone carries no value */
+    assert_int_equal(rpc_record_next(d.items, &pos, &r), 0);
+    /* the count must match */
+    q.count = 3;
+    buf_reset(&f);
+    assert_int_equal(rpc_encode_request(&f, &q), 0);
+    assert_int_equal(rpc_decode_request(f.data, f.len, &d), CAIRN_ERR_PROTO);
+    /* every cut of the items is refused */
+    q.count = 2;
+    for (size_t n = 1; n < items.len; n++) {
+        q.items.len = n;
+        buf_reset(&f);
+        assert_int_equal(rpc_encode_request(&f, &q), 0);
+        assert_int_not_equal(rpc_decode_request(f.data, f.len, &d), 0);
+    }
+    /* an empty key is refused */
+    buf_reset(&items);
+    assert_int_equal(rpc_record_put(&items, "", 0, &s1, false, "v", 1), 0);
+    q.count = 1;
+    q.items = (rpc_bytes){items.data, items.len};
+    buf_reset(&f);
+    assert_int_equal(rpc_encode_request(&f, &q), 0);
+    assert_int_equal(rpc_decode_request(f.data, f.len, &d), CAIRN_ERR_PROTO);
+    /* a SCAN_RECORDS request is a SCAN's shape */
+    rpc_request sr = {.type = RPC_SCAN_RECORDS, .id = 4, .range_id = 2,
+                      .epoch = 3, .key = {(const uint8_t *)"a", 1},
+                      .end = {(const uint8_t *)"z", 1}, .limit = 50};
+    d = roundtrip(&f, &sr);
+    assert_bytes(d.key, "a");
+    assert_bytes(d.end, "z");
+    assert_int_equal(d.limit, 50);
+    buf_free(&items);
+    buf_free(&f);
+}
+
 static void test_handshakes(void **state)
 {
     (void)state;
@@ -672,6 +733,7 @@ int main(void)
         cmocka_unit_test(test_random_bytes),
         cmocka_unit_test(test_replies),
         cmocka_unit_test(test_scan_reply),
+        cmocka_unit_test(test_copy_records),
         cmocka_unit_test(test_handshakes),
         cmocka_unit_test(test_handshakes_with_secret),
         cmocka_unit_test(test_secret_file),
