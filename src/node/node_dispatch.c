@@ -709,6 +709,8 @@ static void handle_membership(conn *c, const rpc_request *q)
         rc = replica_bump_epoch(r, q->epoch, admin_done, o);
     else if (q->type == RPC_FENCE)
         rc = replica_fence(r, q->epoch, admin_done, o);
+    else if (q->type == RPC_FLOOR)
+        rc = replica_set_floor(r, q->epoch, &q->cond_seq, admin_done, o);
     else
         rc = replica_transfer(r, q->node_id, admin_done, o);
     if (rc != 0) {

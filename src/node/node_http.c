@@ -53,6 +53,7 @@ static const char *const rpc_names[RPC_TYPE_MAX_] = {
     [RPC_FENCE] = "fence",
     [RPC_SCAN_RECORDS] = "scan_records",
     [RPC_COPY] = "copy",
+    [RPC_FLOOR] = "floor",
 };
 
 static int cmp_replica(const void *a, const void *b)

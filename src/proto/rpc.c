@@ -307,8 +307,13 @@ static int encode_body(buf *b, const rpc_request *q)
         return rc;
     case RPC_BUMP_EPOCH:
     case RPC_FENCE:
+    case RPC_FLOOR:
         rc = buf_append_u64(b, q->range_id);
-        return rc ? rc : buf_append_u64(b, q->epoch);
+        if (rc == 0)
+            rc = buf_append_u64(b, q->epoch);
+        if (rc == 0 && q->type == RPC_FLOOR)
+            rc = buf_append(b, q->cond_seq.bytes, SEQ_LEN);
+        return rc;
     case RPC_METRICS:
     case RPC_DROP_REPLICA:
         return buf_append_u64(b, q->range_id);
@@ -450,8 +455,11 @@ static void decode_body(rd *r, rpc_request *q)
         return;
     case RPC_BUMP_EPOCH:
     case RPC_FENCE:
+    case RPC_FLOOR:
         q->range_id = rd_u64(r);
         q->epoch = rd_u64(r);
+        if (q->type == RPC_FLOOR)
+            q->cond_seq = rd_seq(r);
         return;
     case RPC_METRICS:
     case RPC_DROP_REPLICA:

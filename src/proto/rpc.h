@@ -121,7 +121,8 @@ typedef enum rpc_type {
     RPC_FENCE = 26,
     RPC_SCAN_RECORDS = 27,
     RPC_COPY = 28,
-    RPC_TYPE_MAX_ = 29
+    RPC_FLOOR = 29,
+    RPC_TYPE_MAX_ = 30
 } rpc_type;
 
 /* Condition of a put, checked when the write is applied (atomically). */
@@ -174,6 +175,9 @@ typedef struct rpc_peer {
  *            on the leader, each only if newer than what the key holds
  *            (ENTRY_COND_IFNEWER); answered "copied N of M" once applied
  *            there (N landed, M - N already held as new or newer)
+ *   FLOOR    range_id epoch seq: on the leader, every replica's clock past
+ *            `seq` for good (replica_set_floor), with an epoch above both
+ *            the range's and `epoch`; answered "floor: done, epoch E"
  *   PING     nothing */
 typedef struct rpc_request {
     rpc_type type;
@@ -184,7 +188,7 @@ typedef struct rpc_request {
     rpc_bytes value;
     rpc_bytes end;
     rpc_cond cond;
-    seq cond_seq;
+    seq cond_seq;  /* PUT: the condition's; FLOOR: the floor */
     uint32_t limit;
     uint64_t table_id;
     uint8_t engine;

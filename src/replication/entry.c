@@ -92,8 +92,10 @@ int entry_put_header(buf *out, uint64_t nonce, uint64_t proposal,
 static bool entry_padding_ok(const uint8_t *p, size_t end, size_t len);
 
 int entry_put_epoch(buf *out, uint64_t nonce, uint64_t proposal,
-                    uint64_t epoch, uint8_t flags)
+                    uint64_t epoch, uint8_t flags, const seq *floor)
 {
+    if ((flags & ENTRY_EPOCH_FLOOR) && (floor == NULL || epoch == 0))
+        return CAIRN_ERR_INVALID;
     int rc = buf_append_u8(out, 2);
     if (rc == 0)
         rc = buf_append_u64(out, nonce);
@@ -103,6 +105,8 @@ int entry_put_epoch(buf *out, uint64_t nonce, uint64_t proposal,
         rc = buf_append_u64(out, epoch);
     if (rc == 0 && epoch != 0 && flags != 0)
         rc = buf_append_u8(out, flags);
+    if (rc == 0 && (flags & ENTRY_EPOCH_FLOOR))
+        rc = buf_append(out, floor->bytes, SEQ_LEN);
     return rc ? rc : entry_pad(out);
 }
 
@@ -140,7 +144,8 @@ bool entry_is_split(const void *p, size_t len, uint64_t *nonce,
 }
 
 bool entry_is_epoch(const void *p, size_t len, uint64_t *nonce,
-                    uint64_t *proposal, uint64_t *epoch, uint8_t *flags)
+                    uint64_t *proposal, uint64_t *epoch, uint8_t *flags,
+                    seq *floor)
 {
     rdr r = {p, len, 0, false};
     if (take_u8(&r) != 2)
@@ -151,6 +156,11 @@ bool entry_is_epoch(const void *p, size_t len, uint64_t *nonce,
     *epoch = !r.bad && len >= r.pos + 8 ? take_u64(&r) : 0;
     /* the flags byte, or the first byte of the padding (zero) */
     *flags = !r.bad && *epoch != 0 && len > r.pos ? take_u8(&r) : 0;
+    seq fl = seq_zero();
+    if (*flags & ENTRY_EPOCH_FLOOR)
+        take_seq(&r, &fl);
+    if (floor)
+        *floor = fl;
     return !r.bad && entry_padding_ok(p, r.pos, len);
 }
 
@@ -543,6 +553,8 @@ int range_meta_encode(const range_meta *m, buf *out)
         if (rc == 0)
             rc = put_str(out, m->peers[i].addr, strlen(m->peers[i].addr));
     }
+    if (rc == 0 && (m->flags & RANGE_META_FLOOR))
+        rc = buf_append(out, m->floor.bytes, SEQ_LEN);
     return rc;
 }
 
@@ -577,6 +589,9 @@ int range_meta_decode(const void *p, size_t len, range_meta *m)
         memcpy(m->peers[i].addr, s, n);
         m->peers[i].addr[n] = '\0';
     }
+    m->floor = seq_zero();
+    if (m->flags & RANGE_META_FLOOR)
+        take_seq(&r, &m->floor);
     return (r.bad || r.pos != len) ? CAIRN_ERR_CORRUPT : 0;
 }
 

@@ -20,7 +20,7 @@
  * range's epoch to the new one when it applies it, DESIGN.md "epoch"):
  *
  *     version (1) = 2 | proposer nonce (8) | proposal id (8) | epoch (8) |
- *     flags (1) | padding
+ *     flags (1) | [floor seq (16), with ENTRY_EPOCH_FLOOR] | padding
  *
  * The new epoch is carried, not implied, so that a replica that joined
  * later and replays the log from its start - whatever epoch it was created
@@ -30,7 +30,10 @@
  * padding. Flag ENTRY_EPOCH_FREEZE fences the range for a move (DESIGN.md
  * "Split and move", step 2): from this entry on the range takes no writes
  * (RANGE_META_FROZEN), so what it holds is final and a copy of it can be
- * made while readers still read it.
+ * made while readers still read it. Flag ENTRY_EPOCH_FLOOR carries a
+ * sequencer every replica's clock moves past and keeps past for good
+ * (RANGE_META_FLOOR): a move's destination takes it from the fence of its
+ * source, so that its new writes win against anything copied later.
  *
  * Split entry (the range splits at `key`; its upper part becomes range
  * `new id` with the same replicas, and both get the next epoch):
@@ -49,7 +52,9 @@
  * with `peers` as the voters - a create or a split - so a start that finds
  * no Raft state for it (the log's first batch was lost with a crash) may
  * bootstrap it again with the same voters. Flag RANGE_META_FROZEN: a
- * fence applied (ENTRY_EPOCH_FREEZE); every later write is refused.
+ * fence applied (ENTRY_EPOCH_FREEZE); every later write is refused. Flag
+ * RANGE_META_FLOOR: a floor sequencer (16 bytes) follows the peers; the
+ * node's clock observes it whenever the replica opens or installs.
  *
  * Snapshot (produced from the index store, DESIGN.md "Storage on a node"):
  *
@@ -136,17 +141,21 @@ bool entry_is_split(const void *p, size_t len, uint64_t *nonce,
                     const uint8_t **key, size_t *key_len);
 
 #define ENTRY_EPOCH_FREEZE 1
+#define ENTRY_EPOCH_FLOOR 2
 
 /* Append a whole epoch entry, padded, to `out`, carrying the new `epoch`
  * (0: none carried, the old form: one more than the replica's) and
- * `flags` (ENTRY_EPOCH_FREEZE; only with an epoch carried). */
+ * `flags` (ENTRY_EPOCH_FREEZE, ENTRY_EPOCH_FLOOR: then `floor` is
+ * carried; only with an epoch carried). */
 int entry_put_epoch(buf *out, uint64_t nonce, uint64_t proposal,
-                    uint64_t epoch, uint8_t flags);
+                    uint64_t epoch, uint8_t flags, const seq *floor);
 
 /* Whether `p` is a well-formed epoch entry; its nonce, proposal id, the
- * epoch it carries (0 for the old form without one) and its flags. */
+ * epoch it carries (0 for the old form without one), its flags and, with
+ * ENTRY_EPOCH_FLOOR, its floor (`floor` may be NULL). */
 bool entry_is_epoch(const void *p, size_t len, uint64_t *nonce,
-                    uint64_t *proposal, uint64_t *epoch, uint8_t *flags);
+                    uint64_t *proposal, uint64_t *epoch, uint8_t *flags,
+                    seq *floor);
 
 /* Outcome of one applied op, for the proposer's waiter. */
 typedef struct entry_result {
@@ -234,6 +243,7 @@ int entry_applier_flush(entry_applier *a);
 #define RANGE_MAX_PEERS 7
 #define RANGE_META_BOOTSTRAP 1
 #define RANGE_META_FROZEN 2
+#define RANGE_META_FLOOR 4
 
 typedef struct range_peer {
     uint64_t id;
@@ -249,7 +259,8 @@ struct range_meta {
     buf end; /* empty = unbounded */
     unsigned n_peers;
     range_peer peers[RANGE_MAX_PEERS];
-    uint8_t flags; /* RANGE_META_BOOTSTRAP, RANGE_META_FROZEN */
+    uint8_t flags; /* RANGE_META_BOOTSTRAP, _FROZEN, _FLOOR */
+    seq floor;     /* RANGE_META_FLOOR: the clock stays past it */
 };
 
 int range_meta_encode(const range_meta *m, buf *out);

@@ -64,7 +64,8 @@ entry_applier *fsm_new_applier(replica *r, uint64_t applied)
  * that joined later, was created with whatever epoch the metadata had, and
  * replays the log from its start. */
 static void apply_epoch(replica *r, uint64_t index, uint64_t nonce,
-                        uint64_t id, uint64_t epoch, uint8_t flags)
+                        uint64_t id, uint64_t epoch, uint8_t flags,
+                        const seq *floor)
 {
     buf blob = BUF_INIT;
     /* The carried epoch, exactly (old entries without one: one more): the
@@ -76,6 +77,14 @@ static void apply_epoch(replica *r, uint64_t index, uint64_t nonce,
     r->meta.epoch = epoch ? epoch : r->meta.epoch + 1;
     if (flags & ENTRY_EPOCH_FREEZE) /* the applier refuses every op now */
         r->meta.flags |= RANGE_META_FROZEN;
+    if ((flags & ENTRY_EPOCH_FLOOR) &&
+        (!(r->meta.flags & RANGE_META_FLOOR) ||
+         seq_cmp(floor, &r->meta.floor) > 0)) {
+        r->meta.flags |= RANGE_META_FLOOR; /* kept: observed on every open */
+        r->meta.floor = *floor;
+    }
+    if (flags & ENTRY_EPOCH_FLOOR)
+        seq_observe(r->env->clock, floor);
     int rc = range_meta_encode(&r->meta, &blob);
     if (rc == 0)
         rc = entry_applier_add_meta(r->applier, index, blob.data, blob.len);
@@ -126,14 +135,16 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *b,
     uint64_t index = r->raft.last_applied + 1;
     uint64_t nonce, id, epoch;
     uint8_t flags;
+    seq floor;
     *result = NULL;
     size_snapshots(r, b->len);
     if (index <= r->applied) {
         observe_only(r, b->base, b->len);
         return 0;
     }
-    if (entry_is_epoch(b->base, b->len, &nonce, &id, &epoch, &flags)) {
-        apply_epoch(r, index, nonce, id, epoch, flags);
+    if (entry_is_epoch(b->base, b->len, &nonce, &id, &epoch, &flags,
+                       &floor)) {
+        apply_epoch(r, index, nonce, id, epoch, flags, &floor);
         return 0;
     }
     uint64_t new_range;
@@ -210,6 +221,8 @@ static int install_data(replica *r, const void *p, size_t len)
     if (engine_get_meta(r->eng, NULL, r->range_id, &meta) == 0)
         range_meta_decode(meta.data, meta.len, &r->meta);
     buf_free(&meta);
+    if (r->meta.flags & RANGE_META_FLOOR) /* a move's destination */
+        seq_observe(r->env->clock, &r->meta.floor);
     return 0;
 }
 

@@ -151,12 +151,19 @@ void admin_propose(admin_req *a, const char *what,
     }
 }
 
-/* `arg`: the entry's flags (ENTRY_EPOCH_FREEZE), or NULL for none. */
+/* What an epoch entry carries besides the epoch. */
+typedef struct epoch_extra {
+    uint8_t flags; /* ENTRY_EPOCH_FREEZE, ENTRY_EPOCH_FLOOR */
+    seq floor;
+} epoch_extra;
+
+/* `arg`: an epoch_extra, or NULL for none. */
 static int build_epoch(buf *e, uint64_t nonce, uint64_t id, uint64_t epoch,
                        void *arg)
 {
-    return entry_put_epoch(e, nonce, id, epoch,
-                           arg ? *(const uint8_t *)arg : 0);
+    const epoch_extra *x = arg;
+    return entry_put_epoch(e, nonce, id, epoch, x ? x->flags : 0,
+                           x ? &x->floor : NULL);
 }
 
 /* The membership change committed: propose the epoch entry that bumps the
@@ -356,9 +363,10 @@ int replica_bump_epoch(replica *r, uint64_t floor, rep_admin_cb cb,
     return 0;
 }
 
-int replica_fence(replica *r, uint64_t floor, rep_admin_cb cb, void *arg)
+/* An epoch entry with `extra` (copied into the request), above `floor`. */
+static int propose_marked(replica *r, uint64_t floor, const epoch_extra *x,
+                          const char *what, rep_admin_cb cb, void *arg)
 {
-    static const uint8_t freeze = ENTRY_EPOCH_FREEZE;
     quiesce_touch(r);
     if (r->raft.state != RAFT_LEADER)
         return CAIRN_ERR_NOT_LEADER;
@@ -369,10 +377,24 @@ int replica_fence(replica *r, uint64_t floor, rep_admin_cb cb, void *arg)
     admin_req *a = admin_new(r, 0, cb, arg);
     if (a == NULL)
         return CAIRN_ERR_NOMEM;
-    a->fence = true;
+    a->fence = (x->flags & ENTRY_EPOCH_FREEZE) != 0;
     replica_epoch_floor(r, floor);
-    admin_propose(a, "fence", build_epoch, (void *)&freeze);
+    /* the entry is built inside admin_propose: `x` may be the caller's */
+    admin_propose(a, what, build_epoch, (void *)x);
     return 0;
+}
+
+int replica_fence(replica *r, uint64_t floor, rep_admin_cb cb, void *arg)
+{
+    epoch_extra x = {.flags = ENTRY_EPOCH_FREEZE, .floor = seq_zero()};
+    return propose_marked(r, floor, &x, "fence", cb, arg);
+}
+
+int replica_set_floor(replica *r, uint64_t floor, const seq *s,
+                      rep_admin_cb cb, void *arg)
+{
+    epoch_extra x = {.flags = ENTRY_EPOCH_FLOOR, .floor = *s};
+    return propose_marked(r, floor, &x, "floor", cb, arg);
 }
 
 static void transferred_cb(struct raft_transfer *req)

@@ -548,6 +548,10 @@ int replica_open(rep_env *env, engine *eng, const range_meta *meta,
     r->env = env;
     r->eng = eng;
     r->range_id = meta->range_id;
+    /* a move's destination: its writes stay above what it copies, also
+     * after a restart whose log no longer holds the floor's entry */
+    if (meta->flags & RANGE_META_FLOOR)
+        seq_observe(env->clock, &meta->floor);
     int rc = engine_applied_index(eng, NULL, r->range_id, &r->applied);
     if (rc == 0 && (r->applier = fsm_new_applier(r, r->applied)) == NULL)
         rc = CAIRN_ERR_NOMEM;

@@ -175,6 +175,16 @@ int replica_bump_epoch(replica *r, uint64_t floor, rep_admin_cb cb,
  * epoch). Returns as replica_bump_epoch. */
 int replica_fence(replica *r, uint64_t floor, rep_admin_cb cb, void *arg);
 
+/* On the leader: move every replica's clock past `s` for good (a move's
+ * destination, with its source's fence sequencer: DESIGN.md "Split and
+ * move", so that every new write wins against anything copied later) - an
+ * epoch entry with ENTRY_EPOCH_FLOOR above both the range's epoch and
+ * `floor`; the floor is kept in the range's meta (RANGE_META_FLOOR) and
+ * observed again on every open and install. Answered "floor: done, epoch
+ * E" once applied here. Returns as replica_bump_epoch. */
+int replica_set_floor(replica *r, uint64_t floor, const seq *s,
+                      rep_admin_cb cb, void *arg);
+
 /* On the leader: give the follower on node `id` a snapshot instead of the
  * log it lacks (issue 9: a lagging follower is first caught up so, and
  * replaced only if it still lags). Takes a snapshot at once, keeping fewer

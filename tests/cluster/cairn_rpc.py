@@ -15,7 +15,8 @@ CREATE_REPLICA, ADD_REPLICA, REMOVE_REPLICA, TRANSFER_LEADER, METRICS = (
 DROP_REPLICA = 21
 CREATE_REPLICAS = 22
 SPLIT_RANGE = 23
-CATCH_UP, BUMP_EPOCH, FENCE, SCAN_RECORDS, COPY = 24, 25, 26, 27, 28
+CATCH_UP, BUMP_EPOCH, FENCE, SCAN_RECORDS, COPY, FLOOR = (
+    24, 25, 26, 27, 28, 29)
 COND_NONE, COND_IFSEQ, COND_IFABSENT = 0, 1, 2
 BTREE, LSM = 1, 2
 
@@ -259,6 +260,12 @@ class Client:
         """Fence the range for a move; the answer text ("fence: done,
         epoch E, seq S")."""
         return self.call(FENCE, struct.pack(">QQ", rng, epoch)).str().decode()
+
+    def floor(self, rng, epoch, seq):
+        """Every replica's clock past `seq` (16 bytes) for good; the answer
+        text ("floor: done, epoch E")."""
+        return self.call(FLOOR, struct.pack(">QQ", rng, epoch) +
+                         seq).str().decode()
 
     def transfer_leader(self, rng, node_id=0):
         return self.call(TRANSFER_LEADER,

@@ -392,6 +392,12 @@ static void test_admin_requests(void **state)
     assert_int_equal(d.type, RPC_FENCE);
     assert_int_equal(d.range_id, 15);
     assert_int_equal(d.epoch, 22);
+    rpc_request fl = {.type = RPC_FLOOR, .id = 10, .range_id = 16, .epoch = 2,
+                      .cond_seq = seq_make(77, 1, 2)};
+    d = roundtrip(&f, &fl);
+    assert_int_equal(d.range_id, 16);
+    assert_int_equal(d.epoch, 2);
+    assert_int_equal(seq_time(&d.cond_seq), 77);
     buf_free(&f);
 }
 

@@ -283,7 +283,7 @@ static void test_split_entry_codec(void **state)
     assert_false(entry_is_split(e.data, 20, &nonce, &id, &range, &epoch, &k,
                                 &kl));
     uint8_t flags;
-    assert_false(entry_is_epoch(e.data, e.len, &nonce, &id, &epoch, &flags));
+    assert_false(entry_is_epoch(e.data, e.len, &nonce, &id, &epoch, &flags, NULL));
     buf_free(&e);
 }
 
@@ -351,30 +351,47 @@ static void test_epoch_entry_sets_meta_with_applied(void **state)
     uint8_t flags = 9;
     entry_reader er;
     /* The old form, without the epoch: 24 bytes, "one more". */
-    assert_int_equal(entry_put_epoch(&e, 77, 5, 0, 0), 0);
+    assert_int_equal(entry_put_epoch(&e, 77, 5, 0, 0, NULL), 0);
     assert_int_equal(e.len, 24);
-    assert_true(entry_is_epoch(e.data, e.len, &nonce, &id, &epoch, &flags));
+    assert_true(entry_is_epoch(e.data, e.len, &nonce, &id, &epoch, &flags, NULL));
     assert_int_equal(epoch, 0);
     buf_reset(&e);
     /* The new epoch carried: 32 bytes. */
-    assert_int_equal(entry_put_epoch(&e, 77, 5, 9, 0), 0);
+    assert_int_equal(entry_put_epoch(&e, 77, 5, 9, 0, NULL), 0);
     assert_int_equal(e.len, 32);
-    assert_true(entry_is_epoch(e.data, e.len, &nonce, &id, &epoch, &flags));
+    assert_true(entry_is_epoch(e.data, e.len, &nonce, &id, &epoch, &flags, NULL));
     assert_int_equal(nonce, 77);
     assert_int_equal(id, 5);
     assert_int_equal(epoch, 9);
     assert_int_equal(flags, 0); /* the padding of an entry without flags */
     /* A fence: the flags byte fits in the same 32 bytes. */
     buf_reset(&e);
-    assert_int_equal(entry_put_epoch(&e, 77, 5, 9, ENTRY_EPOCH_FREEZE), 0);
+    assert_int_equal(entry_put_epoch(&e, 77, 5, 9, ENTRY_EPOCH_FREEZE, NULL), 0);
     assert_int_equal(e.len, 32);
-    assert_true(entry_is_epoch(e.data, e.len, &nonce, &id, &epoch, &flags));
+    assert_true(entry_is_epoch(e.data, e.len, &nonce, &id, &epoch, &flags, NULL));
     assert_int_equal(epoch, 9);
     assert_int_equal(flags, ENTRY_EPOCH_FREEZE);
     assert_int_equal(entry_parse(e.data, e.len, &er), CAIRN_ERR_CORRUPT);
-    assert_false(entry_is_epoch(e.data, 10, &nonce, &id, &epoch, &flags)); /* cut */
+    assert_false(entry_is_epoch(e.data, 10, &nonce, &id, &epoch, &flags, NULL)); /* cut */
     e.data[e.len - 1] = 1;                                 /* bad padding */
-    assert_false(entry_is_epoch(e.data, e.len, &nonce, &id, &epoch, &flags));
+    assert_false(entry_is_epoch(e.data, e.len, &nonce, &id, &epoch, &flags, NULL));
+    /* A floor: 16 more bytes; none without an epoch or a sequencer. */
+    seq fl = seq_make(12345, 6, 7), got_fl = seq_zero();
+    buf_reset(&e);
+    assert_int_equal(entry_put_epoch(&e, 77, 5, 9, ENTRY_EPOCH_FLOOR, &fl),
+                     0);
+    assert_int_equal(e.len, 48);
+    assert_true(entry_is_epoch(e.data, e.len, &nonce, &id, &epoch, &flags,
+                               &got_fl));
+    assert_int_equal(flags, ENTRY_EPOCH_FLOOR);
+    assert_int_equal(seq_cmp(&fl, &got_fl), 0);
+    assert_false(entry_is_epoch(e.data, 32, &nonce, &id, &epoch, &flags,
+                                NULL)); /* cut inside the floor */
+    buf_reset(&e);
+    assert_int_equal(entry_put_epoch(&e, 77, 5, 0, ENTRY_EPOCH_FLOOR, &fl),
+                     CAIRN_ERR_INVALID);
+    assert_int_equal(entry_put_epoch(&e, 77, 5, 9, ENTRY_EPOCH_FLOOR, NULL),
+                     CAIRN_ERR_INVALID);
 
     range_meta m = {0}, back = {0};
     m.table_id = 3;
@@ -396,6 +413,17 @@ static void test_epoch_entry_sets_meta_with_applied(void **state)
     assert_int_equal(engine_get_meta(f->e, NULL, 1, &got), 0);
     assert_int_equal(range_meta_decode(got.data, got.len, &back), 0);
     assert_int_equal(back.epoch, 4);
+    assert_int_equal(back.flags, 0);
+    /* the floor and the frozen flag round-trip in the meta blob */
+    m.flags = RANGE_META_FLOOR | RANGE_META_FROZEN;
+    m.floor = fl;
+    buf_reset(&blob);
+    assert_int_equal(range_meta_encode(&m, &blob), 0);
+    assert_int_equal(range_meta_decode(blob.data, blob.len, &back), 0);
+    assert_int_equal(back.flags, RANGE_META_FLOOR | RANGE_META_FROZEN);
+    assert_int_equal(seq_cmp(&back.floor, &fl), 0);
+    assert_int_equal(range_meta_decode(blob.data, blob.len - 1, &back),
+                     CAIRN_ERR_CORRUPT);
     entry_applier_free(ap);
     range_meta_free(&m);
     range_meta_free(&back);
