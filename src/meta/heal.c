@@ -18,10 +18,8 @@ static uint64_t wall_ms(void)
     return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
 }
 
-/* Write `value` (taken: freed here) at `key` if the key still has mod
- * revision `rev` (0: absent). */
-static int cas_put(meta *m, buf *key, int rc, int64_t rev, char *value,
-                   int lost)
+int meta_cas_put(meta *m, buf *key, int rc, int64_t rev, char *value,
+                 int lost)
 {
     etcd_txn *t = NULL;
     if (rc == 0 && value == NULL)
@@ -37,9 +35,7 @@ static int cas_put(meta *m, buf *key, int rc, int64_t rev, char *value,
     return rc;
 }
 
-/* Delete `key` if it still has mod revision `rev` (0: whatever it has,
- * but it must exist). */
-static int cas_delete(meta *m, buf *key, int rc, int64_t rev, int lost)
+int meta_cas_delete(meta *m, buf *key, int rc, int64_t rev, int lost)
 {
     etcd_txn *t = NULL;
     if (rc == 0 && (t = etcd_txn_new()) == NULL)
@@ -61,7 +57,7 @@ int meta_health_put(meta *m, const meta_health *h, int64_t rev)
 {
     buf key = BUF_INIT;
     int rc = meta_key_health(&key, meta_prefix(m), h->node_id);
-    return cas_put(m, &key, rc, rev, meta_health_encode(h),
+    return meta_cas_put(m, &key, rc, rev, meta_health_encode(h),
                    CAIRN_ERR_CONDITION);
 }
 
@@ -69,7 +65,7 @@ int meta_health_delete(meta *m, uint64_t node_id, int64_t rev)
 {
     buf key = BUF_INIT;
     int rc = meta_key_health(&key, meta_prefix(m), node_id);
-    return cas_delete(m, &key, rc, rev, CAIRN_ERR_CONDITION);
+    return meta_cas_delete(m, &key, rc, rev, CAIRN_ERR_CONDITION);
 }
 
 int meta_drain_start(meta *m, uint64_t node_id, uint64_t replicas)
@@ -80,21 +76,21 @@ int meta_drain_start(meta *m, uint64_t node_id, uint64_t replicas)
     if (node_id == 0)
         return CAIRN_ERR_INVALID;
     int rc = meta_key_drain(&key, meta_prefix(m), node_id);
-    return cas_put(m, &key, rc, 0, meta_drain_encode(&d), CAIRN_ERR_EXISTS);
+    return meta_cas_put(m, &key, rc, 0, meta_drain_encode(&d), CAIRN_ERR_EXISTS);
 }
 
 int meta_drain_stop(meta *m, uint64_t node_id)
 {
     buf key = BUF_INIT;
     int rc = meta_key_drain(&key, meta_prefix(m), node_id);
-    return cas_delete(m, &key, rc, 0, CAIRN_ERR_NOT_FOUND);
+    return meta_cas_delete(m, &key, rc, 0, CAIRN_ERR_NOT_FOUND);
 }
 
 int meta_move_put(meta *m, const meta_move *mv, int64_t rev)
 {
     buf key = BUF_INIT;
     int rc = meta_key_move(&key, meta_prefix(m), mv->range_id);
-    return cas_put(m, &key, rc, rev, meta_move_encode(mv),
+    return meta_cas_put(m, &key, rc, rev, meta_move_encode(mv),
                    CAIRN_ERR_CONDITION);
 }
 
@@ -119,14 +115,14 @@ int meta_move_delete(meta *m, uint64_t range_id, int64_t rev)
 {
     buf key = BUF_INIT;
     int rc = meta_key_move(&key, meta_prefix(m), range_id);
-    return cas_delete(m, &key, rc, rev, CAIRN_ERR_CONDITION);
+    return meta_cas_delete(m, &key, rc, rev, CAIRN_ERR_CONDITION);
 }
 
 int meta_balance_put(meta *m, const meta_balance *b, int64_t rev)
 {
     buf key = BUF_INIT;
     int rc = meta_key_balance(&key, meta_prefix(m));
-    return cas_put(m, &key, rc, rev, meta_balance_encode(b),
+    return meta_cas_put(m, &key, rc, rev, meta_balance_encode(b),
                    CAIRN_ERR_CONDITION);
 }
 
@@ -134,5 +130,5 @@ int meta_balance_delete(meta *m, int64_t rev)
 {
     buf key = BUF_INIT;
     int rc = meta_key_balance(&key, meta_prefix(m));
-    return cas_delete(m, &key, rc, rev, CAIRN_ERR_CONDITION);
+    return meta_cas_delete(m, &key, rc, rev, CAIRN_ERR_CONDITION);
 }

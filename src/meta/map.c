@@ -120,6 +120,7 @@ static void map_free(meta_map *m)
     free(m->healths);
     free(m->drains);
     free(m->moves);
+    free(m->relocations);
     free(m);
 }
 
@@ -165,6 +166,7 @@ int meta_map_clone(const meta_map *map, meta_map **out)
     DUP_(healths, n_healths)
     DUP_(drains, n_drains)
     DUP_(moves, n_moves)
+    DUP_(relocations, n_relocations)
 #undef DUP_
     m->balance = map->balance;
     m->has_balance = map->has_balance;
@@ -403,6 +405,23 @@ const meta_move *meta_map_move(const meta_map *map, uint64_t range_id)
     return find_by_id(map->moves, map->n_moves, sizeof *map->moves, range_id);
 }
 
+size_t meta_map_relocation_count(const meta_map *map)
+{
+    return map->n_relocations;
+}
+
+const meta_relocation *meta_map_relocation_at(const meta_map *map, size_t i)
+{
+    return i < map->n_relocations ? &map->relocations[i] : NULL;
+}
+
+const meta_relocation *meta_map_relocation(const meta_map *map,
+                                           uint64_t range_id)
+{
+    return find_by_id(map->relocations, map->n_relocations,
+                      sizeof *map->relocations, range_id);
+}
+
 const meta_balance *meta_map_balance(const meta_map *map)
 {
     return map->has_balance ? &map->balance : NULL;
@@ -486,6 +505,19 @@ static int apply_ctl_record(meta_map *m, const meta_key *k,
         mv.mod_revision = kv->mod_revision;
         return put_by_id((void **)&m->moves, &m->n_moves, &m->cap_moves,
                          sizeof mv, &mv);
+    }
+    case META_KEY_RELOCATION: {
+        meta_relocation rl;
+        if (!put) {
+            del_by_id(m->relocations, &m->n_relocations, sizeof rl, k->a);
+            return CAIRN_OK;
+        }
+        if (meta_relocation_decode(kv->value, kv->value_len, &rl) != 0)
+            return CAIRN_ERR_CORRUPT;
+        rl.range_id = k->a;
+        rl.mod_revision = kv->mod_revision;
+        return put_by_id((void **)&m->relocations, &m->n_relocations,
+                         &m->cap_relocations, sizeof rl, &rl);
     }
     case META_KEY_BALANCE:
         m->has_balance = false;
@@ -688,6 +720,7 @@ static int apply_one(meta_map *m, const etcd_event *ev)
     case META_KEY_HEALTH:
     case META_KEY_DRAIN:
     case META_KEY_MOVE:
+    case META_KEY_RELOCATION:
     case META_KEY_BALANCE:
         return apply_ctl_record(m, &k, ev);
     case META_KEY_OTHER:

@@ -40,6 +40,8 @@ struct meta_map {
     size_t n_drains, cap_drains;
     meta_move *moves;
     size_t n_moves, cap_moves;
+    meta_relocation *relocations;
+    size_t n_relocations, cap_relocations;
     meta_balance balance;
     bool has_balance;
     uint64_t ids[3];    /* id counters (meta_id_kind), last handed out */

@@ -21,6 +21,8 @@
  *   P/moves/<range id>              a membership change of the range under
  *                                   way (the controller's intent: add node
  *                                   X, remove node Y)
+ *   P/relocations/<range id>        a move of the range to a new group
+ *                                   (TABLE.MOVE: its steps, recorded)
  *   P/balance                       replica rebalancing under way
  *   P/controller                    the active controller's name, attached
  *                                   to its lease (meta_election)
@@ -48,6 +50,7 @@
 #include <stdint.h>
 
 #include "common/limits.h"
+#include "common/seq.h" /* SEQ_HEX_LEN */
 #include "meta/etcd.h"
 
 #define META_PREFIX_DEFAULT "/cairn"
@@ -101,6 +104,11 @@ typedef struct meta_range {
     int n_replicas;
     meta_range_state state;
     uint64_t from; /* MIGRATING: the source range id; else 0 */
+    /* MIGRATING: the source's epoch once fenced and its replicas, for the
+     * routers' dual reads (DESIGN.md "Split and move") */
+    uint64_t from_epoch;
+    uint64_t from_replicas[META_MAX_REPLICAS];
+    int n_from;
     int64_t mod_revision;
 } meta_range;
 
@@ -524,6 +532,68 @@ int meta_drain_start(meta *m, uint64_t node_id, uint64_t replicas);
 /* Stop draining. CAIRN_ERR_NOT_FOUND if it was not draining. */
 int meta_drain_stop(meta *m, uint64_t node_id);
 
+/* A move of a range to a new replica group (TABLE.MOVE; DESIGN.md "Split
+ * and move"), its steps recorded so that a controller that dies between
+ * two is followed by one that goes on from the last recorded:
+ *   CREATE  the destination group is created (empty, range id `dest`,
+ *           replicas `nodes`);
+ *   FENCE   the source is fenced (writes refused, its epoch bumped; the
+ *           answer's sequencer `fence_seq`), the destination's clock
+ *           floored past it;
+ *   SWITCH  etcd's switch: the source's record replaced by the
+ *           destination's, MIGRATING from the source - routers send new
+ *           writes to the destination and read both;
+ *   COPY    the source copied into the destination in key order
+ *           (`copied_*`; records land only if newer);
+ *   DROP    the marker cleared: the source's replicas (`src_nodes`) are
+ *           dropped, then this record.
+ * Before FENCE a move can be given up (the destination dropped); from
+ * FENCE on it only goes forward (the source takes no writes). */
+typedef enum meta_reloc_step {
+    META_RELOC_CREATE,
+    META_RELOC_FENCE,
+    META_RELOC_SWITCH,
+    META_RELOC_COPY,
+    META_RELOC_DROP,
+} meta_reloc_step;
+
+typedef struct meta_relocation {
+    uint64_t range_id; /* the source (first: the map sorts by it) */
+    uint64_t table_id;
+    uint64_t dest;     /* the destination range id; 0 until allocated */
+    uint64_t nodes[META_MAX_REPLICAS]; /* the destination's replicas */
+    int n_nodes;
+    uint64_t src_nodes[META_MAX_REPLICAS]; /* the source's, to drop */
+    int n_src;
+    meta_reloc_step step;
+    uint64_t fence_epoch; /* FENCE on: the source's fenced epoch */
+    char fence_seq[SEQ_HEX_LEN + 1]; /* ... and its sequencer (hex) */
+    uint64_t copied_keys, copied_bytes;
+    uint64_t since, copy_ms; /* wall ms: asked; time spent copying */
+    char by[64];
+    int64_t mod_revision;
+} meta_relocation;
+
+const char *meta_reloc_step_name(meta_reloc_step s);
+
+/* Ask for a move (TABLE.MOVE): the record in step CREATE, written only if
+ * none exists for the range (CAIRN_ERR_EXISTS otherwise). */
+int meta_relocation_start(meta *m, const meta_relocation *r);
+/* Write the record if it still has mod revision `rev` (CONDITION if not). */
+int meta_relocation_put(meta *m, const meta_relocation *r, int64_t rev);
+int meta_relocation_get(meta *m, uint64_t range_id, meta_relocation *out);
+int meta_relocation_delete(meta *m, uint64_t range_id, int64_t rev);
+
+/* The switch of a move: in one transaction, the source's record `src` (as
+ * read: its mod revision is compared) is deleted and `dest` (MIGRATING
+ * from it, same table and bounds, a new id) written where no record was.
+ * CAIRN_ERR_CONDITION if the source changed or the destination exists. */
+int meta_range_switch(meta *m, const meta_range *src, const meta_range *dest);
+
+/* The end of a move's copy: the range (as read) back to NORMAL, its
+ * source forgotten, at the same epoch - the replicas' did not change. */
+int meta_range_end_migration(meta *m, const meta_range *read);
+
 int meta_move_put(meta *m, const meta_move *mv, int64_t rev);
 int meta_move_get(meta *m, uint64_t range_id, meta_move *out);
 int meta_move_delete(meta *m, uint64_t range_id, int64_t rev);
@@ -540,6 +610,11 @@ size_t meta_map_move_count(const meta_map *map);
 const meta_move *meta_map_move_at(const meta_map *map, size_t i);
 const meta_move *meta_map_move(const meta_map *map, uint64_t range_id);
 const meta_balance *meta_map_balance(const meta_map *map);
+/* The moves to new groups under way (by source range id). */
+size_t meta_map_relocation_count(const meta_map *map);
+const meta_relocation *meta_map_relocation_at(const meta_map *map, size_t i);
+const meta_relocation *meta_map_relocation(const meta_map *map,
+                                           uint64_t range_id);
 
 /* ---- controller election ------------------------------------------------
  * One active controller (DESIGN.md): candidates race to create P/controller

@@ -32,4 +32,15 @@ int meta_txn_cas_put(etcd_txn *t, const buf *key, int64_t rev,
 int meta_txn_finish(meta *m, etcd_txn *t, int rc, int lost,
                     int64_t *revision);
 
+/* One record by compare-and-swap (heal.c): write `value` (taken: freed
+ * here) at `key` (freed too) if the key still has mod revision `rev` (0:
+ * absent); `rc` non-zero: building failed, only clean up. `lost`: what a
+ * failed compare returns. */
+int meta_cas_put(meta *m, buf *key, int rc, int64_t rev, char *value,
+                 int lost);
+
+/* Delete `key` (freed here) if it still has mod revision `rev` (0:
+ * whatever it has, but it must exist). */
+int meta_cas_delete(meta *m, buf *key, int rc, int64_t rev, int lost);
+
 #endif

@@ -72,6 +72,12 @@ int meta_key_move(buf *b, const char *prefix, uint64_t range)
     return buf_appendf(b, "%s/moves/%016" PRIx64, prefix, range);
 }
 
+int meta_key_relocation(buf *b, const char *prefix, uint64_t range)
+{
+    buf_reset(b);
+    return buf_appendf(b, "%s/relocations/%016" PRIx64, prefix, range);
+}
+
 int meta_key_balance(buf *b, const char *prefix)
 {
     buf_reset(b);
@@ -152,6 +158,9 @@ int meta_key_parse(const char *prefix, const uint8_t *key, size_t len,
     } else if ((p = after(rest, n, "moves", &m))) {
         if (parse_id16(p, m, &out->a))
             out->kind = META_KEY_MOVE;
+    } else if ((p = after(rest, n, "relocations", &m))) {
+        if (parse_id16(p, m, &out->a))
+            out->kind = META_KEY_RELOCATION;
     } else if (n == 7 && memcmp(rest, "balance", 7) == 0) {
         out->kind = META_KEY_BALANCE;
     } else if ((p = after(rest, n, "ids", &m))) {
@@ -290,6 +299,46 @@ static bool get_hex(const cJSON *o, const char *name, uint8_t **out,
     return true;
 }
 
+/* An array of node ids. */
+static bool add_ids(cJSON *o, const char *name, const uint64_t *ids, int n)
+{
+    cJSON *a = cJSON_AddArrayToObject(o, name);
+    for (int i = 0; a && i < n; i++) {
+        cJSON *x = cJSON_CreateNumber((double)ids[i]);
+        if (x == NULL || !cJSON_AddItemToArray(a, x))
+            return false;
+    }
+    return a != NULL;
+}
+
+/* An array of at most META_MAX_REPLICAS node ids (>= 1); absent = none. */
+static bool get_ids(const cJSON *o, const char *name, uint64_t *ids, int *n)
+{
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, name);
+    *n = 0;
+    if (a == NULL)
+        return true;
+    if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) > META_MAX_REPLICAS)
+        return false;
+    const cJSON *x;
+    cJSON_ArrayForEach(x, a)
+    {
+        if (!cJSON_IsNumber(x) || x->valuedouble < 1 ||
+            x->valuedouble > 9007199254740992.0)
+            return false;
+        ids[(*n)++] = (uint64_t)x->valuedouble;
+    }
+    return true;
+}
+
+/* An optional non-negative integer (absent = 0). */
+static bool get_opt_u64(const cJSON *o, const char *name, uint64_t *out)
+{
+    *out = 0;
+    return cJSON_GetObjectItemCaseSensitive(o, name) == NULL ||
+           get_u64(o, name, out);
+}
+
 char *meta_range_encode(const meta_range *r)
 {
     cJSON *o = cJSON_CreateObject();
@@ -307,6 +356,10 @@ char *meta_range_encode(const meta_range *r)
         cJSON *x = cJSON_CreateNumber((double)r->replicas[i]);
         ok = x && cJSON_AddItemToArray(reps, x);
     }
+    if (ok && r->state == META_RANGE_MIGRATING)
+        ok = cJSON_AddNumberToObject(o, "from_epoch",
+                                     (double)r->from_epoch) &&
+             add_ids(o, "from_replicas", r->from_replicas, r->n_from);
     return print_and_free(o, ok);
 }
 
@@ -338,7 +391,9 @@ int meta_range_decode(const uint8_t *v, size_t n, meta_range *r)
               decode_replicas(o, r) && state &&
               (strcmp(state, "normal") == 0 || strcmp(state, "migrating") == 0) &&
               get_hex(o, "start", &r->start, &r->start_len) &&
-              get_hex(o, "end", &r->end, &r->end_len);
+              get_hex(o, "end", &r->end, &r->end_len) &&
+              get_opt_u64(o, "from_epoch", &r->from_epoch) &&
+              get_ids(o, "from_replicas", r->from_replicas, &r->n_from);
     if (ok && strcmp(state, "migrating") == 0)
         r->state = META_RANGE_MIGRATING;
     /* A range must not be empty: start < end unless end is +inf. */
@@ -517,6 +572,64 @@ int meta_move_decode(const uint8_t *v, size_t n, meta_move *mv)
     if (ok) {
         mv->kind = (meta_move_kind)k;
         snprintf(mv->by, sizeof mv->by, "%s", by);
+    }
+    cJSON_Delete(o);
+    return ok ? CAIRN_OK : CAIRN_ERR_CORRUPT;
+}
+
+static const char *const reloc_steps[] = {"create", "fence", "switch",
+                                          "copy", "drop"};
+#define N_RELOC_STEPS (int)(sizeof reloc_steps / sizeof reloc_steps[0])
+
+const char *meta_reloc_step_name(meta_reloc_step s)
+{
+    return (unsigned)s < (unsigned)N_RELOC_STEPS ? reloc_steps[s] : "?";
+}
+
+char *meta_relocation_encode(const meta_relocation *r)
+{
+    cJSON *o = cJSON_CreateObject();
+    bool ok = o && cJSON_AddNumberToObject(o, "range", (double)r->range_id) &&
+              cJSON_AddNumberToObject(o, "table", (double)r->table_id) &&
+              cJSON_AddNumberToObject(o, "dest", (double)r->dest) &&
+              add_ids(o, "nodes", r->nodes, r->n_nodes) &&
+              add_ids(o, "src_nodes", r->src_nodes, r->n_src) &&
+              cJSON_AddStringToObject(o, "step",
+                                      meta_reloc_step_name(r->step)) &&
+              cJSON_AddNumberToObject(o, "fence_epoch",
+                                      (double)r->fence_epoch) &&
+              cJSON_AddStringToObject(o, "fence_seq", r->fence_seq) &&
+              cJSON_AddNumberToObject(o, "copied_keys",
+                                      (double)r->copied_keys) &&
+              cJSON_AddNumberToObject(o, "copied_bytes",
+                                      (double)r->copied_bytes) &&
+              cJSON_AddNumberToObject(o, "since", (double)r->since) &&
+              cJSON_AddNumberToObject(o, "copy_ms", (double)r->copy_ms) &&
+              cJSON_AddStringToObject(o, "by", r->by);
+    return print_and_free(o, ok);
+}
+
+int meta_relocation_decode(const uint8_t *v, size_t n, meta_relocation *r)
+{
+    memset(r, 0, sizeof *r);
+    cJSON *o = parse_obj(v, n);
+    int k = name_index(get_str(o, "step"), reloc_steps, N_RELOC_STEPS);
+    const char *by = get_str(o, "by"), *fs = get_str(o, "fence_seq");
+    bool ok = o && k >= 0 && by && fs && strlen(fs) <= SEQ_HEX_LEN &&
+              get_u64(o, "range", &r->range_id) &&
+              get_u64(o, "table", &r->table_id) &&
+              get_u64(o, "dest", &r->dest) &&
+              get_ids(o, "nodes", r->nodes, &r->n_nodes) && r->n_nodes > 0 &&
+              get_ids(o, "src_nodes", r->src_nodes, &r->n_src) &&
+              get_u64(o, "fence_epoch", &r->fence_epoch) &&
+              get_u64(o, "copied_keys", &r->copied_keys) &&
+              get_u64(o, "copied_bytes", &r->copied_bytes) &&
+              get_u64(o, "since", &r->since) &&
+              get_u64(o, "copy_ms", &r->copy_ms);
+    if (ok) {
+        r->step = (meta_reloc_step)k;
+        snprintf(r->by, sizeof r->by, "%s", by);
+        snprintf(r->fence_seq, sizeof r->fence_seq, "%s", fs);
     }
     cJSON_Delete(o);
     return ok ? CAIRN_OK : CAIRN_ERR_CORRUPT;

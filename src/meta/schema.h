@@ -22,6 +22,7 @@ typedef enum meta_key_kind {
     META_KEY_DRAIN,  /* P/drain/<id>: a = node */
     META_KEY_MOVE,   /* P/moves/<range>: a = range */
     META_KEY_BALANCE, /* P/balance */
+    META_KEY_RELOCATION, /* P/relocations/<range>: a = range */
     META_KEY_OTHER,  /* under the prefix, but not ours */
 } meta_key_kind;
 
@@ -44,6 +45,7 @@ int meta_key_health(buf *b, const char *prefix, uint64_t node);
 int meta_key_drain(buf *b, const char *prefix, uint64_t node);
 int meta_key_move(buf *b, const char *prefix, uint64_t range);
 int meta_key_balance(buf *b, const char *prefix);
+int meta_key_relocation(buf *b, const char *prefix, uint64_t range);
 /* "P/" - everything (use etcd_prefix_end for the end). */
 int meta_key_all(buf *b, const char *prefix);
 
@@ -70,6 +72,8 @@ char *meta_drain_encode(const meta_drain *d);
 int meta_drain_decode(const uint8_t *v, size_t n, meta_drain *d);
 char *meta_move_encode(const meta_move *mv);
 int meta_move_decode(const uint8_t *v, size_t n, meta_move *mv);
+char *meta_relocation_encode(const meta_relocation *r);
+int meta_relocation_decode(const uint8_t *v, size_t n, meta_relocation *r);
 char *meta_balance_encode(const meta_balance *b);
 int meta_balance_decode(const uint8_t *v, size_t n, meta_balance *b);
 

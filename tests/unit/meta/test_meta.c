@@ -298,6 +298,83 @@ static void test_range_epoch_compare(void **state)
     meta_close(m);
 }
 
+/* A move's records (meta_relocation) and its switch: the source's record
+ * replaced by the destination's in one compare-and-swap, then the marker
+ * cleared at the same epoch. */
+static void test_relocation_switch_and_end(void **state)
+{
+    meta *m = open_meta(state, "/t-reloc");
+    int64_t lease = add_nodes(m, 4);
+    meta_table_spec spec = {.name = "t", .replicas = 3};
+    meta_table t;
+    assert_int_equal(meta_table_create(m, &spec, &t), 0);
+    meta_map *map;
+    assert_int_equal(meta_load(m, &map), 0);
+    size_t n;
+    uint64_t src_id = meta_map_ranges(map, t.id, &n)[0].id;
+    meta_map_release(map);
+    meta_relocation r = {.range_id = src_id, .table_id = t.id,
+                         .nodes = {2, 3, 4}, .n_nodes = 3, .by = "test"};
+    assert_int_equal(meta_relocation_start(m, &r), 0);
+    assert_int_equal(meta_relocation_start(m, &r), CAIRN_ERR_EXISTS);
+    meta_relocation got;
+    assert_int_equal(meta_relocation_get(m, src_id, &got), 0);
+    assert_int_equal(got.step, META_RELOC_CREATE);
+    assert_int_equal(got.n_nodes, 3);
+    got.step = META_RELOC_FENCE;
+    got.dest = 77;
+    assert_int_equal(meta_relocation_put(m, &got, got.mod_revision), 0);
+    assert_int_equal(meta_relocation_put(m, &got, got.mod_revision),
+                     CAIRN_ERR_CONDITION); /* as read: no longer */
+
+    meta_range src, dest;
+    assert_int_equal(meta_range_get(m, t.id, src_id, &src), 0);
+    assert_int_equal(meta_range_copy(&dest, &src), 0);
+    dest.id = 77;
+    dest.epoch = 2;
+    dest.state = META_RANGE_MIGRATING;
+    dest.from = src_id;
+    dest.from_epoch = src.epoch + 1;
+    memcpy(dest.from_replicas, src.replicas, sizeof src.replicas);
+    dest.n_from = src.n_replicas;
+    dest.n_replicas = 3;
+    dest.replicas[0] = 2, dest.replicas[1] = 3, dest.replicas[2] = 4;
+    meta_range other = dest;
+    other.from = 999; /* not this source */
+    assert_int_equal(meta_range_switch(m, &src, &other), CAIRN_ERR_INVALID);
+    assert_int_equal(meta_range_switch(m, &src, &dest), 0);
+    assert_int_equal(meta_range_switch(m, &src, &dest), CAIRN_ERR_CONDITION);
+    meta_range now;
+    assert_int_equal(meta_range_get(m, t.id, src_id, &now),
+                     CAIRN_ERR_RANGE_NOT_FOUND);
+    assert_int_equal(meta_range_get(m, t.id, 77, &now), 0);
+    assert_int_equal(now.state, META_RANGE_MIGRATING);
+    assert_int_equal(now.from_epoch, src.epoch + 1);
+    assert_int_equal(now.n_from, src.n_replicas);
+    /* the table's ranges still cover the key space: routing finds 77 */
+    assert_int_equal(meta_load(m, &map), 0);
+    assert_true(meta_map_ranges_cover(map, t.id));
+    assert_non_null(meta_map_relocation(map, src_id));
+    assert_int_equal(meta_map_relocation_count(map), 1);
+    meta_map_release(map);
+    assert_int_equal(meta_range_end_migration(m, &now), 0);
+    assert_int_equal(meta_range_end_migration(m, &now), CAIRN_ERR_CONDITION);
+    meta_range_clear(&now);
+    assert_int_equal(meta_range_get(m, t.id, 77, &now), 0);
+    assert_int_equal(now.state, META_RANGE_NORMAL);
+    assert_int_equal(now.epoch, 2);
+    assert_int_equal(now.n_from, 0);
+    assert_int_equal(meta_relocation_get(m, src_id, &got), 0);
+    assert_int_equal(meta_relocation_delete(m, src_id, got.mod_revision), 0);
+    assert_int_equal(meta_relocation_get(m, src_id, &got),
+                     CAIRN_ERR_NOT_FOUND);
+    meta_range_clear(&now);
+    meta_range_clear(&src);
+    meta_range_clear(&dest);
+    etcd_lease_revoke(meta_etcd(m), lease);
+    meta_close(m);
+}
+
 static void test_node_keeper(void **state)
 {
     meta *m = open_meta(state, "/t-keep");
@@ -866,6 +943,7 @@ int main(void)
         cmocka_unit_test(test_create_rules_and_placement),
         cmocka_unit_test(test_leader_term_compare),
         cmocka_unit_test(test_range_epoch_compare),
+        cmocka_unit_test(test_relocation_switch_and_end),
         cmocka_unit_test(test_node_keeper),
         cmocka_unit_test(test_cache_follows_changes),
         cmocka_unit_test(test_backup_restore),

@@ -54,6 +54,11 @@ static void test_keys_build_and_parse(void **state)
     meta_key_parse("/c", b.data, b.len, &k);
     assert_int_equal(k.kind, META_KEY_LIVE);
     assert_int_equal(k.a, 7);
+    meta_key_relocation(&b, "/c", 0x2a);
+    assert_string_equal((char *)b.data, "/c/relocations/000000000000002a");
+    meta_key_parse("/c", b.data, b.len, &k);
+    assert_int_equal(k.kind, META_KEY_RELOCATION);
+    assert_int_equal(k.a, 0x2a);
     meta_key_id(&b, "/c", META_ID_RANGE);
     assert_string_equal((char *)b.data, "/c/ids/range");
     meta_key_parse("/c", b.data, b.len, &k);
@@ -100,7 +105,47 @@ static void test_records_roundtrip(void **state)
     assert_int_equal(r2.replicas[2], 3);
     assert_int_equal(r2.state, META_RANGE_MIGRATING);
     assert_int_equal(r2.from, 2);
+    assert_int_equal(r2.n_from, 0);
     meta_range_clear(&r2);
+    free(s);
+    /* a migrating range names its source's fenced epoch and replicas */
+    r.from_epoch = 5;
+    r.from_replicas[0] = 4, r.from_replicas[1] = 6;
+    r.n_from = 2;
+    s = meta_range_encode(&r);
+    assert_int_equal(meta_range_decode((uint8_t *)s, strlen(s), &r2), 0);
+    assert_int_equal(r2.from_epoch, 5);
+    assert_int_equal(r2.n_from, 2);
+    assert_int_equal(r2.from_replicas[1], 6);
+    meta_range_clear(&r2);
+    free(s);
+
+    meta_relocation rl = {.range_id = 3, .table_id = 9, .dest = 12,
+                          .nodes = {4, 5, 6}, .n_nodes = 3,
+                          .src_nodes = {1, 2, 3}, .n_src = 3,
+                          .step = META_RELOC_COPY, .fence_epoch = 7,
+                          .fence_seq = "00ff", .copied_keys = 10,
+                          .copied_bytes = 2000, .since = 123,
+                          .copy_ms = 45, .by = "c1"},
+                    rl2;
+    s = meta_relocation_encode(&rl);
+    assert_non_null(strstr(s, "\"step\":\"copy\""));
+    assert_int_equal(meta_relocation_decode((uint8_t *)s, strlen(s), &rl2),
+                     0);
+    assert_int_equal(rl2.dest, 12);
+    assert_int_equal(rl2.n_nodes, 3);
+    assert_int_equal(rl2.nodes[2], 6);
+    assert_int_equal(rl2.src_nodes[0], 1);
+    assert_int_equal(rl2.step, META_RELOC_COPY);
+    assert_int_equal(rl2.fence_epoch, 7);
+    assert_string_equal(rl2.fence_seq, "00ff");
+    assert_int_equal(rl2.copied_bytes, 2000);
+    assert_string_equal(rl2.by, "c1");
+    free(s);
+    rl.n_nodes = 0; /* a move to no node is no record */
+    s = meta_relocation_encode(&rl);
+    assert_int_equal(meta_relocation_decode((uint8_t *)s, strlen(s), &rl2),
+                     CAIRN_ERR_CORRUPT);
     free(s);
 
     const char *bad[] = {
