@@ -150,6 +150,54 @@ const meta_range *ctl_range(ctl *c, uint64_t id);
  * fresh connection: a few calls a second at most), within this bound. */
 #define CTL_RPC_TIMEOUT_MS 3000
 
+/* ---- calls to a range (rangecall.c) ------------------------------------ */
+
+#define CTL_MAX_ADDRS 24
+
+typedef struct ctl_node_addr {
+    uint64_t id;
+    char addr[META_ADDR_MAX];
+} ctl_node_addr;
+
+/* Where to reach a range: the addresses of every node of the map (the
+ * range's own replicas first: its leader may be a node that joined after
+ * the map was read) and the node asked first - the last that answered as
+ * its leader. */
+typedef struct ctl_target {
+    uint64_t range_id;
+    uint64_t leader;
+    ctl_node_addr addrs[CTL_MAX_ADDRS];
+    int n_addrs;
+} ctl_target;
+
+/* `rg` (may be NULL) is the range as the map has it. */
+void ctl_target_init(ctl_target *t, const meta_map *map, uint64_t range_id,
+                     const meta_range *rg);
+const char *ctl_target_addr(const ctl_target *t, uint64_t id);
+void ctl_target_add(ctl_target *t, uint64_t id, const char *addr);
+
+/* One RPC to `addr`: its status; `text` gets the reply's text or message;
+ * *hint the leader a NOT_LEADER names (0 if none) and `hint_addr` (of
+ * META_ADDR_MAX bytes) its address. */
+int ctl_call(const char *addr, const rpc_request *q, int timeout_ms,
+             char *text, size_t text_len, uint64_t *hint, char *hint_addr);
+
+/* Send `q` to the range's leader: the one `t` names first, then any node a
+ * NOT_LEADER names, then each node in turn while the group elects. Gives
+ * up after 15 s, or at once on an answer that is not about leadership.
+ * t->leader = who answered. */
+int ctl_on_leader(ctl *c, ctl_target *t, rpc_request *q, int timeout_ms,
+                  char *text, size_t text_len);
+
+/* The leader of the range now (METRICS on each node until one says it
+ * leads); 0 if none within 15 s. */
+uint64_t ctl_find_leader(ctl *c, ctl_target *t);
+
+/* The N of "... epoch N" in an admin answer; 0 if none. */
+uint64_t ctl_epoch_in(const char *text);
+
+void ctl_pause_ms(int ms);
+
 /* ---- what the nodes report (observe.c) ----------------------------------
  * A thread polls the METRICS of every known node every poll_ms, all nodes
  * at once, and publishes what they said as one immutable observation. */

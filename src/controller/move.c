@@ -35,7 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+
 
 #include "common/err.h"
 #include "controller/controller_int.h"
@@ -46,190 +46,17 @@
 #define ADD_TIMEOUT_MS 30000
 #define CHANGE_TIMEOUT_MS 10000
 #define DROP_TIMEOUT_MS 10000
-/* How long a step keeps looking for the range's leader. */
-#define LEADER_SEARCH_MS 15000
 #define RECORD_TRIES 10
-#define MAX_ADDRS 24
-
-typedef struct node_addr {
-    uint64_t id;
-    char addr[META_ADDR_MAX];
-} node_addr;
 
 /* What a task needs, copied: the map may change under it. */
 typedef struct job {
     meta_move mv;
     meta_engine engine;
-    uint64_t leader; /* where to ask first */
     uint64_t to;     /* transfer: the new leader */
     uint64_t epoch;  /* bump: etcd's, to move past */
     bool drop_removed; /* the removed node answers: drop its replica */
-    node_addr addrs[MAX_ADDRS];
-    int n_addrs;
+    ctl_target t; /* the range's replicas, its leader asked first */
 } job;
-
-static const char *addr_of(const job *j, uint64_t id)
-{
-    for (int i = 0; i < j->n_addrs; i++)
-        if (j->addrs[i].id == id)
-            return j->addrs[i].addr;
-    return NULL;
-}
-
-static void add_addr(job *j, uint64_t id, const char *addr)
-{
-    if (id == 0 || addr == NULL || addr_of(j, id) || j->n_addrs >= MAX_ADDRS)
-        return;
-    j->addrs[j->n_addrs].id = id;
-    snprintf(j->addrs[j->n_addrs].addr, META_ADDR_MAX, "%s", addr);
-    j->n_addrs++;
-}
-
-/* Every node of the map: the task may have to look for the leader on a
- * node that joined the group after the snapshot it was started from. */
-static void fill_addrs(job *j, const meta_map *map, const meta_range *rg)
-{
-    for (int i = 0; rg && i < rg->n_replicas; i++) {
-        const meta_node *n = meta_map_node(map, rg->replicas[i]);
-        if (n)
-            add_addr(j, n->id, n->addr);
-    }
-    for (size_t i = 0; i < meta_map_node_count(map); i++) {
-        const meta_node *n = meta_map_node_at(map, i);
-        add_addr(j, n->id, n->addr);
-    }
-}
-
-static void pause_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-    nanosleep(&ts, NULL);
-}
-
-/* ---- talking to the range's leader -------------------------------------- */
-
-/* One admin call: its status; `text` gets the reply's text or message;
- * *hint the leader a NOT_LEADER names (0 if none). */
-static int call(const char *addr, const rpc_request *q, int timeout_ms,
-                char *text, size_t text_len, uint64_t *hint,
-                char *hint_addr)
-{
-    buf frame = BUF_INIT;
-    rpc_reply rep;
-    *hint = 0;
-    text[0] = '\0';
-    int rc = rpc_sync_call(addr, q, timeout_ms, &frame, &rep);
-    if (rc == 0) {
-        rc = rep.status;
-        rpc_bytes b = rc == 0 ? rep.value : rep.message;
-        snprintf(text, text_len, "%.*s", (int)b.len, (const char *)b.p);
-        if (rc == CAIRN_ERR_NOT_LEADER) {
-            *hint = rep.leader_id;
-            snprintf(hint_addr, META_ADDR_MAX, "%.*s",
-                     (int)rep.leader_addr.len,
-                     (const char *)rep.leader_addr.p);
-        }
-    } else {
-        snprintf(text, text_len, "%s", cairn_err_message(rc));
-    }
-    buf_free(&frame);
-    return rc;
-}
-
-/* Send `q` to the range's leader: the one the job knows first, then any
- * node a NOT_LEADER names, then each node in turn while the group elects.
- * Gives up after LEADER_SEARCH_MS, or at once on an answer that is not
- * about leadership. j->leader = who answered. */
-static int on_leader(ctl *c, job *j, rpc_request *q, int timeout_ms,
-                     char *text, size_t text_len)
-{
-    uint64_t deadline = ctl_now_ms() + LEADER_SEARCH_MS, who = j->leader;
-    int next = 0, rc = CAIRN_ERR_NOT_LEADER;
-    while (ctl_active(c)) {
-        const char *addr = addr_of(j, who);
-        if (addr == NULL) {
-            who = j->addrs[next++ % j->n_addrs].id;
-            continue;
-        }
-        uint64_t hint;
-        char hint_addr[META_ADDR_MAX];
-        rc = call(addr, q, timeout_ms, text, text_len, &hint, hint_addr);
-        if (rc == 0 || (rc != CAIRN_ERR_NOT_LEADER &&
-                        rc != CAIRN_ERR_NO_QUORUM && rc != CAIRN_ERR_IO &&
-                        rc != CAIRN_ERR_TRYAGAIN && rc != CAIRN_ERR_BUSY &&
-                        rc != CAIRN_ERR_RANGE_NOT_FOUND &&
-                        rc != CAIRN_ERR_SHUTDOWN)) {
-            j->leader = who;
-            return rc;
-        }
-        if (ctl_now_ms() >= deadline)
-            return rc;
-        if (rc == CAIRN_ERR_NOT_LEADER && hint != 0 && hint != who) {
-            add_addr(j, hint, hint_addr);
-            who = hint;
-            continue;
-        }
-        who = j->addrs[next++ % j->n_addrs].id;
-        pause_ms(rc == CAIRN_ERR_BUSY || rc == CAIRN_ERR_TRYAGAIN ? 200 : 50);
-    }
-    return CAIRN_ERR_SHUTDOWN;
-}
-
-/* The leader of the range now (METRICS of the range on each node until
- * one says it leads; the leader it names is asked first). 0 if none. */
-static uint64_t find_leader(ctl *c, job *j)
-{
-    rpc_request q;
-    memset(&q, 0, sizeof q);
-    q.type = RPC_METRICS;
-    q.id = 1;
-    q.range_id = j->mv.range_id;
-    uint64_t deadline = ctl_now_ms() + LEADER_SEARCH_MS, who = j->leader;
-    int next = 0;
-    while (ctl_active(c) && ctl_now_ms() < deadline) {
-        const char *addr = addr_of(j, who);
-        if (addr == NULL) {
-            who = j->addrs[next++ % j->n_addrs].id;
-            continue;
-        }
-        buf text = BUF_INIT;
-        int rc = rpc_sync_status(addr, &q, CTL_RPC_TIMEOUT_MS, &text);
-        ctl_node_obs ob;
-        uint64_t named = 0;
-        bool leads = false;
-        if (rc == 0) {
-            /* one range's metrics: wrap it as a node's */
-            buf wrap = BUF_INIT;
-            buf_appendf(&wrap, "{\"ranges\":[%.*s]}", (int)text.len,
-                        (const char *)text.data);
-            if (ctl_obs_parse_node((const char *)wrap.data, wrap.len, who,
-                                   &ob) == 0 && ob.n == 1) {
-                leads = ob.replicas[0].role == CTL_LEADER;
-                named = ob.replicas[0].leader;
-            }
-            ctl_obs_node_free(&ob);
-            buf_free(&wrap);
-        }
-        buf_free(&text);
-        if (leads) {
-            j->leader = who;
-            return who;
-        }
-        if (named && named != who && addr_of(j, named)) {
-            who = named;
-        } else {
-            who = j->addrs[next++ % j->n_addrs].id;
-            pause_ms(50);
-        }
-    }
-    return 0;
-}
-
-static uint64_t epoch_in(const char *text)
-{
-    const char *p = strstr(text, "epoch ");
-    return p ? strtoull(p + 6, NULL, 10) : 0;
-}
 
 /* ---- recording in etcd -------------------------------------------------- */
 
@@ -312,13 +139,13 @@ static int create_on(ctl *c, job *j, uint64_t node)
     q.end = (rpc_bytes){rg.end, rg.end_len};
     q.bootstrap = false; /* it joins when the leader adds it */
     for (int i = 0; i < rg.n_replicas && q.n_peers < RPC_MAX_PEERS; i++) {
-        const char *a = addr_of(j, rg.replicas[i]);
+        const char *a = ctl_target_addr(&j->t, rg.replicas[i]);
         if (a == NULL || rg.replicas[i] == node)
             continue;
         q.peers[q.n_peers].id = rg.replicas[i];
         q.peers[q.n_peers++].addr = (rpc_bytes){(const uint8_t *)a, strlen(a)};
     }
-    const char *a = addr_of(j, node);
+    const char *a = ctl_target_addr(&j->t, node);
     if (q.n_peers < RPC_MAX_PEERS && a) {
         q.peers[q.n_peers].id = node;
         q.peers[q.n_peers++].addr = (rpc_bytes){(const uint8_t *)a, strlen(a)};
@@ -326,13 +153,13 @@ static int create_on(ctl *c, job *j, uint64_t node)
     char text[256];
     uint64_t hint;
     char hint_addr[META_ADDR_MAX];
-    rc = a ? call(a, &q, CHANGE_TIMEOUT_MS, text, sizeof text, &hint,
+    rc = a ? ctl_call(a, &q, CHANGE_TIMEOUT_MS, text, sizeof text, &hint,
                   hint_addr)
            : CAIRN_ERR_NOT_FOUND;
     /* The node still holds a corrupt copy (a rebuild in place whose drop
      * did not get through): drop it, then create afresh. */
     if (rc == CAIRN_ERR_CORRUPT && drop_on(c, j, node) == 0)
-        rc = call(a, &q, CHANGE_TIMEOUT_MS, text, sizeof text, &hint,
+        rc = ctl_call(a, &q, CHANGE_TIMEOUT_MS, text, sizeof text, &hint,
                   hint_addr);
     meta_range_clear(&rg);
     if (rc == CAIRN_ERR_EXISTS)
@@ -347,7 +174,7 @@ static int create_on(ctl *c, job *j, uint64_t node)
 static int add_step(ctl *c, job *j)
 {
     uint64_t x = j->mv.add;
-    const char *xa = addr_of(j, x);
+    const char *xa = ctl_target_addr(&j->t, x);
     if (xa == NULL)
         return CAIRN_ERR_NOT_FOUND;
     int rc = create_on(c, j, x);
@@ -362,13 +189,13 @@ static int add_step(ctl *c, job *j)
     q.epoch = meta_epoch(c, j);
     q.addr = (rpc_bytes){(const uint8_t *)xa, strlen(xa)};
     char text[300];
-    rc = on_leader(c, j, &q, ADD_TIMEOUT_MS, text, sizeof text);
+    rc = ctl_on_leader(c, &j->t, &q, ADD_TIMEOUT_MS, text, sizeof text);
     if (rc != 0) {
         ctl_log(c, "range %" PRIu64 ": adding node %" PRIu64 ": %s %s",
                 j->mv.range_id, x, cairn_err_word(rc), text);
         return rc;
     }
-    rc = record(c, j, x, 0, epoch_in(text));
+    rc = record(c, j, x, 0, ctl_epoch_in(text));
     if (rc != 0)
         ctl_log(c, "range %" PRIu64 ": node %" PRIu64 " added but not "
                 "recorded: %s", j->mv.range_id, x, cairn_err_message(rc));
@@ -388,14 +215,14 @@ static int transfer(ctl *c, job *j, uint64_t from, uint64_t to)
     char text[256];
     uint64_t hint;
     char hint_addr[META_ADDR_MAX];
-    const char *a = addr_of(j, from);
-    int rc = a ? call(a, &q, CHANGE_TIMEOUT_MS, text, sizeof text, &hint,
+    const char *a = ctl_target_addr(&j->t, from);
+    int rc = a ? ctl_call(a, &q, CHANGE_TIMEOUT_MS, text, sizeof text, &hint,
                       hint_addr)
                : CAIRN_ERR_NOT_FOUND;
     if (rc == CAIRN_ERR_NOT_LEADER && hint != from)
         rc = 0; /* someone else leads already */
     if (rc == 0)
-        j->leader = to;
+        j->t.leader = to;
     return rc;
 }
 
@@ -409,8 +236,8 @@ static int drop_on(ctl *c, job *j, uint64_t node)
     char text[256];
     uint64_t hint;
     char hint_addr[META_ADDR_MAX];
-    const char *a = addr_of(j, node);
-    int rc = a ? call(a, &q, DROP_TIMEOUT_MS, text, sizeof text, &hint,
+    const char *a = ctl_target_addr(&j->t, node);
+    int rc = a ? ctl_call(a, &q, DROP_TIMEOUT_MS, text, sizeof text, &hint,
                       hint_addr)
                : CAIRN_ERR_NOT_FOUND;
     return rc == CAIRN_ERR_RANGE_NOT_FOUND ? 0 : rc;
@@ -419,7 +246,7 @@ static int drop_on(ctl *c, job *j, uint64_t node)
 static int remove_step(ctl *c, job *j)
 {
     uint64_t y = j->mv.remove;
-    uint64_t leader = find_leader(c, j);
+    uint64_t leader = ctl_find_leader(c, &j->t);
     if (leader == 0)
         return CAIRN_ERR_NO_QUORUM;
     if (leader == y) {
@@ -430,7 +257,7 @@ static int remove_step(ctl *c, job *j)
                     cairn_err_message(rc));
             return rc;
         }
-        if (find_leader(c, j) == y)
+        if (ctl_find_leader(c, &j->t) == y)
             return CAIRN_ERR_TRYAGAIN;
     }
     rpc_request q;
@@ -441,13 +268,13 @@ static int remove_step(ctl *c, job *j)
     q.node_id = y;
     q.epoch = meta_epoch(c, j);
     char text[300];
-    int rc = on_leader(c, j, &q, CHANGE_TIMEOUT_MS, text, sizeof text);
+    int rc = ctl_on_leader(c, &j->t, &q, CHANGE_TIMEOUT_MS, text, sizeof text);
     if (rc != 0) {
         ctl_log(c, "range %" PRIu64 ": removing node %" PRIu64 ": %s %s",
                 j->mv.range_id, y, cairn_err_word(rc), text);
         return rc;
     }
-    rc = record(c, j, 0, y, epoch_in(text));
+    rc = record(c, j, 0, y, ctl_epoch_in(text));
     if (rc != 0) {
         ctl_log(c, "range %" PRIu64 ": node %" PRIu64 " removed but not "
                 "recorded: %s", j->mv.range_id, y, cairn_err_message(rc));
@@ -519,9 +346,9 @@ static job *job_new(const meta_map *map, uint64_t range_id)
     if (j == NULL)
         return NULL;
     const meta_range *rg = meta_map_range(map, range_id);
-    fill_addrs(j, map, rg);
+    ctl_target_init(&j->t, map, range_id, rg);
     const meta_leader *l = meta_map_leader(map, range_id);
-    j->leader = l ? l->node_id : rg && rg->n_replicas ? rg->replicas[0] : 0;
+    j->t.leader = l ? l->node_id : rg && rg->n_replicas ? rg->replicas[0] : 0;
     if (rg) {
         const meta_table *t = meta_map_table_by_id(map, rg->table_id);
         j->engine = t ? t->engine : META_ENGINE_BTREE;
@@ -546,12 +373,12 @@ int ctl_move_start(ctl *c, const meta_map *map, const meta_move *mv, int cls,
         j->mv.since = ctl_wall_ms();
     const ctl_replica *l = ctl_obs_leader(ctl_observed(c), mv->range_id);
     if (l)
-        j->leader = l->node;
+        j->t.leader = l->node;
     const ctl_health *h = mv->remove ? ctl_node_health(c, mv->remove) : NULL;
     j->drop_removed = h && h->polled && h->answered &&
                       h->state != META_NODE_DEAD;
-    if ((mv->add && !addr_of(j, mv->add)) ||
-        (mv->remove && !addr_of(j, mv->remove) &&
+    if ((mv->add && !ctl_target_addr(&j->t, mv->add)) ||
+        (mv->remove && !ctl_target_addr(&j->t, mv->remove) &&
          !meta_map_node(map, mv->remove))) {
         free(j);
         return CAIRN_ERR_NOT_FOUND;
@@ -567,7 +394,7 @@ static int transfer_run(ctl *c, void *arg)
     job *j = arg;
     if (!ctl_active(c))
         return CAIRN_ERR_SHUTDOWN;
-    uint64_t from = j->leader;
+    uint64_t from = j->t.leader;
     int rc = transfer(c, j, from, j->to);
     if (rc != 0)
         ctl_log(c, "range %" PRIu64 ": leadership from node %" PRIu64
@@ -583,7 +410,7 @@ int ctl_transfer_start(ctl *c, const meta_map *map, uint64_t range_id,
     if (j == NULL)
         return CAIRN_ERR_NOMEM;
     j->mv.range_id = range_id;
-    j->leader = from;
+    j->t.leader = from;
     j->to = to;
     int limit = ctl_config(c)->transfer_rate > 0 ? ctl_config(c)->transfer_rate
                                                  : 1;
@@ -603,7 +430,7 @@ static int bump_run(ctl *c, void *arg)
     q.range_id = j->mv.range_id;
     q.epoch = j->epoch;
     char text[256];
-    int rc = on_leader(c, j, &q, CHANGE_TIMEOUT_MS, text, sizeof text);
+    int rc = ctl_on_leader(c, &j->t, &q, CHANGE_TIMEOUT_MS, text, sizeof text);
     ctl_log(c, "range %" PRIu64 ": etcd's epoch %" PRIu64 " is ahead of its "
             "leader's: %s %s", j->mv.range_id, j->epoch,
             rc == 0 ? "bumped:" : cairn_err_word(rc), text);
@@ -617,7 +444,7 @@ int ctl_bump_start(ctl *c, const meta_map *map, uint64_t range_id,
     if (j == NULL)
         return CAIRN_ERR_NOMEM;
     j->mv.range_id = range_id;
-    j->leader = leader;
+    j->t.leader = leader;
     j->epoch = epoch;
     return ctl_task_start(c, range_id, CTL_TASK_REPAIR, 4, bump_run, j, 0, 0);
 }
@@ -646,7 +473,7 @@ int ctl_drop_start(ctl *c, const meta_map *map, uint64_t range_id,
         return CAIRN_ERR_NOMEM;
     j->mv.range_id = range_id;
     j->to = node;
-    if (addr_of(j, node) == NULL) {
+    if (ctl_target_addr(&j->t, node) == NULL) {
         free(j);
         return CAIRN_ERR_NOT_FOUND;
     }
