@@ -49,6 +49,8 @@ static int controller_usage(FILE *out)
             "  --lag-seconds S         ... or this far, for this long again,\n"
             "                          is replaced (100000, 20)\n"
             "  --max-moves N           membership changes at once (4)\n"
+            "  --max-relocations N     moves of ranges to new groups\n"
+            "                          (TABLE.MOVE) at once (2)\n"
             "  --rebalance-rate N      replica moves per minute to balance\n"
             "                          a joining node (30; 0 = never)\n"
             "  --transfer-rate N       leader transfers at once to balance\n"
@@ -101,6 +103,8 @@ static int parse(int argc, char **argv, controller_config *cfg)
             cfg->lag_seconds = atof(v);
         else if (strcmp(a, "--max-moves") == 0)
             cfg->max_moves = atoi(v);
+        else if (strcmp(a, "--max-relocations") == 0)
+            cfg->max_relocations = atoi(v);
         else if (strcmp(a, "--rebalance-rate") == 0)
             cfg->rebalance_rate = atoi(v) > 0 ? atoi(v) : -1;
         else if (strcmp(a, "--transfer-rate") == 0)

@@ -39,6 +39,8 @@ static const ctl_reconciler *const reconcilers[] = {
     &ctl_reconcile_leaders,
     &ctl_reconcile_create,
     &ctl_reconcile_drop,
+    &ctl_reconcile_relocate, /* before split and repair, which leave the
+                                ranges of a move alone */
     &ctl_reconcile_split, /* before repair: a split etcd lags is not a
                              membership to adopt */
     &ctl_reconcile_repair,
@@ -336,6 +338,8 @@ static int ctl_init(ctl *c, const controller_config *cfg)
         c->cfg.lag_seconds = 20;
     if (c->cfg.max_moves <= 0)
         c->cfg.max_moves = 4;
+    if (c->cfg.max_relocations <= 0)
+        c->cfg.max_relocations = 2;
     if (c->cfg.rebalance_rate == 0)
         c->cfg.rebalance_rate = 30;
     if (c->cfg.transfer_rate == 0)

@@ -48,6 +48,7 @@ typedef struct controller_config {
                               again (the leader's time to catch it up, by
                               log or snapshot), is replaced (100000, 20) */
     int max_moves;         /* membership changes at once (4) */
+    int max_relocations;   /* moves to new groups (TABLE.MOVE) at once (2) */
     int rebalance_rate;    /* replica moves started per minute to balance
                               a joining node (30; < 0 = never) */
     int transfer_rate;     /* leader transfers per pass to balance leaders

@@ -117,6 +117,7 @@ extern const ctl_reconciler ctl_reconcile_split;
 extern const ctl_reconciler ctl_reconcile_repair;
 extern const ctl_reconciler ctl_reconcile_orphans;
 extern const ctl_reconciler ctl_reconcile_balance;
+extern const ctl_reconciler ctl_reconcile_relocate;
 
 /* ---- for reconcilers ---------------------------------------------------- */
 
@@ -310,7 +311,7 @@ size_t ctl_unplaced(ctl *c);
  * says which node it adds and removes, so placement counts it ahead. */
 
 enum { CTL_TASK_REPAIR, CTL_TASK_DRAIN, CTL_TASK_BALANCE, CTL_TASK_LEADER,
-       CTL_TASK_DROP, CTL_TASK_CLASSES };
+       CTL_TASK_DROP, CTL_TASK_RELOCATE, CTL_TASK_CLASSES };
 
 /* 0 = done; an error makes the key back off (1 s, doubling to 30 s)
  * before another task may start on it. */
@@ -352,6 +353,14 @@ int ctl_bump_start(ctl *c, const meta_map *map, uint64_t range_id,
 /* Delete the replica of `range_id` on node `node` (DROP_REPLICA). */
 int ctl_drop_start(ctl *c, const meta_map *map, uint64_t range_id,
                    uint64_t node);
+
+/* ---- moves to new groups (relocate.c) ------------------------------------ */
+
+/* Whether `range_id` is the source or the destination of a move to a new
+ * group (TABLE.MOVE) under way: the other reconcilers leave it alone (a
+ * split, a membership change or a rebalance would change what the move
+ * recorded). */
+bool ctl_relocating(const meta_map *map, uint64_t range_id);
 
 /* ---- placement (place.c: pure, unit-tested) ----------------------------- */
 

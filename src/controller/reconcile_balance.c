@@ -205,6 +205,7 @@ static const meta_range *pick(ctl *c, const meta_map *map, const load *src,
             if (rg->state != META_RANGE_NORMAL || !on(rg, src->id) ||
                 on(rg, dst->id) || rg->n_replicas != t->replicas ||
                 meta_map_move(map, rg->id) || ctl_task_busy(c, rg->id) ||
+                ctl_relocating(map, rg->id) ||
                 !zone_ok(map, rg, src->id, dst->zone))
                 continue;
             const ctl_replica *l = ctl_obs_leader(o, rg->id);

@@ -373,8 +373,8 @@ static void unplaced(ctl *c, repair_state *s, const meta_range *rg,
 static void repair_range(ctl *c, repair_state *s, const meta_map *map,
                          const meta_table *t, const meta_range *rg)
 {
-    if (ctl_task_busy(c, rg->id))
-        return;
+    if (ctl_task_busy(c, rg->id) || ctl_relocating(map, rg->id))
+        return; /* a move to a new group (relocate.c) owns it */
     const meta_move *mv = meta_map_move(map, rg->id);
     if (mv) {
         resume(c, map, mv);

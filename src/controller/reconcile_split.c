@@ -189,7 +189,8 @@ static void record_splits(ctl *c, const meta_map *map, const ctl_obs *o)
             const ctl_replica *r = &n->replicas[k];
             const meta_table *t = meta_map_table_by_id(map, r->table);
             if (r->role != CTL_LEADER || ctl_range(c, r->range) != NULL ||
-                t == NULL || t->state != META_TABLE_READY)
+                t == NULL || t->state != META_TABLE_READY ||
+                ctl_relocating(map, r->range)) /* a move's new group */
                 continue;
             done += record_one(c, map, r);
         }
@@ -210,7 +211,8 @@ static void split_large(ctl *c, split_state *s, const meta_map *map,
             const meta_range *rg = ctl_range(c, r->range);
             if (r->role != CTL_LEADER || r->bytes <= limit || rg == NULL ||
                 rg->epoch != r->epoch || rg->state != META_RANGE_NORMAL ||
-                ctl_task_busy(c, rg->id) || !ctl_active(c))
+                ctl_task_busy(c, rg->id) || ctl_relocating(map, rg->id) ||
+                !ctl_active(c))
                 continue;
             uintptr_t last = (uintptr_t)u64map_get(&s->last, rg->id);
             if (last && now - last < SPLIT_AGAIN_MS)
@@ -305,7 +307,8 @@ static void split_hot(ctl *c, split_state *s, const meta_map *map,
             const meta_range *rg = ctl_range(c, r->range);
             if (!hot(c, s, r, o->taken_ms) || !r->load_key || rg == NULL ||
                 rg->epoch != r->epoch || rg->state != META_RANGE_NORMAL ||
-                ctl_task_busy(c, rg->id) || !ctl_active(c) ||
+                ctl_task_busy(c, rg->id) || ctl_relocating(map, rg->id) ||
+                !ctl_active(c) ||
                 done >= SPLITS_PER_PASS)
                 continue;
             uintptr_t last = (uintptr_t)u64map_get(&s->last, rg->id);

@@ -568,6 +568,7 @@ typedef struct meta_relocation {
     meta_reloc_step step;
     uint64_t fence_epoch; /* FENCE on: the source's fenced epoch */
     char fence_seq[SEQ_HEX_LEN + 1]; /* ... and its sequencer (hex) */
+    uint64_t dest_epoch;  /* FENCE on: the destination's, floored */
     uint64_t copied_keys, copied_bytes;
     uint64_t since, copy_ms; /* wall ms: asked; time spent copying */
     char by[64];

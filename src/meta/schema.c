@@ -599,6 +599,8 @@ char *meta_relocation_encode(const meta_relocation *r)
               cJSON_AddNumberToObject(o, "fence_epoch",
                                       (double)r->fence_epoch) &&
               cJSON_AddStringToObject(o, "fence_seq", r->fence_seq) &&
+              cJSON_AddNumberToObject(o, "dest_epoch",
+                                      (double)r->dest_epoch) &&
               cJSON_AddNumberToObject(o, "copied_keys",
                                       (double)r->copied_keys) &&
               cJSON_AddNumberToObject(o, "copied_bytes",
@@ -622,6 +624,7 @@ int meta_relocation_decode(const uint8_t *v, size_t n, meta_relocation *r)
               get_ids(o, "nodes", r->nodes, &r->n_nodes) && r->n_nodes > 0 &&
               get_ids(o, "src_nodes", r->src_nodes, &r->n_src) &&
               get_u64(o, "fence_epoch", &r->fence_epoch) &&
+              get_u64(o, "dest_epoch", &r->dest_epoch) &&
               get_u64(o, "copied_keys", &r->copied_keys) &&
               get_u64(o, "copied_bytes", &r->copied_bytes) &&
               get_u64(o, "since", &r->since) &&

@@ -17,6 +17,8 @@ struct router_cache {
     size_t ntables, tcap;
     struct cache_node *nodes;
     size_t nnodes, ncap;
+    router_range *sources; /* of migrating ranges: by id only */
+    size_t nsources, scap;
 };
 
 
@@ -43,6 +45,9 @@ void router_cache_free(router_cache *c)
             range_free(&c->tables[i].ranges[j]);
         free(c->tables[i].ranges);
     }
+    for (size_t i = 0; i < c->nsources; i++)
+        range_free(&c->sources[i]);
+    free(c->sources);
     free(c->tables);
     free(c->nodes);
     free(c);
@@ -87,6 +92,34 @@ static int dup_bytes(uint8_t **out, const uint8_t *p, size_t n)
     return 0;
 }
 
+/* A copy of `r` that owns its bounds. */
+static int range_dup(router_range *copy, const router_range *r)
+{
+    *copy = *r;
+    if (dup_bytes(&copy->start, r->start, r->start_len) != 0)
+        return CAIRN_ERR_NOMEM;
+    if (dup_bytes(&copy->end, r->end, r->end_len) != 0) {
+        free(copy->start);
+        return CAIRN_ERR_NOMEM;
+    }
+    return 0;
+}
+
+int router_cache_add_source(router_cache *c, const router_range *r)
+{
+    if (r->nreplicas < 0 || r->nreplicas > ROUTER_REPLICAS_MAX)
+        return CAIRN_ERR_INVALID;
+    if (router_cache_range(c, r->id) != NULL)
+        return CAIRN_ERR_EXISTS;
+    if (grow_array((void **)&c->sources, c->nsources, &c->scap,
+                   sizeof *c->sources, 4))
+        return CAIRN_ERR_NOMEM;
+    if (range_dup(&c->sources[c->nsources], r) != 0)
+        return CAIRN_ERR_NOMEM;
+    c->nsources++;
+    return 0;
+}
+
 int router_cache_add_range(router_cache *c, uint64_t table_id,
                            const router_range *r)
 {
@@ -98,13 +131,9 @@ int router_cache_add_range(router_cache *c, uint64_t table_id,
     if (grow_array((void **)&t->ranges, t->nranges, &t->cap,
                    sizeof *t->ranges, 8))
         return CAIRN_ERR_NOMEM;
-    router_range copy = *r;
-    if (dup_bytes(&copy.start, r->start, r->start_len) != 0)
+    router_range copy;
+    if (range_dup(&copy, r) != 0)
         return CAIRN_ERR_NOMEM;
-    if (dup_bytes(&copy.end, r->end, r->end_len) != 0) {
-        free(copy.start);
-        return CAIRN_ERR_NOMEM;
-    }
     t->ranges[t->nranges++] = copy;
     return 0;
 }
@@ -220,6 +249,9 @@ router_range *router_cache_range(router_cache *c, uint64_t range_id)
         for (size_t j = 0; j < c->tables[i].nranges; j++)
             if (c->tables[i].ranges[j].id == range_id)
                 return &c->tables[i].ranges[j];
+    for (size_t i = 0; i < c->nsources; i++)
+        if (c->sources[i].id == range_id)
+            return &c->sources[i];
     return NULL;
 }
 

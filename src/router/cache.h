@@ -45,7 +45,7 @@ typedef struct router_range {
     uint64_t leader; /* node id; 0 = unknown */
     uint64_t leader_term;
     bool migrating;  /* a move is in progress (dual read) */
-    uint64_t migrating_from;
+    uint64_t migrating_from; /* its source: router_cache_range finds it */
 } router_range;
 
 typedef struct router_table {
@@ -76,6 +76,10 @@ int router_cache_add_range(router_cache *c, uint64_t table_id,
                            const router_range *r);
 int router_cache_add_node(router_cache *c, uint64_t node_id,
                           const char *addr);
+/* The source of a migrating range (its id, fenced epoch and replicas; the
+ * same bounds): found by id (router_cache_range), never by key - the
+ * destination owns the keys, the source is only read (router/migrate.c). */
+int router_cache_add_source(router_cache *c, const router_range *r);
 
 /* Sort every table's ranges by start key. Ranges need not tile the key
  * space (a snapshot taken mid-split may have a gap): router_cache_lookup
@@ -100,7 +104,8 @@ const router_range *router_cache_lookup(const router_table *t,
 const router_range *router_cache_next(const router_table *t,
                                       const router_range *r);
 
-/* A range by id, across tables; NULL if absent. */
+/* A range by id, across tables, or a migrating range's source; NULL if
+ * absent. */
 router_range *router_cache_range(router_cache *c, uint64_t range_id);
 
 /* Record a leader hint for a range (NOT_LEADER replies, leader keys). An

@@ -373,6 +373,43 @@ static int p_kv_del(const router_arg *argv, size_t argc, router_cmd *c,
     return check_key(&c->key, e);
 }
 
+/* TABLE.MOVE table key node,node,...: the node ids are positive decimal
+ * integers, distinct, 1 to ROUTER_MOVE_NODES_MAX of them. */
+static int p_table_move(const router_arg *argv, size_t argc, router_cmd *c,
+                        router_cmd_error *e)
+{
+    if (p_kv_del(argv, argc, c, e) != 0)
+        return -1;
+    const router_arg *a = &argv[3];
+    size_t i = 0;
+    c->nnodes = 0;
+    while (i < a->len) {
+        uint64_t v = 0;
+        size_t digits = 0;
+        for (; i < a->len && a->p[i] >= '0' && a->p[i] <= '9'; i++) {
+            if (v > (UINT64_MAX - 9) / 10)
+                return fail(e, "INVALID", "node id too large");
+            v = v * 10 + (uint64_t)(a->p[i] - '0');
+            digits++;
+        }
+        if (digits == 0 || v == 0 || (i < a->len && a->p[i++] != ',') ||
+            (i == a->len && a->p[i - 1] == ','))
+            return fail(e, "INVALID", "nodes are ids separated by commas, "
+                        "e.g. 4,5,6");
+        for (int k = 0; k < c->nnodes; k++)
+            if (c->nodes[k] == v)
+                return fail(e, "INVALID", "node %llu is named twice",
+                            (unsigned long long)v);
+        if (c->nnodes >= ROUTER_MOVE_NODES_MAX)
+            return fail(e, "INVALID", "at most %d nodes",
+                        ROUTER_MOVE_NODES_MAX);
+        c->nodes[c->nnodes++] = v;
+    }
+    if (c->nnodes == 0)
+        return fail(e, "INVALID", "no node named");
+    return 0;
+}
+
 /* A scan bound is a key or "" (unbounded). */
 static int check_bound(const router_arg *a, router_cmd_error *e)
 {
@@ -493,6 +530,7 @@ static const struct cmd_def cmd_table[] = {
     {"table.list", RCMD_TABLE_LIST, 1, p_none},
     {"table.info", RCMD_TABLE_INFO, 2, p_table_name},
     {"table.split", RCMD_TABLE_SPLIT, 3, p_kv_del}, /* table key */
+    {"table.move", RCMD_TABLE_MOVE, 4, p_table_move}, /* table key nodes */
     {"kv.put", RCMD_KV_PUT, -4, p_kv_put},
     {"kv.get", RCMD_KV_GET, -3, p_kv_get},
     {"kv.del", RCMD_KV_DEL, 3, p_kv_del},

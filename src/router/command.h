@@ -50,6 +50,7 @@ typedef enum router_cmd_kind {
     RCMD_TABLE_LIST,
     RCMD_TABLE_INFO,
     RCMD_TABLE_SPLIT,
+    RCMD_TABLE_MOVE,    /* TABLE.MOVE table key node,node,... */
     RCMD_KV_PUT,
     RCMD_KV_GET,
     RCMD_KV_DEL,
@@ -77,6 +78,9 @@ typedef enum router_engine {
 /* KV.SCAN page size: default and the largest a client may ask for. */
 #define ROUTER_SCAN_LIMIT_DEFAULT 100
 #define ROUTER_SCAN_LIMIT_MAX 10000
+
+/* Most nodes TABLE.MOVE names (a group of 5 replicas, plus room). */
+#define ROUTER_MOVE_NODES_MAX 7
 
 /* Most pre-split points TABLE.CREATE accepts. */
 #define ROUTER_SPLITS_MAX 1024
@@ -106,6 +110,9 @@ typedef struct router_cmd {
     router_arg user, pass;
     /* HELLO: protocol version asked for (0 = not given) */
     int proto;
+    /* TABLE.MOVE: the destination's nodes, distinct */
+    uint64_t nodes[ROUTER_MOVE_NODES_MAX];
+    int nnodes;
     /* TABLE.CREATE */
     router_engine engine;
     int replicas;         /* 0 = not given: the router picks */

@@ -148,6 +148,11 @@ static void op_unlink(struct rop *op)
 
 static void op_finish(struct rop *op, int status, const rpc_reply *rep)
 {
+    router_op_finish(op, status, rep);
+}
+
+void router_op_finish(struct rop *op, int status, const rpc_reply *rep)
+{
     if (op->pr.conn)
         router_pool_detach(&op->pr);
     op_unlink(op);
@@ -159,6 +164,7 @@ static void op_finish(struct rop *op, int status, const rpc_reply *rep)
     /* Left only now: a delete's tombstone, made by done, takes its probe's
      * place in the client's order. */
     order_leave(op);
+    router_migrate_drop(op); /* after done: `rep` may point into its state */
     free(op->rend);
     free(op);
 }
@@ -320,6 +326,8 @@ static void fill_request(const struct rop *op, uint64_t id, rpc_request *req)
     req->cond = op->cond;
     req->cond_seq = op->cond_seq;
     req->limit = op->limit;
+    req->items = (rpc_bytes){op->items, op->items_len};
+    req->count = op->count;
 }
 
 
@@ -353,6 +361,18 @@ static void op_attempt(struct rop *op)
                     true);
         return;
     }
+    if (op->mig == ROUTER_MIG_SOURCE) { /* by id: no key leads there */
+        if (!rg->migrating) {
+            router_migrate_source_done(op);
+            return;
+        }
+        rg = router_cache_range(r->cache, rg->migrating_from);
+        if (rg == NULL) {
+            retry_later(op, CAIRN_ERR_RANGE_NOT_FOUND,
+                        "the moving range's source is not in the view", true);
+            return;
+        }
+    }
     uint64_t node = pick_node(rg, op->attempts);
     const char *addr = router_cache_node_addr(r->cache, node);
     if (addr == NULL) {
@@ -368,6 +388,9 @@ static void op_attempt(struct rop *op)
         op_fail(op, CAIRN_ERR_NOMEM, "out of memory");
         return;
     }
+    if (op->mig == ROUTER_MIG_NONE && rg->migrating &&
+        router_migrate_take(op, rg))
+        return;
     op->range_id = rg->id;
     op->epoch = rg->epoch;
     op->node_id = node;
@@ -396,6 +419,7 @@ void router_op_cancel_req(struct router *r, struct rreq *q)
         if (op->pr.conn)
             router_pool_detach(&op->pr);
         order_leave(op);
+        router_migrate_drop(op);
         op->dead = true;
         op->req = NULL;
         op->retry_at = 0;
@@ -599,6 +623,9 @@ void router_op_tick(struct router *r)
 
 void router_op_free_all(struct router *r)
 {
+    /* first every parent's state, while its children are all alive */
+    for (struct rop *op = r->ops; op != NULL; op = op->next)
+        router_migrate_drop(op);
     while (r->ops != NULL) {
         struct rop *op = r->ops;
         if (op->pr.conn)

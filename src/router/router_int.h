@@ -8,10 +8,13 @@
  *   tables.c   TABLE.* commands (metadata on worker threads)
  *   req.c      a command's reply: error replies, the end of a command
  *   op.c       one routed RPC: route, send, retry, deadline
+ *   migrate.c  ops on a range being moved: reads of both groups, merged
+ *              scans, conditional writes on the merged state
  *   pool.c     pooled, pipelined connections to nodes
  *   view.c     the routing cache built from metadata snapshots
  *
- * Calls go one way, server -> exec (scan, tables) -> op -> pool; results
+ * Calls go one way, server -> exec (scan, tables) -> op (migrate) -> pool;
+ * results
  * come back through callbacks: a pool request's on_reply/on_failed (set
  * by op.c), an op's `done` (set by exec.c, scan.c), a req's `finish` (set
  * by server.c).
@@ -127,7 +130,21 @@ struct rop {
     uint64_t deadline;         /* loop ms */
     int last_err;              /* why the last attempt failed */
     char last_msg[96];
+
+    /* COPY: the encoded records and their count (migrate.c) */
+    const uint8_t *items;
+    size_t items_len;
+    uint32_t count;
+    /* migrate.c: a child op reads or writes one group of a moving range
+     * for its parent (ROUTER_MIG_DEST: the destination, routed by key;
+     * ROUTER_MIG_SOURCE: the source, by id) */
+    uint8_t mig;
+    bool mig_copied;           /* a conditional write: source record copied */
+    struct rop *mig_parent;    /* a child's parent; NULL once it is gone */
+    struct rmig *mig_state;    /* a parent's, while its children run */
 };
+
+enum { ROUTER_MIG_NONE, ROUTER_MIG_DEST, ROUTER_MIG_SOURCE };
 
 /* A node connection (pool.c). */
 struct nconn {
@@ -288,6 +305,24 @@ void router_op_start(struct rop *op);
 void router_op_take_place(struct rop *op, struct rop *probe);
 /* Drop every op of a req without calling done (its client is gone). */
 void router_op_cancel_req(struct router *r, struct rreq *q);
+/* Finish `op` now with this outcome (migrate.c: its children decided);
+ * calls op->done. */
+void router_op_finish(struct rop *op, int status, const rpc_reply *rep);
+
+/* ---- migrate.c ---- */
+/* `op` is about to go to `rg`, a range being moved (DESIGN.md "Split and
+ * move"): whether migrate.c takes it over - a read becomes a read of both
+ * groups (the higher sequencer wins, tombstones included), a scan page a
+ * merge of both, a conditional write first copies the source's record of
+ * its key into the destination; the op is then finished (reads) or
+ * started again (writes) from here. */
+bool router_migrate_take(struct rop *op, const router_range *rg);
+/* A child bound for the source of a range that is no longer moving: the
+ * destination holds everything, the source is nothing to read. */
+void router_migrate_source_done(struct rop *op);
+/* `op` finishes or is cancelled: its children are dropped (never call
+ * back) and its state freed. */
+void router_migrate_drop(struct rop *op);
 /* The loop ticker: retries that are due, deadlines that passed. */
 void router_op_tick(struct router *r);
 void router_op_free_all(struct router *r);

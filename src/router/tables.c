@@ -54,7 +54,9 @@ struct rtablejob {
     struct router *r;
     struct rreq *q;
     char name[CAIRN_TABLE_NAME_MAX + 1];
-    buf key; /* TABLE.SPLIT */
+    buf key; /* TABLE.SPLIT, TABLE.MOVE */
+    uint64_t nodes[ROUTER_MOVE_NODES_MAX]; /* TABLE.MOVE */
+    int nnodes;
     int status;
     char msg[512];
 };
@@ -398,6 +400,74 @@ static void split_work(uv_work_t *w)
     meta_cache_refresh(j->r->mcache);
 }
 
+/* ---- TABLE.MOVE ---- */
+
+/* Why the nodes of TABLE.MOVE cannot take the range; NULL if they can:
+ * as many as the table's replicas, each known and live. */
+static const char *bad_nodes(struct rtablejob *j, const meta_map *map,
+                             const meta_table *t, char *why, size_t cap)
+{
+    if (j->nnodes != t->replicas) {
+        snprintf(why, cap, "table '%s' has %d replicas: name %d nodes",
+                 t->name, t->replicas, t->replicas);
+        return why;
+    }
+    for (int i = 0; i < j->nnodes; i++) {
+        const meta_node *n = meta_map_node(map, j->nodes[i]);
+        if (n == NULL || !n->live) {
+            snprintf(why, cap, "node %llu is %s",
+                     (unsigned long long)j->nodes[i],
+                     n ? "not live" : "unknown");
+            return why;
+        }
+    }
+    return NULL;
+}
+
+/* TABLE.MOVE table key nodes: the range holding `key` moves to a new
+ * replica group on `nodes` (the controller's relocate.c does it; this
+ * records the request, meta_relocation_start, and answers once it is
+ * recorded). */
+static void move_work(uv_work_t *w)
+{
+    struct rtablejob *j = w->data;
+    meta_cache_refresh(j->r->mcache);
+    meta_map *map = meta_cache_acquire(j->r->mcache);
+    const meta_table *t = map ? meta_map_table(map, j->name) : NULL;
+    const meta_range *rg =
+        t && t->state == META_TABLE_READY
+            ? meta_map_range_for(map, t->id, j->key.data, j->key.len)
+            : NULL;
+    char why[300];
+    if (map == NULL)
+        fail(j, CAIRN_ERR_META, "cannot read the metadata");
+    else if (t == NULL || t->state != META_TABLE_READY)
+        fail(j, CAIRN_ERR_NO_TABLE, "no such table '%s'", j->name);
+    else if (rg == NULL)
+        fail(j, CAIRN_ERR_TRYAGAIN, "the map is between changes");
+    else if (bad_nodes(j, map, t, why, sizeof why))
+        fail(j, CAIRN_ERR_INVALID, "%s", why);
+    else if (rg->state != META_RANGE_NORMAL ||
+             meta_map_relocation(map, rg->id) != NULL)
+        fail(j, CAIRN_ERR_BUSY, "range %llu is being moved already",
+             (unsigned long long)rg->id);
+    else {
+        meta_relocation rl = {.range_id = rg->id, .table_id = t->id,
+                              .n_nodes = j->nnodes, .step = META_RELOC_CREATE,
+                              .since = (uint64_t)time(NULL) * 1000};
+        memcpy(rl.nodes, j->nodes, sizeof rl.nodes[0] * (size_t)j->nnodes);
+        snprintf(rl.by, sizeof rl.by, "router");
+        int rc = meta_relocation_start(j->r->meta, &rl);
+        if (rc == CAIRN_ERR_EXISTS)
+            fail(j, CAIRN_ERR_BUSY, "range %llu is being moved already",
+                 (unsigned long long)rg->id);
+        else if (rc != 0)
+            fail(j, rc, "cannot record the move: %s", meta_why(rc));
+    }
+    if (map)
+        meta_map_release(map);
+}
+
 static void job_after(uv_work_t *w, int status)
 {
     struct rtablejob *j = w->data;
@@ -429,7 +499,9 @@ static void start_job(struct router *r, struct rreq *q, uv_work_cb work)
     j->r = r;
     j->q = q;
     memcpy(j->name, q->cmd.table.p, q->cmd.table.len);
-    if (q->cmd.kind == RCMD_TABLE_SPLIT &&
+    memcpy(j->nodes, q->cmd.nodes, sizeof j->nodes);
+    j->nnodes = q->cmd.nnodes;
+    if ((q->cmd.kind == RCMD_TABLE_SPLIT || q->cmd.kind == RCMD_TABLE_MOVE) &&
         buf_append(&j->key, q->cmd.key.p, q->cmd.key.len) != 0) {
         free(j);
         router_reply_status(q, CAIRN_ERR_NOMEM, NULL);
@@ -531,6 +603,9 @@ void router_table_cmd(struct router *r, struct rreq *q)
         return;
     case RCMD_TABLE_SPLIT:
         start_job(r, q, split_work);
+        return;
+    case RCMD_TABLE_MOVE:
+        start_job(r, q, move_work);
         return;
     case RCMD_TABLE_LIST:
         reply_list(r, q);

@@ -25,6 +25,25 @@ static router_table_state table_state(meta_table_state s)
     }
 }
 
+/* The source of migrating range `m` (`rg`: as added), read by id only. */
+static int add_source(router_cache *c, const meta_map *map,
+                      const meta_range *m, const router_range *rg)
+{
+    router_range src = *rg; /* the same bounds */
+    src.id = m->from;
+    src.epoch = m->from_epoch;
+    src.nreplicas = m->n_from < ROUTER_REPLICAS_MAX ? m->n_from
+                                                    : ROUTER_REPLICAS_MAX;
+    for (int j = 0; j < src.nreplicas; j++)
+        src.replicas[j] = m->from_replicas[j];
+    src.migrating = false;
+    src.migrating_from = 0;
+    const meta_leader *l = meta_map_leader(map, m->from);
+    src.leader = l ? l->node_id : 0;
+    src.leader_term = l ? l->term : 0;
+    return router_cache_add_source(c, &src);
+}
+
 static int add_ranges(router_cache *c, const meta_map *map, uint64_t tid)
 {
     size_t n = 0;
@@ -52,6 +71,8 @@ static int add_ranges(router_cache *c, const meta_map *map, uint64_t tid)
             rg.leader_term = l->term;
         }
         int rc = router_cache_add_range(c, tid, &rg);
+        if (rc == 0 && rg.migrating)
+            rc = add_source(c, map, m, &rg);
         if (rc != 0 && rc != CAIRN_ERR_EXISTS)
             return rc;
     }

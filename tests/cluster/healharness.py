@@ -43,11 +43,11 @@ class Heal:
         self.ctls = [self.start_controller("c%d" % i)
                      for i in range(controllers)]
 
-    def start_controller(self, name):
+    def start_controller(self, name, env=None):
         log = os.path.join(self.wd.path, name + ".log")
         p = self.procs.start([cairn_bin(), "controller", "--etcd",
                               self.etcd.url, "--id", name] + self.ctl_args,
-                             log)
+                             log, env=env)
         p.name, p.log = name, log
         return p
 
@@ -113,6 +113,11 @@ class Heal:
         """{node id: health record}."""
         return {int(k.rsplit(b"/", 1)[1], 16): json.loads(v) for k, v in
                 self.etcd.get_prefix(b"/cairn/health/").items()}
+
+    def relocations(self):
+        """{source range id: record} of the moves to new groups."""
+        return {int(k.rsplit(b"/", 1)[1], 16): json.loads(v) for k, v in
+                self.etcd.get_prefix(b"/cairn/relocations/").items()}
 
     def moves(self):
         return {int(k.rsplit(b"/", 1)[1], 16): json.loads(v) for k, v in

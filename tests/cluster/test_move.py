@@ -199,3 +199,167 @@ def test_floor_keeps_new_writes_above_it_across_restarts():
                 assert ld is n
             with ld.client(10) as c:
                 assert c.put(R, epoch, b"k%d" % n.id, b"z") > ahead
+
+
+# ---- TABLE.MOVE end to end: etcd, nodes, a controller, a router ----------
+
+import json  # noqa: E402
+import time  # noqa: E402
+
+import redis  # noqa: E402
+
+from harness import wait_for as wait  # noqa: E402
+from healharness import Heal, Writer  # noqa: E402
+
+
+def range_of(h, key):
+    """The range record holding `key` in table t (keys are str)."""
+    k = key.encode().hex()
+    for rg in h.ranges().values():
+        if rg["start"] <= k and (rg["end"] == "" or k < rg["end"]):
+            return rg
+    return None
+
+
+def moved(h, src_id, nodes):
+    """The move of `src_id` is over: no record, the keys' range is a new
+    one on `nodes`, in state normal."""
+    if h.relocations():
+        return False
+    rs = h.ranges()
+    return src_id not in rs and any(
+        rg.get("state") == "normal" and sorted(rg["replicas"]) == nodes
+        for rg in rs.values())
+
+
+class Readers:
+    """Threads reading keys whose acknowledged values are known, through
+    the router, during a move: every read must return that value (a key
+    the destination has not copied yet is read from the source)."""
+
+    def __init__(self, port, known, threads=2):
+        self.known, self.port = dict(known), port
+        self.bad, self.reads, self.errors = [], 0, {}
+        self.stop_ev = threading.Event()
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self.run, daemon=True)
+                        for _ in range(threads)]
+        for t in self.threads:
+            t.start()
+
+    def run(self):
+        r = redis.Redis(port=self.port, socket_timeout=30)
+        keys = sorted(self.known)
+        i = 0
+        while not self.stop_ev.is_set():
+            k = keys[i % len(keys)]
+            i += 1
+            try:
+                v = r.execute_command("KV.GET", "t", k)
+            except redis.RedisError as e:
+                word = str(e).split()[0]
+                with self.lock:
+                    self.errors[word] = self.errors.get(word, 0) + 1
+                continue
+            with self.lock:
+                self.reads += 1
+                if v is None or v.decode() != self.known[k]:
+                    self.bad.append((k, v))
+
+    def stop(self):
+        self.stop_ev.set()
+        for t in self.threads:
+            t.join(30)
+
+
+def scan_all(r):
+    """Every key of table t, paging; each key must come once."""
+    got, cursor = {}, b""
+    while True:
+        cursor, flat = r.execute_command("KV.SCAN", "t", "", "", "LIMIT",
+                                         97, "CURSOR", cursor)
+        for k, v in zip(flat[0::2], flat[1::2]):
+            assert k not in got, "key %r returned twice" % k
+            got[k.decode()] = v.decode()
+        if not cursor:
+            return got
+
+
+PAUSE = {"CAIRN_TEST_RELOCATE_PAUSE_MS": "300"}
+
+
+def preload(h, prefix, n):
+    """n keys prefix%05d = p%d, pipelined."""
+    r = h.client()
+    for i in range(0, n, 500):
+        p = r.pipeline(transaction=False)
+        for k in range(i, min(n, i + 500)):
+            p.execute_command("KV.PUT", "t", "%s%05d" % (prefix, k),
+                              "p%d" % k)
+        p.execute()
+
+
+def start_move(h, key, nodes):
+    r = h.client()
+    assert r.execute_command("TABLE.MOVE", "t", key,
+                             ",".join(map(str, nodes))) == b"OK"
+
+
+def test_move_under_writes_reads_and_scans():
+    """4 nodes; a range on nodes 1,2,3 (or any three) moves to a group that
+    includes node 4 while writers write new keys into it, readers read
+    keys written before the move and a scanner pages over the table. No
+    read misses a value, no scan returns a key twice or misses one, every
+    acknowledged write reads back, the source's replicas are dropped."""
+    h = Heal(4, controllers=0)
+    # each recorded step holds 300 ms: the readers meet every state
+    h.ctls = [h.start_controller("c0", env=PAUSE)]
+    try:
+        r = h.client()
+        assert r.execute_command("TABLE.CREATE", "t", "REPLICAS", 3,
+                                 "SPLITS", "w1", "w2") == b"OK"
+        preload(h, "w1-pre-", 3000)
+        w = Writer(h.router.port).start()
+        h.wait_writes(w, 300)
+        src = range_of(h, "w1-000000")
+        nodes = sorted(set([1, 2, 3, 4]) - {src["replicas"][0]})
+        with w.lock:
+            known = {k: v for k, v in w.acked.items()
+                     if k.startswith("w1-")}
+        known.update(("w1-pre-%05d" % i, "p%d" % i) for i in range(3000))
+        rd = Readers(h.router.port, known)
+        scans = []
+
+        def scanner():
+            while not rd.stop_ev.is_set():
+                got = scan_all(redis.Redis(port=h.router.port,
+                                           socket_timeout=30))
+                scans.append(got)
+        st = threading.Thread(target=scanner, daemon=True)
+        st.start()
+        start_move(h, "w1-000000", nodes)
+        wait(lambda: moved(h, src["id"], nodes), 60, "the move done", 0.1)
+        h.wait_writes(w, 200)
+        rd.stop()
+        st.join(60)
+        w.stop()
+        assert not rd.bad, "reads that missed: %r" % rd.bad[:5]
+        assert rd.reads > 50
+        assert scans
+        for got in scans:  # every scan saw every key known before
+            missing = [k for k in known if got.get(k) != known[k]]
+            assert not missing, "a scan missed %d keys" % len(missing)
+        w.check(r)
+        errors = {k: v for k, v in w.errors.items() if k != "TIMEOUT"}
+        assert not errors, w.errors
+        assert not rd.errors, rd.errors
+        # the source is gone from its nodes
+        for n in h.nodes.nodes:
+            ids = [x["range"] for x in n.metrics(0)["ranges"]]
+            assert src["id"] not in ids, (n.id, ids)
+        log = h.controller_log()
+        assert "copied into range" in log
+        print("\n".join(l for l in log.splitlines() if "move" in l))
+        print("reads %d, scans %d" % (rd.reads, len(scans)))
+    finally:
+        h.close()
