@@ -363,3 +363,171 @@ def test_move_under_writes_reads_and_scans():
         print("reads %d, scans %d" % (rd.reads, len(scans)))
     finally:
         h.close()
+
+
+def test_conditional_writes_racing_a_move_see_both_groups():
+    """While a range moves, IFSEQ and IFABSENT are judged on the merged
+    state of source and destination: a compare-and-set counter loses no
+    increment and counts none twice, IFABSENT fails on a key only the
+    source holds yet, and of two racers for a fresh key exactly one
+    wins."""
+    h = Heal(4, controllers=0)
+    h.ctls = [h.start_controller("c0", env=PAUSE)]
+    try:
+        r = h.client()
+        assert r.execute_command("TABLE.CREATE", "t", "REPLICAS", 3,
+                                 "SPLITS", "w1", "w2") == b"OK"
+        preload(h, "w1-pre-", 400)
+        r.execute_command("KV.PUT", "t", "w1-counter", "0")
+        src = range_of(h, "w1-counter")
+        nodes = sorted(set([1, 2, 3, 4]) - {src["replicas"][0]})
+        stop = threading.Event()
+        wins, taken, refused, problems = [0], {}, [], []
+        lock = threading.Lock()
+
+        def incrementer():
+            c = redis.Redis(port=h.router.port, socket_timeout=30)
+            while not stop.is_set():
+                try:
+                    v, s = c.execute_command("KV.GET", "t", "w1-counter",
+                                             "WITHSEQ")
+                    c.execute_command("KV.PUT", "t", "w1-counter",
+                                      str(int(v) + 1), "IFSEQ", s)
+                    with lock:
+                        wins[0] += 1
+                except redis.ResponseError as e:
+                    expect(e)
+
+        def expect(e):
+            if str(e).split()[0] not in ("CONDITION", "TRYAGAIN"):
+                problems.append(str(e))
+
+        def absent(me):
+            c = redis.Redis(port=h.router.port, socket_timeout=30)
+            i = 0
+            while not stop.is_set():
+                i += 1
+                key = "w1-fresh-%05d" % i
+                try:
+                    c.execute_command("KV.PUT", "t", key, me, "IFABSENT")
+                    with lock:
+                        if key in taken:
+                            problems.append("two winners for " + key)
+                        taken[key] = me
+                except redis.ResponseError as e:
+                    expect(e)
+                # a key only the source holds (until copied) is not absent
+                k = "w1-pre-%05d" % (i % 400)
+                try:
+                    c.execute_command("KV.PUT", "t", k, "x", "IFABSENT")
+                    refused.append(k)
+                except redis.ResponseError as e:
+                    expect(e)
+
+        ts = [threading.Thread(target=incrementer, daemon=True)
+              for _ in range(3)]
+        ts += [threading.Thread(target=absent, args=(m,), daemon=True)
+               for m in ("a", "b")]
+        for t in ts:
+            t.start()
+        wait(lambda: wins[0] > 20, 30, "some increments")
+        start_move(h, "w1-counter", nodes)
+        wait(lambda: moved(h, src["id"], nodes), 60, "the move done", 0.1)
+        n0 = wins[0]
+        wait(lambda: wins[0] > n0 + 20, 30, "increments after the move")
+        stop.set()
+        for t in ts:
+            t.join(60)
+        assert int(r.execute_command("KV.GET", "t", "w1-counter")) == wins[0]
+        assert not problems, problems[:5]
+        assert not refused, "IFABSENT succeeded on existing keys: %r" % (
+            refused[:5],)
+        for key, me in taken.items():
+            assert r.execute_command("KV.GET", "t", key).decode() == me
+        print("increments %d, fresh keys %d" % (wins[0], len(taken)))
+    finally:
+        h.close()
+
+
+def move_with_writes(h, crash_env=None):
+    """Table t, 800 keys preloaded into w1-, writers running; TABLE.MOVE of
+    the w1 range to a group with node 4. Returns (writer, source record,
+    nodes, preloaded keys)."""
+    r = h.client()
+    assert r.execute_command("TABLE.CREATE", "t", "REPLICAS", 3,
+                             "SPLITS", "w1", "w2") == b"OK"
+    preload(h, "w1-pre-", 800)
+    w = Writer(h.router.port).start()
+    h.wait_writes(w, 100)
+    src = range_of(h, "w1-000000")
+    nodes = sorted(set([1, 2, 3, 4]) - {src["replicas"][0]})
+    start_move(h, "w1-000000", nodes)
+    known = {"w1-pre-%05d" % i: "p%d" % i for i in range(800)}
+    return w, src, nodes, known
+
+
+def check_after(h, w, known):
+    r = h.client()
+    for k, v in known.items():
+        assert r.execute_command("KV.GET", "t", k).decode() == v, k
+    w.check(r)
+    # only the documented retries: writes refused while the source was
+    # fenced and no controller went on (TRYAGAIN), or an unknown outcome
+    errors = {k: v for k, v in w.errors.items()
+              if k not in ("TIMEOUT", "TRYAGAIN")}
+    assert not errors, w.errors
+
+
+@pytest.mark.parametrize("step", ["create", "fence", "switch", "copy"])
+def test_controller_killed_after_each_step_is_followed(step):
+    """The controller dies (abort) right after recording each step; a new
+    one finishes the move from the record, and every acknowledged write
+    and every preloaded key reads back."""
+    h = Heal(4, controllers=0)
+    h.ctls = [h.start_controller("c0", env={
+        "CAIRN_TEST_CRASH": "relocate-" + step})]
+    try:
+        w, src, nodes, known = move_with_writes(h)
+        wait(lambda: h.ctls[0].poll() is not None, 30,
+             "controller c0 dead after step " + step)
+        after = {"create": "fence", "fence": "switch", "switch": "copy",
+                 "copy": "drop"}[step]
+        assert h.relocations()[src["id"]]["step"] == after
+        h.ctls.append(h.start_controller("c1"))
+        wait(lambda: moved(h, src["id"], nodes), 60, "the move done", 0.1)
+        h.wait_writes(w, 100)
+        w.stop()
+        check_after(h, w, known)
+        with open(h.ctls[1].log) as f:  # the new one went on from there
+            assert "move to a new group: at step " + after in f.read()
+    finally:
+        h.close()
+
+
+def test_leaders_killed_during_a_move():
+    """kill -9 of the source's leader while the move starts and of the
+    destination's leader while it copies: the move still finishes, no
+    acknowledged write is lost, the killed nodes come back."""
+    h = Heal(4, controllers=0)
+    h.ctls = [h.start_controller("c0", env=PAUSE)]
+    try:
+        w, src, nodes, known = move_with_writes(h)
+        lead = h.leaders().get(src["id"])
+        victim = h.nodes.node(lead)
+        victim.kill()
+        victim.start()
+        wait(lambda: h.relocations().get(src["id"], {}).get("step")
+             in ("copy", None), 60, "the copy under way")
+        rl = h.relocations().get(src["id"])
+        if rl:
+            dl = h.leaders().get(rl["dest"])
+            if dl:
+                d = h.nodes.node(dl)
+                d.kill()
+                d.start()
+        wait(lambda: moved(h, src["id"], nodes), 90, "the move done", 0.1)
+        h.wait_writes(w, 100)
+        w.stop()
+        check_after(h, w, known)
+    finally:
+        h.close()
