@@ -200,6 +200,26 @@ static void render(const cJSON *j, const char *etcd_url)
                jstr(r, "kind"), jnum(r, "add"), jnum(r, "remove"), since,
                jstr(r, "by"));
     }
+    const cJSON *rels = cJSON_GetObjectItemCaseSensitive(j, "relocations");
+    if (cJSON_GetArraySize(rels))
+        printf("\nranges moving to new groups (TABLE.MOVE):\n");
+    cJSON_ArrayForEach(r, rels)
+    {
+        char since[16], to[64] = "";
+        ago(jnum(r, "since"), now, since, sizeof since);
+        const cJSON *x;
+        cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(r, "to"))
+        {
+            size_t l = strlen(to);
+            snprintf(to + l, sizeof to - l, "%s%.0f", l ? "," : "",
+                     x->valuedouble);
+        }
+        printf("  range %-6.0f %-16s -> range %.0f on nodes %s: %-6s "
+               "%.0f keys, %.0f bytes copied (%.0f bytes/s) (%s)\n",
+               jnum(r, "range"), jstr(r, "table"), jnum(r, "dest"), to,
+               jstr(r, "step"), jnum(r, "keys_copied"),
+               jnum(r, "bytes_copied"), jnum(r, "bytes_per_sec"), since);
+    }
 }
 
 static uint64_t wall_ms(void)

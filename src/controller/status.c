@@ -401,19 +401,47 @@ static cJSON *range_json(const status *s, const meta_table *t,
     cJSON_AddNumberToObject(o, "bytes", v.f ? (double)v.f->bytes : 0);
     cJSON_AddNumberToObject(o, "keys", v.f ? (double)v.f->keys : 0);
     cJSON_AddNumberToObject(o, "ops_per_sec", v.f ? v.f->ops_per_sec : 0);
-    if (mig && ops) {
-        cJSON *op = cJSON_CreateObject();
-        if (op) {
-            cJSON_AddStringToObject(op, "kind", "move");
-            cJSON_AddNumberToObject(op, "range", (double)r->id);
-            cJSON_AddNumberToObject(op, "from", (double)r->from);
-            cJSON_AddNumberToObject(op, "seconds", v.mig_seconds);
-            cJSON_AddNullToObject(op, "progress");
-            cJSON_AddNullToObject(op, "bytes_copied");
-            cJSON_AddItemToArray(ops, op);
-        }
-    }
+    (void)ops;
     return o;
+}
+
+/* A move to a new group (TABLE.MOVE), from its record: its step, where it
+ * goes, and the copy's progress against the source's size as last
+ * polled. */
+static cJSON *relocation_json(const status *s, const meta_relocation *rl)
+{
+    cJSON *op = cJSON_CreateObject();
+    if (op == NULL)
+        return NULL;
+    const range_fig *f = u64map_get(&s->ranges, rl->range_id);
+    double secs = s->collected_ms > (int64_t)rl->since
+                      ? (double)(s->collected_ms - (int64_t)rl->since) / 1e3
+                      : 0;
+    cJSON_AddStringToObject(op, "kind", "move");
+    cJSON_AddNumberToObject(op, "range", (double)rl->dest);
+    cJSON_AddNumberToObject(op, "from", (double)rl->range_id);
+    cJSON_AddStringToObject(op, "step", meta_reloc_step_name(rl->step));
+    cJSON *to = cJSON_AddArrayToObject(op, "to");
+    for (int i = 0; to && i < rl->n_nodes; i++)
+        cJSON_AddItemToArray(to, cJSON_CreateNumber((double)rl->nodes[i]));
+    cJSON_AddNumberToObject(op, "seconds", secs);
+    cJSON_AddNumberToObject(op, "keys_copied", (double)rl->copied_keys);
+    cJSON_AddNumberToObject(op, "bytes_copied", (double)rl->copied_bytes);
+    cJSON_AddNumberToObject(op, "bytes_per_sec",
+                            rl->copy_ms ? (double)rl->copied_bytes * 1e3 /
+                                              (double)rl->copy_ms
+                                        : 0);
+    if (rl->step >= META_RELOC_DROP)
+        cJSON_AddNumberToObject(op, "progress", 1);
+    else if (f && f->bytes > 0)
+        cJSON_AddNumberToObject(op, "progress",
+                                (double)rl->copied_bytes >= (double)f->bytes
+                                    ? 1
+                                    : (double)rl->copied_bytes /
+                                          (double)f->bytes);
+    else
+        cJSON_AddNullToObject(op, "progress");
+    return op;
 }
 
 static const char *node_state(const node_fig *n)
@@ -500,6 +528,10 @@ int status_json(status *s, bool active, buf *out)
         }
         cJSON_AddItemToArray(tables, to);
     }
+    for (size_t i = 0; ops && s->map && i < meta_map_relocation_count(s->map);
+         i++)
+        cJSON_AddItemToArray(
+            ops, relocation_json(s, meta_map_relocation_at(s->map, i)));
     if (sum) {
         cJSON_AddNumberToObject(sum, "nodes", (double)s->n_nodes);
         cJSON_AddNumberToObject(sum, "nodes_live", (double)n_live);

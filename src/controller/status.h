@@ -55,8 +55,13 @@
  *        }]
  *     }],
  *     "operations": [{                          in progress
- *        "kind": "move", "range": 7, "from": 5, "seconds": 12,
- *        "progress": null, "bytes_copied": null
+ *        "kind": "move", "range": 7, "from": 5,  a TABLE.MOVE: the new
+ *            range (0 before its id is taken) and the moving one
+ *        "step": "create" | "fence" | "switch" | "copy" | "drop",
+ *        "to": [4, 5, 6], "seconds": 12,        since it was asked for
+ *        "keys_copied": 100, "bytes_copied": 2048, "bytes_per_sec": 1e6,
+ *        "progress": 0.5                        bytes copied / the
+ *            source's bytes as polled (null if unknown; 1 from "drop")
  *     }],
  *     "actions": [{"unix_ms": ..., "text": "..."}]   the controller's
  *                                               recent log, oldest first

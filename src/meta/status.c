@@ -302,6 +302,38 @@ static void operation(st *s, cJSON *arr, const char *kind, uint64_t node,
     add_str(s, o, "detail", detail);
 }
 
+/* Moves of ranges to new groups (TABLE.MOVE), from their records. */
+static void relocations(st *s, cJSON *root, cJSON *sum)
+{
+    const meta_map *map = s->map;
+    cJSON *arr = add_arr(s, root, "relocations");
+    for (size_t i = 0; arr && i < meta_map_relocation_count(map); i++) {
+        const meta_relocation *rl = meta_map_relocation_at(map, i);
+        const meta_table *t = meta_map_table_by_id(map, rl->table_id);
+        cJSON *o = add_obj(s, arr);
+        if (!o)
+            return;
+        add_num(s, o, "range", (double)rl->range_id);
+        add_str(s, o, "table", t ? t->name : "");
+        add_num(s, o, "dest", (double)rl->dest);
+        add_str(s, o, "step", meta_reloc_step_name(rl->step));
+        cJSON *to = add_arr(s, o, "to");
+        for (int k = 0; to && k < rl->n_nodes; k++)
+            if (!cJSON_AddItemToArray(to, cJSON_CreateNumber(
+                                              (double)rl->nodes[k])))
+                s->ok = false;
+        add_num(s, o, "keys_copied", (double)rl->copied_keys);
+        add_num(s, o, "bytes_copied", (double)rl->copied_bytes);
+        add_num(s, o, "bytes_per_sec",
+                rl->copy_ms ? (double)rl->copied_bytes * 1e3 /
+                                  (double)rl->copy_ms
+                            : 0);
+        add_ms(s, o, "since", rl->since);
+        add_str(s, o, "by", rl->by);
+    }
+    add_num(s, sum, "relocations", (double)meta_map_relocation_count(map));
+}
+
 static void operations(st *s, cJSON *root, cJSON *sum)
 {
     const meta_map *map = s->map;
@@ -351,6 +383,7 @@ static void operations(st *s, cJSON *root, cJSON *sum)
         add_str(s, o, "by", m->by);
     }
     add_num(s, sum, "moves", (double)meta_map_move_count(map));
+    relocations(s, root, sum);
 }
 
 int meta_status_json(const meta_map *map, const meta_status_opts *opts,

@@ -28,6 +28,7 @@ typedef struct op {
     uint64_t range_id; /* drop, admin: the range of the request */
     uint64_t epoch;    /* reads: checked again when served */
     uint32_t copies, landed, skipped; /* COPY: outstanding, landed, not */
+    uint64_t copy_bytes;              /* COPY: keys and values offered */
     bool issuing;            /* COPY: records still being queued */
     int copy_err;            /* COPY: the first failure */
 } op;
@@ -321,6 +322,8 @@ static void handle_data(conn *c, const rpc_request *q)
  * other than "already held as new or newer" (CAIRN_ERR_CONDITION). */
 static void copy_finish(op *o)
 {
+    if (node_find_range(o->c->n, o->range_id) == o->r)
+        replica_note_copy(o->r, o->landed, o->copy_bytes);
     if (!o->c->closing) {
         char msg[64];
         snprintf(msg, sizeof msg, "copied %u of %u", o->landed,
@@ -365,10 +368,12 @@ static void handle_copy(conn *c, const rpc_request *q)
                                rec.key.p, rec.key.len, rec.value.p,
                                rec.value.len, ENTRY_COND_IFNEWER, &rec.seq,
                                copy_done, o);
-        if (rc == 0)
+        if (rc == 0) {
             o->copies++;
-        else
+            o->copy_bytes += rec.key.len + rec.value.len;
+        } else {
             o->copy_err = rc;
+        }
     }
     o->issuing = false;
     if (o->copies == 0)

@@ -230,7 +230,8 @@ int replica_metrics_aged(replica *r, buf *out, uint64_t size_age_ms)
         "\"entries\":%llu,\"reads\":%llu,\"read_rounds\":%llu,"
         "\"barriers\":%llu,"
         "\"snapshots\":%llu,\"snapshots_installed\":%llu,"
-        "\"catchups\":%llu,\"asleep\":%s,\"frozen\":%s",
+        "\"catchups\":%llu,\"copied\":%llu,\"copy_bytes\":%llu,"
+        "\"asleep\":%s,\"frozen\":%s",
         (unsigned long long)r->range_id,
         (unsigned long long)r->meta.table_id, engine_kind_name(r->meta.engine),
         (unsigned long long)r->meta.epoch, role_name(r->raft.state),
@@ -246,6 +247,7 @@ int replica_metrics_aged(replica *r, buf *out, uint64_t size_age_ms)
         (unsigned long long)r->n_readindex,
         (unsigned long long)r->n_barriers, (unsigned long long)r->n_snapshots,
         (unsigned long long)r->n_installed, (unsigned long long)r->n_catchups,
+        (unsigned long long)r->n_copied, (unsigned long long)r->copy_bytes,
         rio_asleep(r->io) ? "true" : "false",
         (r->meta.flags & RANGE_META_FROZEN) ? "true" : "false");
     if (rc == 0)

@@ -370,6 +370,12 @@ int replica_write(replica *r, int kind, const void *key, size_t key_len,
     return 0;
 }
 
+void replica_note_copy(replica *r, uint64_t records, uint64_t bytes)
+{
+    r->n_copied += records;
+    r->copy_bytes += bytes;
+}
+
 void replica_note_load(replica *r, const void *key, size_t len)
 {
     if (r->raft.state == RAFT_LEADER && len > 0)

@@ -92,6 +92,11 @@ int replica_write(replica *r, int kind, const void *key, size_t key_len,
                   const void *value, size_t value_len, int cond,
                   const seq *cond_seq, rep_write_cb cb, void *arg);
 
+/* A move's copy (COPY) reached this replica, its leader: `records`
+ * landed of `bytes` offered (keys and values). METRICS counts them
+ * ("copied", "copy_bytes"): the destination's side of a move's progress. */
+void replica_note_copy(replica *r, uint64_t records, uint64_t bytes);
+
 /* `status` 0: leadership is confirmed for this read; read the index store
  * (replica_engine) now, inside the callback. Else NOT_LEADER / SHUTDOWN. */
 typedef void (*rep_read_cb)(void *arg, int status);

@@ -115,6 +115,7 @@ struct replica {
     unsigned lag_pos;
     uint64_t n_writes, n_entries, n_reads, n_barriers, n_snapshots;
     uint64_t n_installed; /* snapshots installed from a leader */
+    uint64_t n_copied, copy_bytes; /* a move's COPY: landed, offered */
 
     /* catchup.c: a snapshot taken for a lagging follower */
     struct raft_barrier catchup_barrier;

@@ -46,6 +46,10 @@ typedef struct router_range {
     uint64_t leader_term;
     bool migrating;  /* a move is in progress (dual read) */
     uint64_t migrating_from; /* its source: router_cache_range finds it */
+    /* A TABLE.MOVE of the range under way (TABLE.INFO): its step + 1 (0:
+     * none; meta_reloc_step), the new range and the copy's progress */
+    int move_step;
+    uint64_t move_dest, move_keys, move_bytes, move_ms;
 } router_range;
 
 typedef struct router_table {

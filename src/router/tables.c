@@ -548,9 +548,30 @@ static void write_kv_int(buf *b, const char *k, int64_t v)
     resp_write_int(b, v);
 }
 
+/* A move's progress: nil when the range is not moving. */
+static void write_move(buf *b, const router_range *rg)
+{
+    resp_write_bulk_str(b, "move");
+    if (rg->move_step == 0) {
+        resp_write_nil(b);
+        return;
+    }
+    resp_write_array(b, 10);
+    resp_write_bulk_str(b, "step");
+    resp_write_bulk_str(b,
+                        meta_reloc_step_name((meta_reloc_step)(rg->move_step -
+                                                               1)));
+    write_kv_int(b, "to_range", (int64_t)rg->move_dest);
+    write_kv_int(b, "keys_copied", (int64_t)rg->move_keys);
+    write_kv_int(b, "bytes_copied", (int64_t)rg->move_bytes);
+    write_kv_int(b, "bytes_per_sec",
+                 rg->move_ms ? (int64_t)(rg->move_bytes * 1000 / rg->move_ms)
+                             : 0);
+}
+
 static void write_range(struct router *r, buf *b, const router_range *rg)
 {
-    resp_write_array(b, 14);
+    resp_write_array(b, 16);
     write_kv_int(b, "id", (int64_t)rg->id);
     resp_write_bulk_str(b, "start");
     resp_write_bulk(b, rg->start, rg->start_len);
@@ -564,6 +585,7 @@ static void write_range(struct router *r, buf *b, const router_range *rg)
     write_kv_int(b, "leader", (int64_t)rg->leader);
     resp_write_bulk_str(b, "state");
     resp_write_bulk_str(b, rg->migrating ? "migrating" : "normal");
+    write_move(b, rg);
 }
 
 static void reply_info(struct router *r, struct rreq *q)

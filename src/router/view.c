@@ -25,6 +25,23 @@ static router_table_state table_state(meta_table_state s)
     }
 }
 
+/* The move of `m` under way, if any: recorded under the source's id, so
+ * the destination (after the switch) finds it by its `from`. */
+static void note_move(const meta_map *map, const meta_range *m,
+                      router_range *rg)
+{
+    const meta_relocation *rl = meta_map_relocation(map, m->id);
+    if (rl == NULL && m->state == META_RANGE_MIGRATING)
+        rl = meta_map_relocation(map, m->from);
+    if (rl == NULL)
+        return;
+    rg->move_step = (int)rl->step + 1;
+    rg->move_dest = rl->dest;
+    rg->move_keys = rl->copied_keys;
+    rg->move_bytes = rl->copied_bytes;
+    rg->move_ms = rl->copy_ms;
+}
+
 /* The source of migrating range `m` (`rg`: as added), read by id only. */
 static int add_source(router_cache *c, const meta_map *map,
                       const meta_range *m, const router_range *rg)
@@ -65,6 +82,7 @@ static int add_ranges(router_cache *c, const meta_map *map, uint64_t tid)
             rg.replicas[j] = m->replicas[j];
         rg.migrating = m->state == META_RANGE_MIGRATING;
         rg.migrating_from = m->from;
+        note_move(map, m, &rg);
         const meta_leader *l = meta_map_leader(map, m->id);
         if (l != NULL) {
             rg.leader = l->node_id;

@@ -152,6 +152,7 @@ def test_copy_lands_only_newer_records_from_a_fenced_source():
             landed = int(c.copy(D, 1, recs).split()[1])
             # not over the 8 newer puts nor the newer delete of k03
             assert landed == 50 - 8 - 1
+            assert dst.metrics(D)["copied"] == landed
             assert c.copy(D, 1, recs) == "copied 0 of 50"
             got = {k: v for k, v, _ in c.scan_all(D, 1)}
         want = {}
@@ -338,6 +339,19 @@ def test_move_under_writes_reads_and_scans():
         st = threading.Thread(target=scanner, daemon=True)
         st.start()
         start_move(h, "w1-000000", nodes)
+
+        def info_steps():
+            """TABLE.INFO shows the move's step on the range."""
+            info = r.execute_command("TABLE.INFO", "t")
+            d = dict(zip(info[0::2], info[1::2]))
+            for rg in d[b"ranges"]:
+                m = dict(zip(rg[0::2], rg[1::2]))
+                if m[b"move"]:
+                    mv = dict(zip(m[b"move"][0::2], m[b"move"][1::2]))
+                    steps.add(mv[b"step"].decode())
+            return "copy" in steps
+        steps = set()
+        wait(info_steps, 30, "TABLE.INFO showing the copy", 0.02)
         wait(lambda: moved(h, src["id"], nodes), 60, "the move done", 0.1)
         h.wait_writes(w, 200)
         rd.stop()

@@ -151,6 +151,12 @@ static meta_map *cluster_map(void)
               "{\"range\":11,\"table\":1,\"kind\":\"replace\",\"add\":4,"
               "\"remove\":3,\"since\":1200,\"by\":\"c0\"}", 16);
     put_event(m, "/c/balance", "{\"since\":1300,\"total\":6,\"done\":2}", 17);
+    put_event(m, "/c/relocations/000000000000000a",
+              "{\"range\":10,\"table\":1,\"dest\":30,\"nodes\":[1,2,4],"
+              "\"src_nodes\":[1,2,3],\"step\":\"copy\",\"fence_epoch\":3,"
+              "\"fence_seq\":\"00\",\"dest_epoch\":2,\"copied_keys\":50,"
+              "\"copied_bytes\":5000,\"since\":1400,\"copy_ms\":500,"
+              "\"by\":\"c0\"}", 17);
     put_event(m, "/c/leaders/000000000000000a", "{\"node\":1,\"term\":3}", 18);
     put_event(m, "/c/leaders/000000000000000b", "{\"node\":4,\"term\":3}", 19);
     return m;
@@ -168,6 +174,9 @@ static void test_map_holds_the_records(void **state)
     assert_null(meta_map_drain(m, 1));
     assert_int_equal(meta_map_move_count(m), 1);
     assert_int_equal(meta_map_move(m, 11)->add, 4);
+    assert_int_equal(meta_map_relocation_count(m), 1);
+    assert_int_equal(meta_map_relocation(m, 10)->dest, 30);
+    assert_int_equal(meta_map_relocation(m, 10)->step, META_RELOC_COPY);
     assert_int_equal(meta_map_balance(m)->total, 6);
     assert_string_equal(meta_map_node(m, 1)->zone, "a");
     assert_string_equal(meta_map_node(m, 3)->zone, "");
@@ -307,6 +316,13 @@ static void test_status_document(void **state)
     assert_int_equal(num(mv, "range"), 11);
     assert_string_equal(item(mv, "table")->valuestring, "t");
     assert_string_equal(item(mv, "kind")->valuestring, "replace");
+    const cJSON *rl = item(j, "relocations")->child;
+    assert_non_null(rl);
+    assert_int_equal(num(rl, "range"), 10);
+    assert_int_equal(num(rl, "dest"), 30);
+    assert_string_equal(item(rl, "step")->valuestring, "copy");
+    assert_int_equal(num(rl, "bytes_per_sec"), 10000);
+    assert_int_equal(cJSON_GetArraySize(item(rl, "to")), 3);
     cJSON_Delete(j);
     buf_free(&out);
     meta_map_release(m);

@@ -184,6 +184,27 @@ static void test_table_create(void **state)
     assert_true(router_table_name_ok((const uint8_t *)"A-z_0.9", 7));
 }
 
+static void test_table_move(void **state)
+{
+    (void)state;
+    router_cmd c;
+    router_cmd_error e;
+    assert_int_equal(parse(&c, &e, W("TABLE.MOVE", "t", "k", "4,5,16")), 0);
+    assert_int_equal(c.kind, RCMD_TABLE_MOVE);
+    assert_memory_equal(c.table.p, "t", 1);
+    assert_memory_equal(c.key.p, "k", 1);
+    assert_int_equal(c.nnodes, 3);
+    assert_int_equal(c.nodes[2], 16);
+    assert_int_equal(parse(&c, &e, W("table.move", "t", "k", "7")), 0);
+    assert_int_equal(c.nnodes, 1);
+    const char *bad[] = {"", ",", "4,", ",4", "4,,5", "4;5", "0", "4,x",
+                         "4,4", "1,2,3,4,5,6,7,8", "99999999999999999999"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        expect_error(W("table.move", "t", "k", bad[i]), "INVALID", NULL);
+    expect_error(W("table.move", "t", "", "4"), "KEYEMPTY", NULL);
+    expect_error(W("table.move", "t", "k"), "ERR", NULL);
+}
+
 static void test_kv_options(void **state)
 {
     (void)state;
@@ -328,6 +349,7 @@ int main(void)
         cmocka_unit_test(test_admin_commands),
         cmocka_unit_test(test_key_and_value_limits),
         cmocka_unit_test(test_table_create),
+        cmocka_unit_test(test_table_move),
         cmocka_unit_test(test_kv_options),
         cmocka_unit_test(test_kv_scan),
         cmocka_unit_test(test_cursor_codec),
