@@ -32,6 +32,11 @@ Fault kinds (each is injected, held, then healed; one at a time):
     split             TABLE.SPLIT of a range, under the clients' writes, at
                       a key their rotating slots reach during the run (so
                       writes go to both halves); nothing to heal
+    move              TABLE.MOVE of a range to a new replica group (as many
+                      nodes as its replicas, starting at a drawn node),
+                      under the clients' reads and writes; the controller
+                      carries it out while later faults strike; nothing to
+                      heal
 
 Every fault is logged as a JSON line (kind, inject and heal times on the
 clients' clock, resolved targets, ranges the target led) for the failover
@@ -47,7 +52,7 @@ import redis
 ALL_KINDS = ["kill-leader", "kill-node", "pause-leader", "pause-node",
              "kill-all", "kill-router", "kill-controller", "kill-etcd",
              "partition-one", "partition-split", "clock-jump", "disk-full",
-             "split"]
+             "split", "move"]
 # Kinds after which a range's leader changes: their failover is measured.
 FAILOVER_KINDS = {"kill-leader", "pause-leader", "partition-one",
                   "partition-split", "kill-all"}
@@ -132,8 +137,9 @@ class Nemesis:
     probe_keys: range id -> a key of that range for the failover prober."""
 
     def __init__(self, cluster, range_ids, now, log, table=None,
-                 probe_keys=None, prefixes=None):
+                 probe_keys=None, prefixes=None, replicas=3):
         self.c = cluster
+        self.replicas = replicas  # the table's: a move names as many nodes
         self.range_ids = range_ids
         self.prefixes = prefixes  # the key prefix of each of range_ids
         self.now = now
@@ -278,6 +284,21 @@ class Nemesis:
                     self.range_ids[f["range"]], key)
             except redis.RedisError as e:  # a documented refusal: go on
                 rec["target"] = "split at %s refused: %s" % (key, e)
+            finally:
+                r.close()
+            return lambda: None
+        if kind == "move":
+            key = "%s-%06d" % (self.prefixes[f["range"]], 0)
+            n = len(c.nodes)
+            k = self.replicas
+            ids = sorted((f["node"] - 1 + i) % n + 1 for i in range(k))
+            r = redis.Redis(port=c.routers[0].port, socket_timeout=30)
+            try:
+                r.execute_command("TABLE.MOVE", self.table, key,
+                                  ",".join(map(str, ids)))
+                rec["target"] = "range of %s to nodes %s" % (key, ids)
+            except redis.RedisError as e:  # a documented refusal: go on
+                rec["target"] = "move of %s refused: %s" % (key, e)
             finally:
                 r.close()
             return lambda: None
