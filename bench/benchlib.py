@@ -53,13 +53,14 @@ def du(path):
 class Setup:
     """etcd, 3 nodes, a controller and a router."""
 
-    def __init__(self, root, ctl_args=()):
+    def __init__(self, root, ctl_args=(), node_args=()):
         self.root = root
         self.procs = Procs()
         self.etcd = Etcd(root, self.procs).start()
         self.nodes = nodeharness.Cluster(3, node_args=["--etcd",
                                                        self.etcd.url])
-        self.nodes.node_args = ["--etcd", self.etcd.url]  # default timings
+        # default timings
+        self.nodes.node_args = ["--etcd", self.etcd.url] + list(node_args)
         self.nodes.start()
         wait_for(lambda: len(self.etcd.get_prefix(b"/cairn/live/")) >= 3,
                  30, "3 live nodes")
@@ -97,7 +98,7 @@ class Setup:
 
 
 def bench_argv(binary, port, table, phase, args, duration=None,
-               workload="W", extra=()):
+               workload="W", extra=(), value_size=100):
     """The command line of one `cairn bench` phase on `table` (None: plain
     GET/SET, as to Redis): args.records, args.clients, 100-byte values,
     uniform keys, JSON out, and `extra` arguments."""
@@ -107,7 +108,8 @@ def bench_argv(binary, port, table, phase, args, duration=None,
     argv += ["--phase", phase, "--workload", workload,
              "--distribution", "uniform",
              "--records", str(args.records), "--clients", str(args.clients),
-             "--value-size", "100", "--json", "--no-progress"] + list(extra)
+             "--value-size", str(value_size), "--json",
+             "--no-progress"] + list(extra)
     if duration:
         argv += ["--duration", str(duration)]
     return argv
@@ -122,11 +124,11 @@ def bench_result(stdout, stderr):
 
 
 def bench(binary, port, table, phase, args, duration=None, workload="W",
-          extra=()):
+          extra=(), value_size=100):
     """One `cairn bench` phase (bench_argv); its JSON, with "p99_ms"
     added."""
     argv = bench_argv(binary, port, table, phase, args, duration, workload,
-                      extra)
+                      extra, value_size)
     out = subprocess.run(argv, capture_output=True, text=True,
                          timeout=(duration or 0) + 600)
     res = bench_result(out.stdout, out.stderr)

@@ -9,6 +9,7 @@
 #include "../common/err.h"
 #include "../common/grow.h"
 #include "../common/limits.h"
+#include "../common/u64map.h"
 
 #define SNAP_MAGIC "CSN1"
 
@@ -268,6 +269,11 @@ struct entry_applier {
     buf keys;
     pending *v;
     size_t n, cap;
+    /* hash of a pending key -> 1 + the index in `v` of its latest op: a
+     * batch of conditional ops (a move's copy: thousands of IFNEWER in one
+     * entry) looks each key up here rather than scanning every op before
+     * it, which made such a batch quadratic */
+    u64map last;
     buf scratch;
     const range_meta *bounds; /* NULL: any key */
 };
@@ -311,6 +317,7 @@ int entry_batcher_flush(entry_batcher *b)
         entry_applier *a = b->dirty[i];
         buf_reset(&a->keys);
         a->n = 0;
+        u64map_free(&a->last);
         a->entries = 0;
         a->written = a->index;
         a->dirty = false;
@@ -368,6 +375,7 @@ void entry_applier_free(entry_applier *a)
         entry_batcher_free(a->b);
     buf_free(&a->keys);
     buf_free(&a->scratch);
+    u64map_free(&a->last);
     free(a->v);
     free(a);
 }
@@ -379,18 +387,46 @@ void entry_applier_set_bounds(entry_applier *a, const range_meta *bounds)
     a->bounds = bounds;
 }
 
+/* FNV-1a of a key, never 0 (u64map's empty slot). */
+static uint64_t key_hash(const uint8_t *k, size_t n)
+{
+    uint64_t h = 14695981039346656037ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ k[i]) * 1099511628211ull;
+    return h ? h : 1;
+}
+
+static bool pending_is(const entry_applier *a, size_t i, const entry_op *op)
+{
+    return a->v[i].len == op->key_len &&
+           memcmp(a->keys.data + a->v[i].off, op->key, op->key_len) == 0;
+}
+
+/* The latest pending op on the key: its index + 1, or 0. */
+static size_t pending_find(const entry_applier *a, const entry_op *op)
+{
+    uintptr_t at = (uintptr_t)u64map_get(&a->last,
+                                         key_hash(op->key, op->key_len));
+    if (at && pending_is(a, at - 1, op))
+        return at;
+    if (at == 0)
+        return 0; /* no pending op has this hash: none has this key */
+    for (size_t i = a->n; i-- > 0;) /* a collision: look at them all */
+        if (pending_is(a, i, op))
+            return i + 1;
+    return 0;
+}
+
 /* What the key holds as of the pending ops (newest first), else as of the
  * store. 1 found, 0 absent, or an error. */
 static int current_seq(entry_applier *a, const entry_op *op, seq *s,
                        bool *tombstone)
 {
-    for (size_t i = a->n; i-- > 0;) {
-        if (a->v[i].len == op->key_len &&
-            memcmp(a->keys.data + a->v[i].off, op->key, op->key_len) == 0) {
-            *s = a->v[i].seq;
-            *tombstone = a->v[i].tombstone;
-            return 1;
-        }
+    size_t at = pending_find(a, op);
+    if (at) {
+        *s = a->v[at - 1].seq;
+        *tombstone = a->v[at - 1].tombstone;
+        return 1;
     }
     const uint8_t *v; /* only the sequencer is wanted: no move */
     size_t n;
@@ -440,6 +476,9 @@ static int add_op(entry_applier *a, const entry_op *op)
     pd->seq = op->seq;
     pd->tombstone = op->kind == ENTRY_OP_DEL;
     rc = buf_append(&a->keys, op->key, op->key_len);
+    if (rc == 0)
+        rc = u64map_put(&a->last, key_hash(op->key, op->key_len),
+                        (void *)(uintptr_t)(a->n + 1));
     if (rc == 0)
         a->n++;
     return rc;

@@ -7,7 +7,8 @@
  *  - STALE_EPOCH, RANGE_NOT_FOUND, KEY_OUT_OF_RANGE, TRYAGAIN, no range in
  *    the cache, no address, a connection that failed before the request
  *    was sent: re-read the metadata and retry after a backoff that doubles
- *    from ROUTER_BACKOFF_MIN_MS up to ROUTER_BACKOFF_MAX_MS;
+ *    from ROUTER_BACKOFF_MIN_MS up to ROUTER_BACKOFF_MAX_MS - or as soon as
+ *    a newer view arrives, whichever comes first;
  *  - the deadline passes: -TRYAGAIN naming the last reason, except that a
  *    write already handed to the socket is -TIMEOUT (outcome unknown) - it
  *    is never re-sent, since it may have been applied. A write still queued
@@ -203,8 +204,10 @@ static void retry_later(struct rop *op, int err, const char *msg,
     struct router *r = op->r;
     op->last_err = err;
     snprintf(op->last_msg, sizeof op->last_msg, "%s", msg);
-    if (refresh)
+    if (refresh) {
         router_view_refresh(r);
+        op->view_rev = router_cache_revision(r->cache);
+    }
     uint64_t wait = ROUTER_BACKOFF_MIN_MS;
     for (int i = 0; i < op->attempts && wait < ROUTER_BACKOFF_MAX_MS; i++)
         wait *= 2;
@@ -596,8 +599,15 @@ void router_op_tick(struct router *r)
             op_unlink(op);
             free(op->rend);
             free(op);
-        } else if (op->retry_at != 0 && op->retry_at <= now) {
+        } else if (op->retry_at != 0 &&
+                   (op->retry_at <= now ||
+                    (op->view_rev != 0 &&
+                     router_cache_revision(r->cache) > op->view_rev))) {
+            /* due, or the view it waited for arrived (a split, a move's
+             * switch): a backoff grown during the change would otherwise
+             * hold it up to ROUTER_BACKOFF_MAX_MS after */
             op->retry_at = 0;
+            op->view_rev = 0;
             op_attempt(op);
         } else if (now < op->deadline && abandon_stale(op, now)) {
             /* routed again, or finished */

@@ -127,6 +127,9 @@ struct rop {
     uint64_t sent_ms;          /* loop ms of the attempt */
     int attempts;
     uint64_t retry_at;         /* loop ms; 0 = not waiting */
+    int64_t view_rev;          /* waiting for a view newer than this (a
+                                  routing refusal): retried as soon as one
+                                  arrives; 0 = not */
     uint64_t deadline;         /* loop ms */
     int last_err;              /* why the last attempt failed */
     char last_msg[96];

@@ -218,6 +218,51 @@ static void test_ifnewer_lands_only_over_older_records(void **state)
     buf_free(&e);
 }
 
+/* A batch of thousands of conditional ops (a move's copy) over keys
+ * repeated within it: each condition sees the latest pending op of its
+ * key (looked up by hash, not by scanning the batch). */
+static void test_big_conditional_batch_sees_pending_ops(void **state)
+{
+    fix *f = *state;
+    enum { KEYS = 1500 };
+    static char names[KEYS][16];
+    entry_applier *a = entry_applier_new(f->e, 1, 0);
+    entry_result *res = calloc(KEYS, sizeof *res);
+    entry_op *ops = calloc(KEYS, sizeof *ops);
+    buf e = BUF_INIT;
+    /* round r writes every key with seq r*KEYS + i, as IFNEWER: rounds 0
+     * and 2 land, round 1 (older sequencers than round 0's) does not */
+    const uint64_t base[3] = {2 * KEYS, KEYS, 4 * KEYS};
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < KEYS; i++) {
+            snprintf(names[i], sizeof names[i], "key%05d", i);
+            ops[i] = put_op(names[i], round == 1 ? "old" : "new",
+                            seq_make(base[round] + (uint64_t)i, 0, 1));
+            ops[i].cond = ENTRY_COND_IFNEWER;
+        }
+        encode(&e, ops, KEYS);
+        assert_int_equal(entry_applier_add(a, (uint64_t)round + 1, e.data,
+                                           e.len, res, NULL), 0);
+        for (int i = 0; i < KEYS; i++)
+            assert_int_equal(res[i].status,
+                             round == 1 ? CAIRN_ERR_CONDITION : 0);
+    }
+    /* IFSEQ on round 2's sequencer, still pending: lands */
+    ops[0] = put_op(names[7], "cas", seq_make(9 * KEYS, 0, 1));
+    ops[0].cond = ENTRY_COND_IFSEQ;
+    ops[0].cond_seq = seq_make(base[2] + 7, 0, 1);
+    encode(&e, ops, 1);
+    assert_int_equal(entry_applier_add(a, 4, e.data, e.len, res, NULL), 0);
+    assert_int_equal(res[0].status, 0);
+    assert_int_equal(entry_applier_flush(a), 0);
+    assert_value(f, "key00007", "cas");
+    assert_value(f, "key01499", "new");
+    entry_applier_free(a);
+    free(res);
+    free(ops);
+    buf_free(&e);
+}
+
 /* Ops whose key left the range (a split applied after they were proposed)
  * are refused as they apply, the others of the same entry applied; the
  * entry still moves the applied index. */
@@ -580,6 +625,8 @@ int main(void)
             test_epoch_entry_sets_meta_with_applied, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_ifnewer_lands_only_over_older_records, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_big_conditional_batch_sees_pending_ops, setup, teardown),
         cmocka_unit_test(test_meta_round_trip),
         cmocka_unit_test_setup_teardown(
             test_applier_refuses_keys_outside_its_bounds, setup, teardown),
