@@ -56,6 +56,7 @@
 typedef struct rjob {
     meta_relocation rl; /* as last read or written */
     meta_engine engine;
+    bool table_gone;    /* dropped (or dropping) meanwhile */
     ctl_target src, dst;
 } rjob;
 
@@ -423,6 +424,16 @@ static int relocate_run(ctl *c, void *arg)
         return 0; /* done meanwhile */
     if (rc != 0)
         return rc;
+    if (j->table_gone) {
+        /* nothing to move any more: the drop deletes what etcd names, the
+         * orphan collector the rest (a table gone from etcd) */
+        ctl_log(c, "range %" PRIu64 ": move given up: its table is "
+                "dropped", j->rl.range_id);
+        return ctl_active(c) ? meta_relocation_delete(ctl_meta(c),
+                                                      j->rl.range_id,
+                                                      j->rl.mod_revision)
+                             : CAIRN_ERR_SHUTDOWN;
+    }
     ctl_log(c, "range %" PRIu64 ": move to a new group: at step %s",
             j->rl.range_id, meta_reloc_step_name(j->rl.step));
     while (rc == 0) {
@@ -472,6 +483,7 @@ static void relocate_pass(ctl *c, void *state, const meta_map *map)
         j->rl = *rl;
         const meta_table *t = meta_map_table_by_id(map, rl->table_id);
         j->engine = t ? t->engine : META_ENGINE_BTREE;
+        j->table_gone = t == NULL || t->state == META_TABLE_DROPPING;
         ctl_target_init(&j->src, map, rl->range_id,
                         meta_map_range(map, rl->range_id));
         ctl_target_init(&j->dst, map, rl->dest,

@@ -545,3 +545,36 @@ def test_leaders_killed_during_a_move():
         check_after(h, w, known)
     finally:
         h.close()
+
+
+def test_table_dropped_during_a_move():
+    """TABLE.DROP while a move is under way (each step held 1 s): the move
+    is given up, its record goes, and no node keeps a replica of the
+    table - neither the source's nor the new group's."""
+    h = Heal(4, controllers=0)
+    h.ctls = [h.start_controller(
+        "c0", env={"CAIRN_TEST_RELOCATE_PAUSE_MS": "1000"})]
+    try:
+        r = h.client()
+        assert r.execute_command("TABLE.CREATE", "t", "REPLICAS", 3,
+                                 "SPLITS", "w1", "w2") == b"OK"
+        preload(h, "w1-pre-", 200)
+        tid = json.loads(next(iter(
+            h.etcd.get_prefix(b"/cairn/tables/t").values())))["id"]
+        src = range_of(h, "w1-pre-00000")
+        start_move(h, "w1-pre-00000", [2, 3, 4])
+        wait(lambda: h.relocations().get(src["id"], {}).get("step")
+             in ("fence", "switch", "copy"), 30, "the move under way")
+        assert r.execute_command("TABLE.DROP", "t") == b"OK"
+
+        def gone():
+            if h.relocations():
+                return False
+            for n in h.nodes.nodes:
+                if any(x["table"] == tid for x in n.metrics(0)["ranges"]):
+                    return False
+            return True
+        wait(gone, 60, "the move given up and every replica dropped", 0.2)
+        assert "move given up: its table is dropped" in h.controller_log()
+    finally:
+        h.close()
