@@ -325,35 +325,70 @@ static int write_page(ctl *c, rjob *j, const buf *items, uint32_t count)
     return ctl_on_leader(c, &j->dst, &q, COPY_TIMEOUT_MS, text, sizeof text);
 }
 
+/* One page read from the source, on a thread of its own while the page
+ * before it is written into the destination: the copy goes at the pace of
+ * the slower of the two, not of their sum. */
+typedef struct page {
+    ctl *c;
+    rjob *j;
+    buf *start; /* where it begins; moved on past it */
+    buf items;
+    uint32_t n;
+    uint64_t bytes;
+    bool more;
+    int rc;
+} page;
+
+static void *read_page_thread(void *arg)
+{
+    page *pg = arg;
+    pg->rc = read_page(pg->c, pg->j, pg->start, &pg->items, &pg->n,
+                       &pg->bytes, &pg->more);
+    return NULL;
+}
+
 static int copy_all(ctl *c, rjob *j)
 {
-    buf start = BUF_INIT, items = BUF_INIT;
+    buf start = BUF_INIT;
+    page pages[2] = {{.c = c, .j = j, .start = &start, .items = BUF_INIT},
+                     {.c = c, .j = j, .start = &start, .items = BUF_INIT}};
     uint64_t t0 = ctl_now_ms(), saved = t0;
-    bool more = true;
-    int rc = 0;
+    int rc, cur = 0;
     j->rl.copied_keys = j->rl.copied_bytes = 0; /* a resumed copy restarts */
-    while (rc == 0 && more) {
-        uint32_t n;
-        uint64_t bytes;
-        rc = read_page(c, j, &start, &items, &n, &bytes, &more);
-        if (rc == 0 && n > 0)
-            rc = write_page(c, j, &items, n);
+    read_page_thread(&pages[0]);
+    rc = pages[0].rc;
+    while (rc == 0) {
+        page *pg = &pages[cur], *next = &pages[cur ^ 1];
+        pthread_t t;
+        bool reading = pg->more &&
+                       pthread_create(&t, NULL, read_page_thread, next) == 0;
+        if (pg->more && !reading)
+            read_page_thread(next); /* no thread: one after the other */
+        if (pg->n > 0)
+            rc = write_page(c, j, &pg->items, pg->n);
+        if (reading)
+            pthread_join(t, NULL);
         if (rc == 0 && !ctl_active(c))
             rc = CAIRN_ERR_SHUTDOWN;
         if (rc != 0)
             break;
-        j->rl.copied_keys += n;
-        j->rl.copied_bytes += bytes;
+        j->rl.copied_keys += pg->n;
+        j->rl.copied_bytes += pg->bytes;
         test_pause();
         if (ctl_now_ms() - saved >= PROGRESS_MS) {
             saved = ctl_now_ms();
             j->rl.copy_ms = saved - t0;
             rc = save(c, j);
         }
+        if (rc != 0 || !pg->more)
+            break;
+        rc = next->rc;
+        cur ^= 1;
     }
     j->rl.copy_ms = ctl_now_ms() - t0;
     buf_free(&start);
-    buf_free(&items);
+    buf_free(&pages[0].items);
+    buf_free(&pages[1].items);
     return rc;
 }
 

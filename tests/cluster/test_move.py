@@ -319,7 +319,8 @@ def test_move_under_writes_reads_and_scans():
         r = h.client()
         assert r.execute_command("TABLE.CREATE", "t", "REPLICAS", 3,
                                  "SPLITS", "w1", "w2") == b"OK"
-        preload(h, "w1-pre-", 3000)
+        # two pages of the copy (10,000 records each)
+        preload(h, "w1-pre-", 12000)
         w = Writer(h.router.port).start()
         h.wait_writes(w, 300)
         src = range_of(h, "w1-000000")
@@ -327,7 +328,7 @@ def test_move_under_writes_reads_and_scans():
         with w.lock:
             known = {k: v for k, v in w.acked.items()
                      if k.startswith("w1-")}
-        known.update(("w1-pre-%05d" % i, "p%d" % i) for i in range(3000))
+        known.update(("w1-pre-%05d" % i, "p%d" % i) for i in range(12000))
         rd = Readers(h.router.port, known)
         scans = []
 
