@@ -5,8 +5,11 @@
  *     node.c           start and stop: directories, listener, signals, loop
  *     node_registry.c  the replica registry: range id -> replica, index
  *                      stores, create, reopen on start, drop
- *     node_dispatch.c  RPC requests: data (put/del/get/scan) and admin
- *                      (create, membership, metrics, drop) -> replies
+ *     node_dispatch.c  RPC requests to their handlers; replies and ops
+ *                      (node_op.h, shared by the handlers)
+ *     node_data.c      data requests: put/del/get/scan, a move's records
+ *     node_admin.c     admin requests: create, membership, epochs, fences,
+ *                      splits, metrics, drop
  *     node_conn.c      client connections: accept, handshake, framing,
  *                      buffered replies; link connections from peer nodes
  *                      go to replication (net.h)
@@ -14,7 +17,8 @@
  *     node_http.c      the /metrics page (--http)
  *
  * Layering is one way: node.c -> node_conn.c -> node_dispatch.c ->
- * node_registry.c -> replication/. Replies flow back through callbacks.
+ * node_data.c, node_admin.c -> node_registry.c -> replication/. Replies
+ * flow back through callbacks.
  */
 #ifndef CAIRN_NODE_INT_H
 #define CAIRN_NODE_INT_H
