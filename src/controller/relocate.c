@@ -108,7 +108,7 @@ static void crash_point(ctl *c, meta_reloc_step s)
     }
 }
 
-/* ---- CREATE --------------------------------------------------------------- */
+/* ---- CREATE ------------------------------------------------------------- */
 
 static int create_dest(ctl *c, rjob *j, const meta_range *src)
 {
@@ -171,7 +171,7 @@ static int step_create(ctl *c, rjob *j)
     return save(c, j);
 }
 
-/* ---- FENCE ---------------------------------------------------------------- */
+/* ---- FENCE -------------------------------------------------------------- */
 
 static int step_fence(ctl *c, rjob *j)
 {
@@ -217,7 +217,7 @@ static int step_fence(ctl *c, rjob *j)
     return save(c, j);
 }
 
-/* ---- SWITCH --------------------------------------------------------------- */
+/* ---- SWITCH ------------------------------------------------------------- */
 
 static int step_switch(ctl *c, rjob *j)
 {
@@ -258,7 +258,7 @@ static int step_switch(ctl *c, rjob *j)
     return save(c, j);
 }
 
-/* ---- COPY ----------------------------------------------------------------- */
+/* ---- COPY --------------------------------------------------------------- */
 
 /* One page of the source from `start`: the records into `items` (COPY's
  * encoding), their count and bytes, and where the next page starts
@@ -417,7 +417,7 @@ static int step_copy(ctl *c, rjob *j)
     return save(c, j);
 }
 
-/* ---- DROP ----------------------------------------------------------------- */
+/* ---- DROP --------------------------------------------------------------- */
 
 static int step_drop(ctl *c, rjob *j)
 {
@@ -502,7 +502,7 @@ static int relocate_run(ctl *c, void *arg)
     return rc;
 }
 
-/* ---- the reconciler --------------------------------------------------------
+/* ---- the reconciler ------------------------------------------------------
  * Every move recorded in etcd has a task, unless one runs. */
 
 static void relocate_pass(ctl *c, void *state, const meta_map *map)

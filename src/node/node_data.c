@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "../common/err.h"
+#include "../common/key.h"
 #include "../common/limits.h"
 
 #define SCAN_LIMIT_DEFAULT 1000
@@ -65,25 +66,16 @@ static void serve_get(op *o)
     buf_free(&rec);
 }
 
-static int cmp_bytes(const void *a, size_t an, const void *b, size_t bn)
-{
-    size_t n = an < bn ? an : bn;
-    int c = n ? memcmp(a, b, n) : 0;
-    if (c != 0)
-        return c;
-    return an < bn ? -1 : an > bn;
-}
-
 /* Clamp the requested [start, end) to the range's bounds. */
 static void scan_bounds(const range_meta *m, op *o, buf *start, buf *end)
 {
     const buf *rs = &m->start, *re = &m->end;
-    if (cmp_bytes(o->key.data, o->key.len, rs->data, rs->len) < 0)
+    if (key_cmp(o->key.data, o->key.len, rs->data, rs->len) < 0)
         buf_append(start, rs->data, rs->len);
     else
         buf_append(start, o->key.data, o->key.len);
     if (o->end.len == 0 ||
-        (re->len && cmp_bytes(o->end.data, o->end.len, re->data, re->len) > 0))
+        (re->len && key_cmp(o->end.data, o->end.len, re->data, re->len) > 0))
         buf_append(end, re->data, re->len);
     else
         buf_append(end, o->end.data, o->end.len);

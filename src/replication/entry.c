@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../common/err.h"
+#include "../common/key.h"
 #include "../common/grow.h"
 #include "../common/limits.h"
 #include "../common/u64map.h"
@@ -640,22 +641,13 @@ void range_meta_free(range_meta *m)
     buf_free(&m->end);
 }
 
-static int cmp_bytes(const void *a, size_t an, const void *b, size_t bn)
-{
-    size_t n = an < bn ? an : bn;
-    int c = n ? memcmp(a, b, n) : 0;
-    if (c != 0)
-        return c;
-    return an < bn ? -1 : an > bn;
-}
-
 bool range_meta_contains(const range_meta *m, const void *key,
                          size_t key_len)
 {
-    if (cmp_bytes(key, key_len, m->start.data, m->start.len) < 0)
+    if (key_cmp(key, key_len, m->start.data, m->start.len) < 0)
         return false;
     return m->end.len == 0 ||
-           cmp_bytes(key, key_len, m->end.data, m->end.len) < 0;
+           key_cmp(key, key_len, m->end.data, m->end.len) < 0;
 }
 
 /* ---- snapshots -------------------------------------------------------- */

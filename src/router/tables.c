@@ -355,6 +355,22 @@ static void drop_work(uv_work_t *w)
 
 /* ---- TABLE.SPLIT ---- */
 
+/* The ready table the job names, in `map`, and its range holding the
+ * job's key (NULL: none, the map is between changes). 0, CAIRN_ERR_META
+ * (no map) or CAIRN_ERR_NO_TABLE. */
+static int job_range(const struct rtablejob *j, const meta_map *map,
+                     const meta_table **t, const meta_range **rg)
+{
+    *t = map ? meta_map_table(map, j->name) : NULL;
+    *rg = NULL;
+    if (map == NULL)
+        return CAIRN_ERR_META;
+    if (*t == NULL || (*t)->state != META_TABLE_READY)
+        return CAIRN_ERR_NO_TABLE;
+    *rg = meta_map_range_for(map, (*t)->id, j->key.data, j->key.len);
+    return 0;
+}
+
 /* TABLE.SPLIT table key: the range holding `key` splits there (meta_split:
  * a new id, the split by the range's Raft group, both halves in etcd). A
  * map older than the range (STALE_EPOCH) is read again once. */
@@ -368,21 +384,15 @@ static void split_work(uv_work_t *w)
         if (attempt > 0)
             meta_cache_refresh(j->r->mcache);
         meta_map *map = meta_cache_acquire(j->r->mcache);
-        const meta_table *t = map ? meta_map_table(map, j->name) : NULL;
-        const meta_range *rg =
-            t && t->state == META_TABLE_READY
-                ? meta_map_range_for(map, t->id, j->key.data, j->key.len)
-                : NULL;
-        if (map == NULL)
-            rc = CAIRN_ERR_META;
-        else if (t == NULL || t->state != META_TABLE_READY)
-            rc = CAIRN_ERR_NO_TABLE;
-        else if (rg == NULL)
+        const meta_table *t;
+        const meta_range *rg;
+        rc = job_range(j, map, &t, &rg);
+        if (rc == 0 && rg == NULL)
             rc = CAIRN_ERR_TRYAGAIN; /* the map is between changes */
-        else if (rg->start_len == j->key.len &&
+        else if (rc == 0 && rg->start_len == j->key.len &&
                  memcmp(rg->start, j->key.data, j->key.len) == 0)
             rc = CAIRN_ERR_EXISTS; /* a range already starts there */
-        else {
+        else if (rc == 0) {
             uint64_t id;
             rc = meta_split(j->r->meta, map, rg, j->key.data, j->key.len,
                             ADMIN_RPC_TIMEOUT_MS, &id, NULL, err,
@@ -433,16 +443,14 @@ static void move_work(uv_work_t *w)
     struct rtablejob *j = w->data;
     meta_cache_refresh(j->r->mcache);
     meta_map *map = meta_cache_acquire(j->r->mcache);
-    const meta_table *t = map ? meta_map_table(map, j->name) : NULL;
-    const meta_range *rg =
-        t && t->state == META_TABLE_READY
-            ? meta_map_range_for(map, t->id, j->key.data, j->key.len)
-            : NULL;
+    const meta_table *t;
+    const meta_range *rg;
+    int rc = job_range(j, map, &t, &rg);
     char why[300];
-    if (map == NULL)
-        fail(j, CAIRN_ERR_META, "cannot read the metadata");
-    else if (t == NULL || t->state != META_TABLE_READY)
-        fail(j, CAIRN_ERR_NO_TABLE, "no such table '%s'", j->name);
+    if (rc == CAIRN_ERR_META)
+        fail(j, rc, "cannot read the metadata");
+    else if (rc != 0)
+        fail(j, rc, "no such table '%s'", j->name);
     else if (rg == NULL)
         fail(j, CAIRN_ERR_TRYAGAIN, "the map is between changes");
     else if (bad_nodes(j, map, t, why, sizeof why))
@@ -457,7 +465,7 @@ static void move_work(uv_work_t *w)
                               .since = (uint64_t)time(NULL) * 1000};
         memcpy(rl.nodes, j->nodes, sizeof rl.nodes[0] * (size_t)j->nnodes);
         snprintf(rl.by, sizeof rl.by, "router");
-        int rc = meta_relocation_start(j->r->meta, &rl);
+        rc = meta_relocation_start(j->r->meta, &rl);
         if (rc == CAIRN_ERR_EXISTS)
             fail(j, CAIRN_ERR_BUSY, "range %llu is being moved already",
                  (unsigned long long)rg->id);
